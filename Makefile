@@ -1,0 +1,42 @@
+# vdm — developer commands. Everything installs into .venv (Python) and .venv/node (Claude Code).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLAUDE_CODE_VERSION := 2.1.330
+CLAUDE := $(VENV)/node/node_modules/.bin/claude
+
+.PHONY: install install-claude run test check bench completions clean
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(PY)
+
+install: $(PY)
+
+# The real Claude Code CLI, pinned, for the end-to-end tests (needs npm).
+install-claude: $(CLAUDE)
+$(CLAUDE):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(VENV)/node && npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
+			@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION); \
+	else echo "npm not found: the Claude Code end-to-end tests will be skipped"; fi
+
+run: install
+	$(VENV)/bin/vdm server start
+
+test: install install-claude
+	$(PY) -m pytest -q
+
+check: install
+	$(VENV)/bin/ruff format --check vdm tests
+	$(VENV)/bin/ruff check vdm tests
+	$(VENV)/bin/mypy vdm
+	$(PY) -m pytest -q tests/test_layers.py
+
+bench: install
+	$(PY) -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

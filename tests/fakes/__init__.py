@@ -1,0 +1,1 @@
+"""Test doubles (fake upstream servers) shared by the test suite and the benchmarks."""

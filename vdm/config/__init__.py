@@ -1,0 +1,1 @@
+"""Configuration: settings, provider discovery and .env loading."""

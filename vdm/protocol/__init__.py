@@ -1,0 +1,1 @@
+"""Wire models, pure codecs and stream translators. No I/O."""

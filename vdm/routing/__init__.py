@@ -1,0 +1,1 @@
+"""Model resolution: provider:model prefixes and the default provider."""

@@ -1,0 +1,1 @@
+"""The pure ASGI application, its endpoints, and the embedded Hypercorn server."""

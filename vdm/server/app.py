@@ -1,0 +1,126 @@
+"""The pure ASGI application: routing, error rendering, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from vdm import __version__
+from vdm.config.settings import Settings
+from vdm.protocol.errors import VdmError
+from vdm.routing.resolve import NO_PROVIDER
+from vdm.server import messages
+from vdm.server.asgi import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+    send_json,
+)
+from vdm.server.state import Gateway
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
+
+
+async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    body = await read_body(receive)
+    await messages.create_message(gateway, body, receive, send)
+
+
+async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    body = await read_body(receive)
+    await send_json(send, 200, await messages.count_tokens(gateway, body))
+
+
+async def _health(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, health(gateway.settings))
+
+
+async def _hello(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    # Claude Code probes this unless nonessential traffic is disabled: answer quietly.
+    await send_bytes(send, 200, b"", [])
+
+
+def health(settings: Settings) -> dict[str, object]:
+    """Status without secrets: providers, their format and base URL, key counts."""
+    providers = {
+        name: {
+            "base_url": p.base_url,
+            "api_format": p.api_format,
+            "keys": len(p.api_keys),
+        }
+        for name, p in settings.providers.items()
+    }
+    status = "ok" if providers else "unconfigured"
+    body: dict[str, object] = {
+        "status": status,
+        "version": __version__,
+        "default_provider": settings.default_provider,
+        "providers": providers,
+    }
+    if not providers:
+        body["message"] = NO_PROVIDER
+    if settings.problems:
+        body["problems"] = list(settings.problems)
+    return body
+
+
+#: (method, path) -> handler. Claude Code adds `?beta=true`; routing uses the path only.
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/messages"): _messages,
+    ("POST", "/v1/messages/count_tokens"): _count_tokens,
+    ("GET", "/health"): _health,
+    ("HEAD", "/health"): _health,
+    ("HEAD", "/api/hello"): _hello,
+    ("GET", "/api/hello"): _hello,
+}
+_PATHS = {path for _, path in ROUTES}
+
+
+class App:
+    """vdm's ASGI application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gateway = Gateway(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        handler = ROUTES.get((scope["method"], path))
+        try:
+            if handler is None:
+                if path in _PATHS:
+                    raise VdmError(405, f"method {scope['method']} is not allowed on {path}")
+                raise VdmError(404, f"no such endpoint: {scope['method']} {path}")
+            await handler(self.gateway, scope, receive, send)
+        except VdmError as exc:
+            await send_error(send, exc)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("internal error on %s %s", scope["method"], path)
+            await send_error(send, VdmError(500, "internal error in vdm; see the server log"))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,113 @@
+"""Small pure-ASGI helpers: read a body, send a whole response, watch for disconnects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from vdm.protocol.errors import VdmError, anthropic_error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Anthropic's own request size limit.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was read."""
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise VdmError(413, f"request body exceeds {MAX_BODY_BYTES // (1024 * 1024)} MB")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *(headers if headers is not None else JSON_HEADERS),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, data: Any) -> None:
+    await send_bytes(
+        send, status, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    )
+
+
+async def send_error(send: Send, error: VdmError) -> None:
+    headers = list(JSON_HEADERS)
+    headers.extend((k.encode(), v.encode()) for k, v in error.headers.items())
+    await send_bytes(send, error.status, anthropic_error_body(error), headers)
+
+
+async def run_until_disconnect(
+    receive: Receive, work: Callable[[TaskGroup], Awaitable[None]]
+) -> bool:
+    """Run `work` until it finishes (True) or the client disconnects (False).
+
+    A disconnect cancels `work`, and with it the upstream request it is awaiting: no per-chunk
+    polling needed. `work` may start helper tasks in the task group it is given; they are
+    cancelled when it returns. Its exceptions propagate unwrapped (not as an ExceptionGroup).
+    """
+    failure: BaseException | None = None
+    finished = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, tg.cancel_scope)
+        try:
+            await work(tg)
+            finished = True
+        except Exception as exc:  # re-raised below, outside the task group
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return finished

@@ -1,0 +1,204 @@
+"""`POST /v1/messages` and `POST /v1/messages/count_tokens` for OpenAI-format providers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from pydantic import ValidationError
+
+from vdm.protocol.anthropic import CountTokensRequest, MessagesRequest
+from vdm.protocol.anthropic_from_openai import PING, MessagesStreamFromChat, message_from_chat
+from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.openai_from_anthropic import chat_request_from_messages
+from vdm.protocol.sse import SseDecoder
+from vdm.routing.resolve import Route, resolve
+from vdm.server.asgi import (
+    SSE_HEADERS,
+    Receive,
+    Send,
+    run_until_disconnect,
+    send_json,
+)
+from vdm.server.state import Gateway
+from vdm.upstream.client import UpstreamClient
+
+log = logging.getLogger("vdm.requests")
+
+CHAT_PATH = "/chat/completions"
+
+
+def validation_message(error: ValidationError) -> str:
+    """`field.path: problem` for the first few errors, as Anthropic words its 400s."""
+    parts: list[str] = []
+    for item in error.errors(include_url=False)[:3]:
+        if item["type"] == "json_invalid":
+            return f"invalid JSON body: {item['msg'].removeprefix('Invalid JSON: ')}"
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{loc or 'body'}: {item['msg']}")
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def parse(model: type[MessagesRequest] | type[CountTokensRequest], body: bytes) -> Any:
+    if not body:
+        raise VdmError(400, "request body is empty: expected a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise VdmError(400, validation_message(exc)) from None
+
+
+def _route(gateway: Gateway, model: str) -> Route:
+    route = resolve(model, gateway.settings)
+    if route.provider.api_format != "openai":
+        raise VdmError(
+            400,
+            f"provider {route.provider.name!r} uses the {route.provider.api_format} format, "
+            "which this version of vdm cannot call yet",
+        )
+    return route
+
+
+async def create_message(gateway: Gateway, body: bytes, receive: Receive, send: Send) -> None:
+    started = time.perf_counter()
+    request: MessagesRequest = parse(MessagesRequest, body)
+    route = _route(gateway, request.model)
+    payload = chat_request_from_messages(
+        request, route.model, max_tokens_limit=gateway.settings.max_tokens_limit
+    )
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    client = gateway.client(route.provider)
+    outcome = "ok"
+    try:
+        if request.stream:
+            relay = _StreamRelay(request, client, data, send, gateway.settings.ping_interval)
+            finished = await run_until_disconnect(receive, relay.run)
+            outcome = relay.outcome
+        else:
+
+            async def answer(_: TaskGroup) -> None:
+                reply = await client.post_json(CHAT_PATH, data)
+                message = message_from_chat(
+                    reply, model=request.model, stop_sequences=request.stop_sequences
+                )
+                await send_json(send, 200, message)
+
+            finished = await run_until_disconnect(receive, answer)
+        if not finished:
+            outcome = "client disconnected"
+    except VdmError as exc:
+        outcome = f"error {exc.status}"
+        raise
+    finally:
+        log.info(
+            "%s -> %s:%s %s%s %.0f ms",
+            request.model,
+            route.provider.name,
+            route.model,
+            "stream " if request.stream else "",
+            outcome,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+class _StreamRelay:
+    """Relays one upstream stream as Anthropic SSE.
+
+    Errors before the upstream answered propagate as VdmError (a normal JSON error response);
+    errors after the stream started become an SSE `error` event and the stream is closed.
+    """
+
+    def __init__(
+        self,
+        request: MessagesRequest,
+        client: UpstreamClient,
+        data: bytes,
+        send: Send,
+        interval: float,
+    ) -> None:
+        self.translator = MessagesStreamFromChat(
+            model=request.model, stop_sequences=request.stop_sequences
+        )
+        self.client = client
+        self.data = data
+        self.send = send
+        self.interval = interval
+        self.last_sent = time.monotonic()
+        self.closing = False
+        self.outcome = "ok"
+
+    async def _ping(self) -> None:
+        """`ping` events while the upstream is silent, so clients do not give up."""
+        while not self.closing:
+            await anyio.sleep(max(self.interval - (time.monotonic() - self.last_sent), 0.01))
+            if not self.closing and time.monotonic() - self.last_sent >= self.interval:
+                self.last_sent = time.monotonic()
+                await self.send({"type": "http.response.body", "body": PING, "more_body": True})
+
+    async def run(self, tg: TaskGroup) -> None:
+        send = self.send
+        translator = self.translator
+        async with self.client.stream(CHAT_PATH, self.data) as reads:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await send(
+                {"type": "http.response.body", "body": translator.start(), "more_body": True}
+            )
+            self.last_sent = time.monotonic()
+            tg.start_soon(self._ping)
+            decoder = SseDecoder()
+            done = False
+            tail: list[bytes]
+            try:
+                async for read in reads:
+                    out: list[bytes] = []
+                    for event in decoder.feed(read):
+                        if event.data == "[DONE]":
+                            done = True
+                            break
+                        out.extend(translator.feed(_chunk(event.data)))
+                    if out:
+                        self.last_sent = time.monotonic()
+                        await send(
+                            {"type": "http.response.body", "body": b"".join(out), "more_body": True}
+                        )
+                    if done:
+                        break
+                if not done:
+                    for event in decoder.flush():
+                        if event.data != "[DONE]":
+                            translator.feed(_chunk(event.data))
+                if not done and translator.finish_reason is None:
+                    raise VdmError(502, "upstream stream ended before the response was complete")
+                tail = translator.finish()
+            except Exception as exc:  # after the 200 the only way to report is in-stream
+                if not isinstance(exc, VdmError):
+                    log.exception("internal error while relaying a stream")
+                    exc = VdmError(500, "internal error in vdm while relaying the stream")
+                self.outcome = f"error {exc.status} mid-stream"
+                log.warning("stream failed after it started: %s", exc.message)
+                tail = [anthropic_error_event(exc)]
+            self.closing = True
+            await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+    return chunk
+
+
+async def count_tokens(gateway: Gateway, body: bytes) -> dict[str, int]:
+    from vdm.protocol.tokens import count_tokens as count
+
+    request: CountTokensRequest = parse(CountTokensRequest, body)
+    _route(gateway, request.model)
+    return {"input_tokens": await anyio.to_thread.run_sync(count, request)}

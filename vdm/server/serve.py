@@ -1,0 +1,58 @@
+"""Serving the app with Hypercorn, on a host/port or on a socket bound by the caller."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+from vdm.config.settings import Settings
+from vdm.server.app import App
+
+log = logging.getLogger("vdm")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; keep it quiet unless debugging.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def hypercorn_config(settings: Settings, sock: socket.socket | None = None) -> object:
+    from hypercorn.config import Config
+
+    config = Config()
+    if sock is not None:
+        config.bind = [f"fd://{sock.fileno()}"]
+    else:
+        host = settings.host
+        config.bind = [f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.keep_alive_timeout = 75.0
+    config.graceful_timeout = 5.0
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
+) -> None:
+    """Serve until `shutdown_trigger` returns (or SIGINT/SIGTERM when it is None)."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+
+    app = App(settings)
+    config = hypercorn_config(settings, sock)
+    if not settings.providers:
+        log.warning("no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL)")
+    for problem in settings.problems:
+        log.warning("%s", problem)
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]

@@ -1,0 +1,25 @@
+"""The gateway's long-lived state: settings and one pooled upstream client per provider."""
+
+from __future__ import annotations
+
+from vdm.config.settings import ProviderConfig, Settings
+from vdm.upstream.client import UpstreamClient
+
+
+class Gateway:
+    """Shared by every request of one server; created at startup, closed at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, UpstreamClient] = {}
+
+    def client(self, provider: ProviderConfig) -> UpstreamClient:
+        client = self._clients.get(provider.name)
+        if client is None:
+            client = self._clients[provider.name] = UpstreamClient(provider)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
