@@ -29,7 +29,8 @@ def hypercorn_config(settings: Settings, sock: socket.socket | None = None) -> o
 
     config = Config()
     if sock is not None:
-        config.bind = [f"fd://{sock.fileno()}"]
+        # Hypercorn takes ownership of the descriptor and closes it at shutdown.
+        config.bind = [f"fd://{sock.detach()}"]
     else:
         host = settings.host
         config.bind = [f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"]
