@@ -1,0 +1,53 @@
+"""The declarative per-model capability table (`vdm.protocol.capabilities.caps_for`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vdm.protocol.capabilities import ModelCaps, caps_for
+
+MCT = "max_completion_tokens"
+MT = "max_tokens"
+
+# model: (reasoning, max_tokens_field, sampling, prompt_cache_key, max_effort)
+TABLE: dict[str, tuple[bool, str, bool, bool, str]] = {
+    "gpt-4o": (False, MCT, True, True, "high"),
+    "gpt-4o-mini": (False, MCT, True, True, "high"),
+    "GPT-4o": (False, MCT, True, True, "high"),
+    "gpt-4.1": (False, MCT, True, True, "high"),
+    "chatgpt-4o-latest": (False, MCT, True, True, "high"),
+    "o1": (True, MCT, False, True, "high"),
+    "o3": (True, MCT, False, True, "high"),
+    "o3-mini": (True, MCT, False, True, "high"),
+    "o4-mini": (True, MCT, False, True, "high"),
+    "gpt-5": (True, MCT, False, True, "high"),
+    "gpt-5-mini": (True, MCT, False, True, "high"),
+    "gpt-5.1": (True, MCT, False, True, "xhigh"),
+    "gpt-5-chat-latest": (False, MCT, True, True, "high"),
+    "llama-3.1-70b": (False, MT, True, False, "high"),
+    "deepseek-chat": (False, MT, True, False, "high"),
+    "deepseek-reasoner": (True, MT, True, False, "high"),
+    "qwen/qwen3-32b": (True, MT, True, False, "high"),
+    "openai/gpt-oss-120b": (True, MT, True, False, "high"),
+    "omni-something": (False, MT, True, False, "high"),
+    "claude-sonnet-4-5": (False, MT, True, False, "high"),
+}
+
+
+@pytest.mark.parametrize("model", list(TABLE))
+def test_caps_for(model: str) -> None:
+    reasoning, field, sampling, cache_key, max_effort = TABLE[model]
+    assert caps_for(model) == ModelCaps(
+        reasoning=reasoning,
+        max_tokens_field=field,  # type: ignore[arg-type]
+        sampling=sampling,
+        prompt_cache_key=cache_key,
+        max_effort=max_effort,  # type: ignore[arg-type]
+    )
+
+
+def test_unknown_model_gets_conservative_defaults() -> None:
+    caps = caps_for("some-brand-new-model")
+    assert caps == ModelCaps()
+    assert caps.max_tokens_field == "max_tokens"
+    assert caps.sampling and not caps.reasoning and not caps.prompt_cache_key
