@@ -446,3 +446,12 @@ def test_unknown_endpoint_and_method(vdm: RunningVdm) -> None:
     wrong = httpx.get(f"{vdm.url}/v1/messages", timeout=10)
     assert wrong.status_code == 405
     assert wrong.json()["type"] == "error"
+
+
+def test_client_disconnect_cancels_a_non_streaming_request(
+    vdm: RunningVdm, fake: FakeOpenAI
+) -> None:
+    fake.enqueue(HangReply(10.0))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{vdm.url}/v1/messages", json=_hello(), timeout=httpx.Timeout(10, read=0.5))
+    assert fake.wait_for_disconnect(5), "vdm kept waiting on the upstream after the client left"
