@@ -127,6 +127,8 @@ def check_grammar(raw: bytes) -> Result:
             assert data["index"] == open_block.index
             if open_block.type == "text":
                 assert any(d.get("text") for d in open_block.deltas), "empty text block"
+            if open_block.type == "thinking":
+                assert any(d.get("thinking") for d in open_block.deltas), "empty thinking block"
             open_block = None
         else:
             raise AssertionError(f"unexpected event {name!r} inside the message")
@@ -514,7 +516,12 @@ def test_stream_usage_in_trailing_chunk_without_choices() -> None:
         "completion_tokens": 9,
         "prompt_tokens_details": {"cached_tokens": 64},
     }
-    trailing = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+    trailing = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": usage,
+    }
     result = run([chunk({"content": "hi"}), chunk({}, "stop"), trailing])
     assert result.usage["input_tokens"] == 36
     assert result.usage["output_tokens"] == 9
@@ -522,7 +529,9 @@ def test_stream_usage_in_trailing_chunk_without_choices() -> None:
 
 
 def test_stream_groq_usage() -> None:
-    last = chunk({}, "stop", x_groq={"id": "req_1", "usage": {"prompt_tokens": 20, "completion_tokens": 4}})
+    last = chunk(
+        {}, "stop", x_groq={"id": "req_1", "usage": {"prompt_tokens": 20, "completion_tokens": 4}}
+    )
     result = run([chunk({"content": "hi"}), last])
     assert result.usage["input_tokens"] == 20
     assert result.usage["output_tokens"] == 4
@@ -562,6 +571,87 @@ def _fixtures() -> list[Any]:
     return [pytest.param(p, id=p.stem) for p in paths]
 
 
+def decode_chunks(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON chunks of a recorded stream, up to `[DONE]`, read in small uneven pieces."""
+    decoder = SseDecoder()
+    events = []
+    for start in range(0, len(raw), 37):
+        events += decoder.feed(raw[start : start + 37])
+    events += decoder.flush()
+    chunks = []
+    for event in events:
+        if event.data == "[DONE]":
+            break
+        chunks.append(json.loads(event.data))
+    return chunks
+
+
+def argument_fragments(chunks: list[dict[str, Any]]) -> list[int]:
+    """How many non-empty argument fragments each tool call (in order) was sent in."""
+    counts: dict[int, int] = {}
+    for item in chunks:
+        for choice in item.get("choices") or ():
+            for position, fragment in enumerate(
+                (choice.get("delta") or {}).get("tool_calls") or ()
+            ):
+                key = fragment.get("index", position)
+                counts.setdefault(key, 0)
+                if (fragment.get("function") or {}).get("arguments"):
+                    counts[key] += 1
+    return [counts[k] for k in sorted(counts)]
+
+
 @pytest.mark.parametrize("path", _fixtures())
 def test_replay_recorded_stream(path: Path) -> None:
-    raise NotImplementedError  # replaced once the fixture format is known
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    expected = sidecar["expected"]
+    chunks = decode_chunks(path.read_bytes())
+    assert chunks, "fixture holds no JSON chunks"
+    matched = expected.get("stop_reason")
+    stream = MessagesStreamFromChat(
+        model=sidecar["model"], stop_sequences=[matched] if isinstance(matched, str) else None
+    )
+    out = [stream.start()]
+    if expected.get("error"):
+        with pytest.raises(VdmError) as info:
+            for item in chunks:
+                out += stream.feed(item)
+        assert expected["error"]["message"] in info.value.message
+        assert info.value.status >= 500 or info.value.status == 429
+        return
+    for item in chunks:
+        out += stream.feed(item)
+    out += stream.finish()
+    result = check_grammar(b"".join(out))
+
+    assert result.text == expected["text"]
+    assert result.thinking == (expected["reasoning"] or "")
+    if expected["reasoning"]:
+        assert result.blocks[0].type == "thinking", "thinking comes before the answer"
+    tools = result.of_type("tool_use")
+    assert [
+        {"id": b.start["id"], "name": b.start["name"], "arguments": "".join(b.partial_json)}
+        for b in tools
+    ] == expected["tool_calls"]
+    assert [len(b.partial_json) for b in tools] == argument_fragments(chunks), (
+        "one input_json_delta per argument fragment, as they arrive"
+    )
+    for tool, call in zip(tools, expected["tool_calls"], strict=True):
+        assert tool.input == json.loads(call["arguments"])
+
+    if expected["tool_calls"]:
+        assert result.stop_reason == "tool_use"
+        assert result.stop_sequence is None
+    elif isinstance(matched, str):
+        assert (result.stop_reason, result.stop_sequence) == ("stop_sequence", matched)
+    else:
+        anthropic = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
+        assert result.stop_reason == anthropic[expected["finish_reason"]]
+        assert result.stop_sequence is None
+
+    usage = expected["usage"]
+    if usage is not None:
+        cached = usage["cached_tokens"] or 0
+        assert result.usage["input_tokens"] == usage["prompt_tokens"] - cached
+        assert result.usage["output_tokens"] == usage["completion_tokens"]
+        assert result.usage.get("cache_read_input_tokens", 0) == cached

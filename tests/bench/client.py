@@ -1,0 +1,245 @@
+"""A minimal HTTP/1.1 client on asyncio streams, and a closed-loop load generator.
+
+Cheap on purpose (the machine has two cores and the load generator shares them with vdm and
+the fake upstream): requests are pre-rendered bytes, each worker owns one keep-alive
+connection, and a response is parsed just enough: status, ``Content-Length`` or chunked
+framing, the time of the first chunk that carries text, the number of text deltas and the end
+marker of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+READ_SIZE = 256 * 1024
+
+
+class BenchError(Exception):
+    """A failed or malformed exchange."""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a correct response looks like.
+
+    For a stream: ``delta`` occurs ``deltas`` times in total, and the last body chunk contains
+    ``end``; the first chunk containing ``delta`` marks the first token. For a JSON answer:
+    the body contains ``end``.
+    """
+
+    stream: bool
+    end: bytes
+    delta: bytes = b""
+    deltas: int = 0
+
+
+def render_request(
+    path: str, body: bytes, port: int, headers: dict[str, str] | None = None
+) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"host: 127.0.0.1:{port}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+    ]
+    lines.extend(f"{k}: {v}" for k, v in (headers or {}).items())
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Connection:
+    """One persistent HTTP/1.1 connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buf = bytearray()
+
+    @classmethod
+    async def open(cls, port: int, host: str = "127.0.0.1") -> Connection:
+        reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+        return cls(reader, writer)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def _more(self) -> None:
+        data = await self.reader.read(READ_SIZE)
+        if not data:
+            raise BenchError("connection closed by the server")
+        self.buf += data
+
+    async def exchange(self, request: bytes, expect: Expect) -> tuple[float, float]:
+        """Send ``request``; return (latency, time to first token) in seconds."""
+        buf = self.buf
+        started = time.perf_counter()
+        self.writer.write(request)
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            await self._more()
+        now = time.perf_counter()
+        head = bytes(buf[:end]).lower()
+        del buf[: end + 4]
+        status = int(head[9:12])
+        at = head.find(b"\ncontent-length:")
+        if at >= 0:
+            eol = head.find(b"\r\n", at + 1)
+            length = int(head[at + 16 : eol if eol > 0 else len(head)])
+            while len(buf) < length:
+                await self._more()
+            body = bytes(buf[:length])
+            del buf[:length]
+            done = time.perf_counter()
+            if status != 200:
+                raise BenchError(f"HTTP {status}: {body[:300]!r}")
+            if expect.stream or expect.end not in body:
+                raise BenchError(f"unexpected answer: {body[:300]!r}")
+            return done - started, done - started
+        if b"\ntransfer-encoding: chunked" not in head:
+            raise BenchError(f"neither content-length nor chunked: {head[:300]!r}")
+        first = 0.0
+        deltas = 0
+        last = b""
+        delta = expect.delta
+        pos = 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                del buf[:pos]
+                pos = 0
+                await self._more()
+                now = time.perf_counter()
+                continue
+            size = int(buf[pos:eol].split(b";", 1)[0], 16)
+            need = eol + 2 + size + 2
+            if len(buf) < need:
+                del buf[:pos]
+                pos = 0
+                await self._more()
+                now = time.perf_counter()
+                continue
+            if size == 0:
+                del buf[:need]
+                break
+            data = buf[eol + 2 : eol + 2 + size]
+            if delta:
+                n = data.count(delta)
+                if n:
+                    if not deltas:
+                        first = now
+                    deltas += n
+            last = data
+            pos = need
+        done = time.perf_counter()
+        if status != 200:
+            raise BenchError(f"HTTP {status}: {bytes(last)[:300]!r}")
+        if not expect.stream:
+            raise BenchError("a stream where a JSON answer was expected")
+        if expect.end not in last:
+            raise BenchError(f"stream did not end with {expect.end!r}: {bytes(last)[-300:]!r}")
+        if deltas != expect.deltas:
+            raise BenchError(f"{deltas} text deltas, expected {expect.deltas}")
+        return done - started, first - started
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    #: Extra figures taken at the window's edges (CPU seconds per process, ...).
+    probes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of ``values`` (``q`` in 0..100); NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def closed_loop(
+    port: int,
+    request: bytes,
+    expect: Expect,
+    *,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    max_requests: int,
+    probe: Callable[[], dict[str, float]],
+) -> LoadResult:
+    """``concurrency`` workers, each sending ``request`` and waiting for the whole answer, in
+    a loop. Requests that finish inside the measuring window (after ``warmup``, for at most
+    ``duration`` seconds or ``max_requests`` requests) are counted. ``probe()`` is called at
+    both edges of the window; the result holds the differences."""
+    result = LoadResult(concurrency)
+    recording = False
+    stopping = False
+    full = asyncio.Event()
+    conns = [await Connection.open(port) for _ in range(concurrency)]
+
+    async def worker(index: int) -> None:
+        conn = conns[index]
+        while not stopping:
+            try:
+                latency, ttft = await conn.exchange(request, expect)
+            except (BenchError, OSError, ValueError) as exc:
+                if recording:
+                    result.errors += 1
+                    if len(result.error_samples) < 5:
+                        result.error_samples.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                await asyncio.sleep(0.01)
+                try:
+                    conn = conns[index] = await Connection.open(port)
+                except OSError:
+                    pass
+                continue
+            if recording:
+                result.latencies.append(latency)
+                if expect.stream:
+                    result.ttfts.append(ttft)
+                if len(result.latencies) >= max_requests:
+                    full.set()
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
+    try:
+        await asyncio.sleep(warmup)
+        before = probe()
+        started = time.perf_counter()
+        recording = True
+        try:
+            await asyncio.wait_for(full.wait(), duration)
+        except TimeoutError:
+            pass
+        recording = False
+        result.seconds = time.perf_counter() - started
+        after = probe()
+        result.probes = {k: after[k] - before[k] for k in after if k in before}
+        stopping = True
+        _, pending = await asyncio.wait(tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+    finally:
+        stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in conns:
+            conn.close()
+    return result

@@ -1,0 +1,158 @@
+"""The benchmark's fake OpenAI upstream, in its own process: ``python -m tests.bench.upstream``.
+
+A minimal HTTP/1.1 server on a raw ``asyncio.Protocol``: it reads the request head and a
+``Content-Length`` body, picks the reply by the model name at the start of the body, and
+writes pre-rendered bytes (one ``transport.write`` for instant replies; a ``call_later`` chain,
+no task, for paced streams). Its cost per request is the same whether the request comes from
+the load generator directly or through vdm, and small next to vdm's.
+
+It prints ``PORT <n>`` on stdout once listening. ``GET /stats`` answers the requests counted
+per model and the last body received per model (so the runner can check that the direct body
+is byte for byte what vdm sends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import signal
+import sys
+
+from tests.bench.scenarios import BY_MODEL, ReplyPlan, reply_plan
+
+_PLANS: dict[bytes, ReplyPlan] = {m.encode(): reply_plan(s) for m, s in BY_MODEL.items()}
+_MODEL_KEY = b'"model":"'
+_NOT_FOUND_BODY = b'{"error":{"message":"unknown route or model","type":"not_found"}}'
+_NOT_FOUND = (
+    b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(_NOT_FOUND_BODY), _NOT_FOUND_BODY)
+)
+_BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+counts: dict[str, int] = {}
+last_body: dict[str, bytes] = {}
+
+
+class _Conn(asyncio.Protocol):
+    __slots__ = ("transport", "buf", "busy", "timer", "loop")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.busy = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.busy:
+            self._process()
+
+    def _process(self) -> None:
+        buf = self.buf
+        transport = self.transport
+        while transport is not None and not self.busy:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).lower()
+            at = head.find(b"\ncontent-length:")
+            length = 0
+            if at >= 0:
+                eol = head.find(b"\r\n", at + 1)
+                length = int(head[at + 16 : eol if eol > 0 else len(head)])
+            elif b"\ntransfer-encoding:" in head:
+                transport.write(_BAD)  # the benchmark's clients always send Content-Length
+                transport.close()
+                return
+            if len(buf) < end + 4 + length:
+                return
+            body = bytes(buf[end + 4 : end + 4 + length])
+            del buf[: end + 4 + length]
+            if head.startswith(b"get /stats"):
+                self._stats()
+                continue
+            self._answer(head, body)
+
+    def _stats(self) -> None:
+        assert self.transport is not None
+        data = json.dumps(
+            {
+                "counts": counts,
+                "last_body": {m: base64.b64encode(b).decode() for m, b in last_body.items()},
+            }
+        ).encode()
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(data), data)
+        )
+
+    def _answer(self, head: bytes, body: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        at = body.find(_MODEL_KEY)
+        plan = None
+        if at >= 0 and head.startswith(b"post ") and b"/chat/completions " in head:
+            start = at + len(_MODEL_KEY)
+            model = body[start : body.find(b'"', start)]
+            plan = _PLANS.get(model)
+            if plan is not None:
+                name = model.decode()
+                counts[name] = counts.get(name, 0) + 1
+                last_body[name] = body
+        if plan is None:
+            transport.write(_NOT_FOUND)
+            return
+        writes = plan.writes
+        transport.write(writes[0])
+        if len(writes) > 1:
+            self.busy = True
+            self.timer = self.loop.call_later(plan.interval, self._next, writes, 1, plan.interval)
+
+    def _next(self, writes: tuple[bytes, ...], i: int, interval: float) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(writes[i])
+        i += 1
+        if i < len(writes):
+            self.timer = self.loop.call_later(interval, self._next, writes, i, interval)
+            return
+        self.timer = None
+        self.busy = False
+        if self.buf:
+            self._process()
+
+
+async def main(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Conn, host, port, backlog=1024, reuse_address=True)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    asyncio.run(main(args.host, args.port))
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])
