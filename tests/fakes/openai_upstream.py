@@ -616,8 +616,8 @@ class _Connection(asyncio.Protocol):
             self.live = False
             if not self.owner._stopping:
                 self.owner._note_disconnect()
-            if self.task is not None:
-                self.task.cancel()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
         waiter = self.drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -745,7 +745,10 @@ class _Connection(asyncio.Protocol):
         self.busy = True
         self.live = True
         self.owner._active_streams += 1
-        self.task = asyncio.get_running_loop().create_task(self._send_timed(reply, keep_alive))
+        task = asyncio.get_running_loop().create_task(self._send_timed(reply, keep_alive))
+        self.task = task
+        self.owner._tasks.add(task)
+        task.add_done_callback(self.owner._tasks.discard)
 
     async def _send_timed(self, reply: Reply, keep_alive: bool) -> None:
         owner = self.owner
@@ -773,7 +776,8 @@ class _Connection(asyncio.Protocol):
         except asyncio.CancelledError:
             pass  # the client went away (counted in connection_lost) or the server is stopping
         finally:
-            self.live = False
+            if self.task is asyncio.current_task():  # not if a pipelined successor took over
+                self.live = False
             owner._active_streams -= 1
 
     async def _stream(self, reply: SseReply | SseFileReply, keep_alive: bool) -> bool:
@@ -815,8 +819,6 @@ class _Connection(asyncio.Protocol):
             self.drain_waiter = None
 
     def shutdown(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
@@ -846,6 +848,7 @@ class FakeOpenAI:
         self._disconnects = 0
         self._disconnect_event = threading.Event()
         self._conns: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._port: int | None = None
         self._thread: threading.Thread | None = None
@@ -914,10 +917,11 @@ class FakeOpenAI:
         finally:
             self._stopping = True
             server.close()
-            conns = list(self._conns)
-            for conn in conns:
+            for conn in list(self._conns):
                 conn.shutdown()
-            tasks = [c.task for c in conns if c.task is not None]
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await server.wait_closed()
@@ -1054,3 +1058,34 @@ class FakeOpenAI:
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"
         return f"<FakeOpenAI {where} requests={self._request_count}>"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake standalone (e.g. as a benchmark's upstream in its own process).
+
+    ``python -m tests.fakes.openai_upstream [--port N] [--record]`` writes the base URL on one
+    line to stdout, then serves the default replies until SIGINT/SIGTERM.
+    """
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="keep every request in memory")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeOpenAI(args.host, args.port, record=args.record) as fake:
+        sys.stdout.write(fake.base_url + "\n")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

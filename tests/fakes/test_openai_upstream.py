@@ -166,7 +166,7 @@ def test_sdk_stream_helper_parses_tool_call_chunks(fake: FakeOpenAI, client: Ope
     assert message.content == "Let me check."
     assert final.choices[0].finish_reason == "tool_calls"
     calls = message.tool_calls or []
-    assert [(c.function.name, c.function.arguments) for c in calls] == [  # type: ignore[union-attr]
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
         ("get_weather", '{"city":"Paris","unit":"celsius"}'),
         ("get_time", '{"tz":"Europe/Paris"}'),
     ]
@@ -333,6 +333,26 @@ def test_pipelined_requests_are_answered_in_order(fake: FakeOpenAI) -> None:
     assert data.index(b'{"n":1}') < data.index(b'{"n":2}')
 
 
+def test_pipelined_timed_replies_keep_disconnect_tracking(fake: FakeOpenAI) -> None:
+    fake.enqueue(
+        SseReply(stream_chunks("one two"), delay=0.01),
+        SseReply(stream_chunks("three four"), pauses={2: 30.0}),
+    )
+    body = b'{"stream":true}'
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 15\r\n\r\n" + body
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=2) as sock:
+        sock.sendall(request + request)
+        data = b""
+        while b"three" not in data:
+            data += sock.recv(65536)
+        assert data.count(b"HTTP/1.1 200 OK") == 2
+        assert b"data: [DONE]\n\n\r\n0\r\n\r\nHTTP/1.1 200 OK" in data
+        assert _wait_until(lambda: fake.active_streams == 1)
+    assert fake.wait_for_disconnect(2)
+    assert fake.disconnects == 1
+    assert _wait_until(lambda: fake.active_streams == 0)
+
+
 def test_curl_interop_with_expect_continue_and_streaming(fake: FakeOpenAI) -> None:
     curl = shutil.which("curl")
     if curl is None:
@@ -412,25 +432,39 @@ def test_hang_reply_closes_after_its_time(fake: FakeOpenAI) -> None:
         pytest.param(SseReply(stream_chunks(pieces=40), delay=0.05), id="between-events"),
         pytest.param(SseReply(stream_chunks(pieces=5), pauses={2: 30.0}), id="upstream-silence"),
         pytest.param(JsonReply(completion(), delay=30.0), id="delayed-json"),
+        pytest.param(HangReply(30.0), id="hang"),
     ],
 )
-def test_client_disconnect_mid_stream_is_noticed_promptly(fake: FakeOpenAI, reply: Reply) -> None:
+def test_client_disconnect_is_noticed_promptly(fake: FakeOpenAI, reply: Reply) -> None:
+    body = b'{"stream":true}'
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 15\r\n\r\n" + body
     fake.enqueue(reply)
-    with httpx.Client(base_url=fake.base_url, timeout=5) as http:
-        with http.stream("POST", "/chat/completions", json={"stream": True}) as resp:
-            if isinstance(reply, SseReply):
-                seen = 0
-                for line in resp.iter_lines():
-                    seen += line.startswith("data: ")
-                    if seen == 2:
-                        break
-            print("DBG", fake.active_streams, fake.disconnects, fake._conns); assert fake.active_streams == 1
-        # Leaving the block mid-body closes the connection.
-        left_at = time.monotonic()
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=2) as sock:
+        sock.sendall(request)
+        if isinstance(reply, SseReply):
+            received = b""
+            while received.count(b"data: ") < 2:
+                received += sock.recv(65536)
+        assert _wait_until(lambda: fake.active_streams == 1)
+    left_at = time.monotonic()
     assert fake.wait_for_disconnect(2)
     assert time.monotonic() - left_at < 0.5
     assert fake.disconnects == 1
     assert _wait_until(lambda: fake.active_streams == 0)
+
+
+def test_httpx_client_leaving_a_stream_is_a_disconnect(fake: FakeOpenAI) -> None:
+    fake.enqueue(SseReply(stream_chunks(pieces=40), delay=0.05))
+    with httpx.Client(base_url=fake.base_url, timeout=5) as http:
+        with http.stream("POST", "/chat/completions", json={"stream": True}) as resp:
+            lines = resp.iter_lines()  # keep a reference: dropping it closes the connection
+            data_lines = [line for line in (next(lines) for _ in range(3)) if line]
+            assert len(data_lines) == 2
+            assert fake.active_streams == 1
+        left_at = time.monotonic()  # closing a response mid-body closes its connection
+        assert fake.wait_for_disconnect(2)
+        assert time.monotonic() - left_at < 0.5
+    assert fake.disconnects == 1
 
 
 def test_finished_streams_do_not_count_as_disconnects(fake: FakeOpenAI, client: OpenAI) -> None:

@@ -464,6 +464,21 @@ def test_stream_parallel_tool_calls_are_separate_blocks() -> None:
     assert result.stop_reason == "tool_use"
 
 
+def test_stream_interleaved_parallel_tool_fragments_fail_loudly() -> None:
+    """Interleaved fragments cannot be streamed faithfully: the stream fails (the client then
+    retries without streaming) instead of handing over truncated arguments."""
+    with pytest.raises(VdmError, match="interleaved"):
+        run(
+            [
+                call(0, id="call_a", name="f", args='{"x": '),
+                call(1, id="call_b", name="g", args='{"y": '),
+                call(0, args="1}"),
+                call(1, args="2}"),
+                chunk({}, "tool_calls"),
+            ]
+        )
+
+
 def test_stream_tool_name_after_arguments_is_buffered_then_flushed() -> None:
     result = run(
         [

@@ -22,12 +22,17 @@ TABLE: dict[str, tuple[bool, str, bool, bool, str]] = {
     "o4-mini": (True, MCT, False, True, "high"),
     "gpt-5": (True, MCT, False, True, "high"),
     "gpt-5-mini": (True, MCT, False, True, "high"),
-    "gpt-5.1": (True, MCT, False, True, "xhigh"),
+    "gpt-5.2": (True, MCT, False, True, "xhigh"),
+    "gpt-5.1-codex-max": (True, MCT, False, True, "xhigh"),
     "gpt-5-chat-latest": (False, MCT, True, True, "high"),
     "llama-3.1-70b": (False, MT, True, False, "high"),
     "deepseek-chat": (False, MT, True, False, "high"),
-    "deepseek-reasoner": (True, MT, True, False, "high"),
-    "qwen/qwen3-32b": (True, MT, True, False, "high"),
+    # Their endpoints reject or ignore low/medium/high reasoning_effort.
+    "deepseek-reasoner": (False, MT, True, False, "high"),
+    "qwen/qwen3-32b": (False, MT, True, False, "high"),
+    "grok-4": (False, MT, True, False, "high"),
+    "grok-3-mini": (True, MT, True, False, "high"),
+    "gemini-2.5-flash": (True, MT, True, False, "high"),
     "openai/gpt-oss-120b": (True, MT, True, False, "high"),
     "omni-something": (False, MT, True, False, "high"),
     "claude-sonnet-4-5": (False, MT, True, False, "high"),
@@ -51,3 +56,8 @@ def test_unknown_model_gets_conservative_defaults() -> None:
     assert caps == ModelCaps()
     assert caps.max_tokens_field == "max_tokens"
     assert caps.sampling and not caps.reasoning and not caps.prompt_cache_key
+
+
+@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.1-codex", "gpt-5.1-codex-mini"])
+def test_gpt_5_1_max_effort_is_high(model: str) -> None:
+    assert caps_for(model).max_effort == "high"

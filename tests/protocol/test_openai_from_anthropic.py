@@ -517,10 +517,33 @@ def test_adaptive_thinking_with_effort_high() -> None:
     assert out["reasoning_effort"] == "high"
 
 
-@pytest.mark.parametrize(("model", "effort"), [("gpt-5", "high"), ("gpt-5.1", "xhigh")])
+@pytest.mark.parametrize("effort", ["low", "medium", "high"])
+def test_output_config_effort_is_passed(effort: str) -> None:
+    out = translate("o3", thinking={"type": "adaptive"}, output_config={"effort": effort})
+    assert out["reasoning_effort"] == effort
+
+
+def test_output_config_effort_wins_over_thinking_budget() -> None:
+    out = translate(
+        "o3",
+        thinking={"type": "enabled", "budget_tokens": 31999},
+        output_config={"effort": "low"},
+    )
+    assert out["reasoning_effort"] == "low"
+
+
+@pytest.mark.parametrize(
+    ("model", "effort"),
+    [("o3", "high"), ("gpt-5", "high"), ("gpt-5.2", "xhigh"), ("gpt-5.1-codex-max", "xhigh")],
+)
 def test_effort_max_maps_to_models_max_effort(model: str, effort: str) -> None:
     out = translate(model, thinking={"type": "adaptive"}, output_config={"effort": "max"})
     assert out["reasoning_effort"] == effort
+
+
+def test_effort_max_on_gpt_5_1_is_high() -> None:
+    out = translate("gpt-5.1", thinking={"type": "adaptive"}, output_config={"effort": "max"})
+    assert out["reasoning_effort"] == "high"
 
 
 def test_thinking_disabled_sends_no_reasoning_effort() -> None:

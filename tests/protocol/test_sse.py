@@ -83,6 +83,14 @@ def test_event_is_dispatched_as_soon_as_its_blank_line_arrives() -> None:
     assert decoder.flush() == []
 
 
+@pytest.mark.parametrize("raw", [b"data: x\r\r", b"data: x\r\n\r"], ids=["cr", "crlf-split"])
+def test_event_ending_in_cr_is_dispatched_without_waiting(raw: bytes) -> None:
+    decoder = SseDecoder()
+    assert decoder.feed(raw) == [SseEvent("message", "x")]
+    assert decoder.feed(b"\n") == []  # the LF completing a CRLF is not another blank line
+    assert decoder.flush() == []
+
+
 def test_comments_only_give_no_events() -> None:
     assert decode(b": keep-alive\n\n:another\n\n") == []
 

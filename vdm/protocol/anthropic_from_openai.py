@@ -338,9 +338,15 @@ class MessagesStreamFromChat:
             if self._open_tool is call:
                 out.append((_JSON_DELTA % (call.index, dumps(arguments))).encode())
             else:
-                # A fragment for a call whose block is already closed (interleaved parallel
-                # calls); Anthropic's grammar cannot reopen a block.
-                log.warning("dropped %d argument bytes of an interleaved tool call", len(arguments))
+                # A fragment for a call whose block is already closed (a provider interleaving
+                # parallel calls). Anthropic's grammar cannot reopen a block, and dropping the
+                # bytes would hand the client broken arguments: fail the stream instead, so the
+                # client retries without streaming (Claude Code does) and gets whole calls.
+                raise VdmError(
+                    502,
+                    "upstream interleaved the arguments of parallel tool calls, which cannot be "
+                    "streamed faithfully; retry without streaming",
+                )
 
     def _start_tool(self, out: list[bytes], call: _ToolCall) -> None:
         block: dict[str, Any] = {

@@ -45,11 +45,13 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
     # o-series and gpt-5 reason: no temperature/top_p, effort instead.
     (r"^o\d(-|$)", _REASONING),
     (r"^gpt-5", _REASONING),
-    (r"^gpt-5\.\d", {"max_effort": "xhigh"}),
+    # xhigh arrived with gpt-5.1-codex-max and gpt-5.2; gpt-5.1 stops at high.
+    (r"^gpt-5\.([2-9]|\d\d)|^gpt-5\.1-codex-max", {"max_effort": "xhigh"}),
     # gpt-5 chat variants are not reasoning models.
     (r"^gpt-5(\.\d)?-chat", {"reasoning": False, "sampling": True}),
-    # Other well-known reasoning models on OpenAI-compatible endpoints.
-    (r"(^|/)(deepseek-reasoner|qwq|qwen3|grok-3-mini|grok-4|gpt-oss)", {"reasoning": True}),
+    # Other models whose OpenAI-compatible endpoints take low/medium/high `reasoning_effort`.
+    # (Not grok-4, deepseek-reasoner or qwen3: their endpoints reject or ignore it.)
+    (r"(^|/)(grok-3-mini|gpt-oss|gemini-2\.5|gemini-3)", {"reasoning": True}),
 )
 
 _COMPILED = tuple((re.compile(pattern, re.IGNORECASE), over) for pattern, over in RULES)

@@ -22,24 +22,24 @@ class SseDecoder:
     a comment; several `data:` lines join with LF; a single space after the colon is dropped.
     """
 
-    __slots__ = ("_buffer", "_event", "_data")
+    __slots__ = ("_buffer", "_event", "_data", "_after_cr")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._event = ""
         self._data: list[str] = []
+        self._after_cr = False  # the last read ended in CR: a LF starting the next is its pair
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        if self._after_cr:
+            self._after_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if chunk[-1:] == b"\r":
+            self._after_cr = True
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
-            # Normalise line ends; a trailing CR may be the first half of a CRLF split across
-            # reads, so keep it back.
-            keep = buffer.endswith(b"\r")
-            if keep:
-                buffer = buffer[:-1]
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if keep:
-                buffer += b"\r"
         events: list[SseEvent] = []
         start = 0
         while True:
@@ -62,8 +62,9 @@ class SseDecoder:
         """Dispatch what is pending at end of stream (a last event without a blank line)."""
         events: list[SseEvent] = []
         if self._buffer.strip():
-            self._line(self._buffer.rstrip(b"\r").decode("utf-8", "replace"))
+            self._line(self._buffer.decode("utf-8", "replace"))
         self._buffer = b""
+        self._after_cr = False
         if self._data:
             events.append(SseEvent(self._event or "message", "\n".join(self._data)))
         self._event = ""
