@@ -30,6 +30,8 @@ test: install install-claude
 	$(PY) -m pytest -q
 
 check: install
+	@for sh in bash zsh fish; do _VDM_COMPLETE=source_$$sh $(VENV)/bin/vdm | diff -q - shell-completions/vdm.$$sh >/dev/null \
+		|| { echo "shell-completions/vdm.$$sh is out of date: run make completions"; exit 1; }; done
 	$(VENV)/bin/ruff format --check vdm tests
 	$(VENV)/bin/ruff check vdm tests
 	$(VENV)/bin/mypy vdm
@@ -37,6 +39,10 @@ check: install
 
 bench: install
 	$(PY) -m tests.bench.run
+
+# Shell completion scripts, generated from the typer app.
+completions: install
+	@for sh in bash zsh fish; do _VDM_COMPLETE=source_$$sh $(VENV)/bin/vdm > shell-completions/vdm.$$sh; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""The `vdm` command line: help, version, and `server start` failures that name the fix."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.harness import REPO, clean_env
+from vdm import __version__
+from vdm.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"vdm {__version__}"
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "server" in result.output and "version" in result.output
+
+
+def test_server_start_reports_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "not-a-port")
+    result = runner.invoke(app, ["server", "start"])
+    assert result.exit_code == 1
+    assert "PORT" in result.output
+
+
+def test_server_start_on_a_busy_port_fails_clearly(tmp_path: object) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "vdm.cli", "server", "start", "--port", str(port)],
+            env=clean_env(HOME=str(tmp_path)),
+            cwd=tmp_path,  # type: ignore[arg-type]
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_cli_import_stays_light() -> None:
+    """`vdm --help` must not import the server stack (start-up time)."""
+    heavy = ("hypercorn", "httpx", "pydantic", "tiktoken")
+    code = f"import sys, vdm.cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=30
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,0 +1,3 @@
+from vdm.cli.main import main
+
+main()
