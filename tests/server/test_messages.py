@@ -455,3 +455,14 @@ def test_client_disconnect_cancels_a_non_streaming_request(
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{vdm.url}/v1/messages", json=_hello(), timeout=httpx.Timeout(10, read=0.5))
     assert fake.wait_for_disconnect(5), "vdm kept waiting on the upstream after the client left"
+
+
+def test_upstream_connection_is_reused_across_requests(
+    client: anthropic.Anthropic, fake: FakeOpenAI
+) -> None:
+    for _ in range(3):
+        with client.messages.stream(**_hello()) as stream:
+            stream.get_final_message()
+        client.messages.create(**_hello())
+    assert fake.request_count == 6
+    assert fake.connection_count == 1, "one pooled keep-alive connection per provider"

@@ -30,6 +30,8 @@ from vdm.upstream.client import UpstreamClient
 log = logging.getLogger("vdm.requests")
 
 CHAT_PATH = "/chat/completions"
+#: How long to wait for the rest of an upstream body after `[DONE]`.
+DRAIN_SECONDS = 1.0
 
 
 def validation_message(error: ValidationError) -> str:
@@ -152,38 +154,44 @@ class _StreamRelay:
             tg.start_soon(self._ping)
             decoder = SseDecoder()
             done = False
+            out: list[bytes] = []
             tail: list[bytes]
             try:
                 async for read in reads:
-                    out: list[bytes] = []
                     for event in decoder.feed(read):
                         if event.data == "[DONE]":
                             done = True
                             break
                         out.extend(translator.feed(_chunk(event.data)))
+                    if done:
+                        break  # the final events go out together with these
                     if out:
                         self.last_sent = time.monotonic()
                         await send(
                             {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                         )
-                    if done:
-                        break
+                        out = []
                 if not done:
                     for event in decoder.flush():
                         if event.data != "[DONE]":
-                            translator.feed(_chunk(event.data))
+                            out.extend(translator.feed(_chunk(event.data)))
                 if not done and translator.finish_reason is None:
                     raise VdmError(502, "upstream stream ended before the response was complete")
-                tail = translator.finish()
+                tail = out + translator.finish()
             except Exception as exc:  # after the 200 the only way to report is in-stream
                 if not isinstance(exc, VdmError):
                     log.exception("internal error while relaying a stream")
                     exc = VdmError(500, "internal error in vdm while relaying the stream")
                 self.outcome = f"error {exc.status} mid-stream"
                 log.warning("stream failed after it started: %s", exc.message)
-                tail = [anthropic_error_event(exc)]
+                tail = [*out, anthropic_error_event(exc)]
             self.closing = True
             await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+            if done:
+                # Read the end of the upstream body so its connection goes back to the pool.
+                with anyio.move_on_after(DRAIN_SECONDS):
+                    async for _ in reads:
+                        pass
 
 
 def _chunk(data: str) -> dict[str, Any]:
