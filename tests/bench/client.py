@@ -67,7 +67,7 @@ class Connection:
     def close(self) -> None:
         self.writer.close()
 
-    async def _more(self) -> None:
+    async def more(self) -> None:
         data = await self.reader.read(READ_SIZE)
         if not data:
             raise BenchError("connection closed by the server")
@@ -79,7 +79,7 @@ class Connection:
         started = time.perf_counter()
         self.writer.write(request)
         while (end := buf.find(b"\r\n\r\n")) < 0:
-            await self._more()
+            await self.more()
         now = time.perf_counter()
         head = bytes(buf[:end]).lower()
         del buf[: end + 4]
@@ -91,7 +91,7 @@ class Connection:
             eol = head.find(b"\r\n", at + 1)
             length = int(head[at + 16 : eol if eol > 0 else len(head)])
             while len(buf) < length:
-                await self._more()
+                await self.more()
             body = bytes(buf[:length])
             del buf[:length]
             done = time.perf_counter()
@@ -104,7 +104,7 @@ class Connection:
             raise BenchError(f"neither content-length nor chunked: {head[:300]!r}")
         first = 0.0
         deltas = 0
-        last = b""
+        last: bytes | bytearray = b""
         delta = expect.delta
         pos = 0
         while True:
@@ -112,7 +112,7 @@ class Connection:
             if eol < 0:
                 del buf[:pos]
                 pos = 0
-                await self._more()
+                await self.more()
                 now = time.perf_counter()
                 continue
             size = int(buf[pos:eol].split(b";", 1)[0], 16)
@@ -120,7 +120,7 @@ class Connection:
             if len(buf) < need:
                 del buf[:pos]
                 pos = 0
-                await self._more()
+                await self.more()
                 now = time.perf_counter()
                 continue
             if size == 0:

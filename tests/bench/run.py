@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from tests.bench.client import BenchError, Connection, Expect, LoadResult, closed_loop, percentile
 from tests.bench.client import render_request as render
@@ -55,6 +55,8 @@ PACED_RPS_RATIO = 0.95
 PACED_TTFT_MS = 20.0
 START_TO_HEALTHY_S = 0.5
 IDLE_RSS_MB = 60.0
+#: Shortest measuring window for paced streams (each lasts about half a second).
+PACED_MIN_S = 5.0
 
 VDM_HEADERS = {"x-api-key": "sk-bench-client", "anthropic-version": "2023-06-01"}
 DIRECT_HEADERS = {"authorization": "Bearer sk-bench", "accept": "application/json"}
@@ -112,7 +114,12 @@ class VdmProcess:
         return psutil.Process(self.proc.pid)
 
 
-def start_vdm(upstream_port: int, workdir: Path, timeout: float = 15.0) -> VdmProcess:
+def start_vdm(
+    upstream_port: int,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 15.0,
+) -> VdmProcess:
     """Spawn ``vdm server start`` and time it until /health answers 200."""
     port = free_port()
     env = clean_env(
@@ -120,6 +127,7 @@ def start_vdm(upstream_port: int, workdir: Path, timeout: float = 15.0) -> VdmPr
         OPENAI_BASE_URL=f"http://127.0.0.1:{upstream_port}/v1",
         LOG_LEVEL="WARNING",
         HOME=str(workdir),  # no user config file
+        **(extra_env or {}),
     )
     log = workdir / f"vdm-{port}.log"
     with log.open("wb") as err:
@@ -200,6 +208,7 @@ def stats(result: LoadResult) -> dict[str, Any]:
             for k, v in result.probes.items()
             if k.startswith("cpu_")
         },
+        "upstream_conns_per_req": round(result.probes.get("upstream_conns_per_req", 0.0), 4),
         "errors": result.errors,
         "error_samples": result.error_samples,
     }
@@ -210,12 +219,12 @@ async def get_stats(port: int) -> dict[str, Any]:
     try:
         conn.writer.write(b"GET /stats HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         while (end := conn.buf.find(b"\r\n\r\n")) < 0:
-            await conn._more()
+            await conn.more()
         head = bytes(conn.buf[:end]).lower()
         at = head.find(b"content-length:")
         length = int(head[at + 15 :].split(b"\r\n", 1)[0])
         while len(conn.buf) < end + 4 + length:
-            await conn._more()
+            await conn.more()
         data: dict[str, Any] = json.loads(bytes(conn.buf[end + 4 : end + 4 + length]))
         return data
     finally:
@@ -287,22 +296,37 @@ async def measure(
     for s in selected:
         for c in args.concurrency:
             runs: list[LoadResult] = []
-            for port, req, expect in (
-                (upstream_port, requests[s.key][0], DIRECT_STREAM if s.stream else DIRECT_JSON),
-                (vdm.port, requests[s.key][1], VDM_STREAM if s.stream else VDM_JSON),
+            # A paced stream lasts ~0.5 s: measure those longer to get enough samples.
+            duration = max(args.duration, PACED_MIN_S) if s.reply == "paced" else args.duration
+            for direct, port, req, expect in (
+                (
+                    True,
+                    upstream_port,
+                    requests[s.key][0],
+                    DIRECT_STREAM if s.stream else DIRECT_JSON,
+                ),
+                (False, vdm.port, requests[s.key][1], VDM_STREAM if s.stream else VDM_JSON),
             ):
-                runs.append(
-                    await closed_loop(
-                        port,
-                        req,
-                        expect,
-                        concurrency=c,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        max_requests=args.max_requests,
-                        probe=probe,
-                    )
+                seen = await get_stats(upstream_port)
+                result = await closed_loop(
+                    port,
+                    req,
+                    expect,
+                    concurrency=c,
+                    warmup=args.warmup,
+                    duration=duration,
+                    max_requests=args.max_requests,
+                    probe=probe,
                 )
+                now = await get_stats(upstream_port)
+                # New upstream TCP connections per upstream request (the stats request's own
+                # connection excluded): ~0 when connections are kept alive and reused.
+                calls = now["counts"].get(s.model, 0) - seen["counts"].get(s.model, 0)
+                opened = now["connections"] - seen["connections"] - 1
+                if direct:  # the load generator's own connections
+                    opened -= c
+                result.probes["upstream_conns_per_req"] = opened / calls if calls else 0.0
+                runs.append(result)
             pair = Pair(s, c, runs[0], runs[1], rss_mb(vdm.ps))
             pairs.append(pair)
             print(
@@ -332,7 +356,7 @@ def table(pairs: list[Pair]) -> list[str]:
     lines: list[str] = []
     header = (
         "  conc  run           req/s    p50 ms    p99 ms  TTFT p50  TTFT p99"
-        "   vdm CPU  upstr CPU  client CPU  errors"
+        "   vdm CPU  upstr CPU  client CPU  conn/req  errors"
     )
     current = ""
     for pair in pairs:
@@ -346,7 +370,8 @@ def table(pairs: list[Pair]) -> list[str]:
                 f"  {pair.concurrency:>4}  {name:<8} {row['rps']:>10.1f} {_f(row['p50_ms'])} "
                 f"{_f(row['p99_ms'])} {_f(row['ttft_p50_ms'])} {_f(row['ttft_p99_ms'])} "
                 f"{_f(cpu.get('vdm') if name == 'vdm' else None)}  {_f(cpu.get('upstream'))}"
-                f"   {_f(cpu.get('client'))}  {row['errors']:>6}"
+                f"   {_f(cpu.get('client'))} {row['upstream_conns_per_req']:>9.2f}"
+                f"  {row['errors']:>6}"
             )
         ratio = v["rps"] / d["rps"] if d["rps"] else float("nan")
         ttft_add = (
@@ -363,8 +388,29 @@ def table(pairs: list[Pair]) -> list[str]:
     lines += [
         "",
         "  times in ms; CPU in ms per request (vdm process / fake upstream / load generator);",
+        "  conn/req: new TCP connections the fake upstream accepted per request (0 = reused);",
         "  vdm/direct row: throughput ratio, then vdm minus direct (the time vdm adds).",
     ]
+    if pairs:
+        # Share of one core used during the runs: is vdm saturated, is the generator cheap?
+        def share(result: LoadResult, name: str) -> float:
+            return result.probes.get(f"cpu_{name}", 0.0) / result.seconds if result.seconds else 0
+
+        for kind in ("vdm", "direct"):
+            load, pair = max(
+                ((share(p.vdm if kind == "vdm" else p.direct, "client"), p) for p in pairs),
+                key=lambda t: t[0],
+            )
+            lines.append(
+                f"  load generator in the {kind} runs: at most {load:.0%} of one core "
+                f"(({pair.scenario.key}) c={pair.concurrency})"
+            )
+        lines.append(
+            "  vdm CPU use (share of one core) during its runs: "
+            + ", ".join(
+                f"({p.scenario.key}) c={p.concurrency} {share(p.vdm, 'vdm'):.0%}" for p in pairs
+            )
+        )
     return lines
 
 
@@ -398,7 +444,7 @@ def checks(pairs: list[Pair], startup: float, idle_rss: float) -> list[Check]:
         if c == 1 and key in ADDED_P50_MS:
             out.append(
                 Check(
-                    f"added p50, ({key}) {pair.scenario.title}, c=1",
+                    f"added p50, ({key}) {pair.scenario.short}, c=1",
                     v["p50_ms"] - d["p50_ms"],
                     ADDED_P50_MS[key],
                     "ms",
@@ -406,9 +452,13 @@ def checks(pairs: list[Pair], startup: float, idle_rss: float) -> list[Check]:
             )
         if c == 50 and key == "c":
             ratio = v["rps"] / d["rps"] if d["rps"] else float("nan")
-            out.append(Check("paced streams, c=50: throughput vdm/direct", ratio, 0.95, "x", True))
+            out.append(
+                Check("(c) paced streams, c=50: throughput vdm/direct", ratio, 0.95, "x", True)
+            )
             ttft = v["ttft_p50_ms"] if v["ttft_p50_ms"] is not None else float("nan")
-            out.append(Check("paced streams, c=50: TTFT p50 through vdm", ttft, 20.0, "ms"))
+            out.append(
+                Check("(c) paced streams, c=50: TTFT p50 through vdm", ttft, PACED_TTFT_MS, "ms")
+            )
     out.append(Check("start to healthy (median)", startup, START_TO_HEALTHY_S, "s"))
     out.append(Check("idle RSS after startup", idle_rss, IDLE_RSS_MB, "MB"))
     return out
@@ -438,7 +488,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,50", help="comma list (default 1,50)")
     p.add_argument("--starts", type=int, default=3, help="vdm start-ups timed (default 3)")
     p.add_argument("--json", type=Path, default=JSON_OUT, help=f"(default {JSON_OUT})")
+    p.add_argument(
+        "--vdm-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for vdm, e.g. PYTHONPATH=/tmp/patched to time a changed tree",
+    )
     args = p.parse_args(argv)
+    args.vdm_env = dict(item.split("=", 1) for item in args.vdm_env)
     args.only = [k for k in args.only.replace(",", "") if k in "abcd"]
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     return args
@@ -465,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir = Path(tmp)
             times: list[float] = []
             for i in range(max(1, args.starts)):
-                vdm = start_vdm(upstream_port, workdir)
+                vdm = start_vdm(upstream_port, workdir, args.vdm_env)
                 times.append(vdm.start_to_healthy)
                 if i < args.starts - 1:
                     stop(vdm.proc)
@@ -483,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
             after_rss = rss_mb(vdm.ps)
             peak_rss = peak_rss_mb(vdm.ps)
             stop(vdm.proc)
-            log_tail = vdm.log.read_text()[-3000:]
+            log_lines = vdm.log.read_text().splitlines()
+            log_tail = "\n".join(x for x in log_lines if "vdm listening on" not in x)[-3000:]
     finally:
         if vdm is not None:
             stop(vdm.proc)
@@ -516,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "duration_s": args.duration,
             "max_requests": args.max_requests,
+            "vdm_env": args.vdm_env,
         },
         "startup": {
             "start_to_healthy_s": [round(t, 4) for t in times],

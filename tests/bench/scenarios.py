@@ -40,6 +40,7 @@ RECORDING = PROTOCOL / "claude-code" / "05_tool_roundtrip_req2_tool_result.json"
 class Scenario:
     key: str
     title: str
+    short: str
     model: str
     stream: bool
     #: What the upstream does: "json", "burst" (all chunks in one write) or "paced".
@@ -47,16 +48,31 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("a", "small request, non-streaming", "gpt-4o-bench-a", False, "json"),
-    Scenario("b", f"{STREAM_CHUNKS}-chunk stream, sent at once", "gpt-4o-bench-b", True, "burst"),
+    Scenario("a", "small request, non-streaming", "small JSON", "gpt-4o-bench-a", False, "json"),
+    Scenario(
+        "b",
+        f"{STREAM_CHUNKS}-chunk stream, sent at once",
+        f"{STREAM_CHUNKS}-chunk stream",
+        "gpt-4o-bench-b",
+        True,
+        "burst",
+    ),
     Scenario(
         "c",
         f"{STREAM_CHUNKS}-chunk stream, paced {PACE * 1000:g} ms apart",
+        "paced stream",
         "gpt-4o-bench-c",
         True,
         "paced",
     ),
-    Scenario("d", "Claude-Code-sized request (~40 KB), stream", "gpt-4o-bench-d", True, "burst"),
+    Scenario(
+        "d",
+        "Claude-Code-sized request (~40 KB), stream",
+        "40 KB Claude Code stream",
+        "gpt-4o-bench-d",
+        True,
+        "burst",
+    ),
 )
 BY_MODEL = {s.model: s for s in SCENARIOS}
 

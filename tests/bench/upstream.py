@@ -7,8 +7,9 @@ no task, for paced streams). Its cost per request is the same whether the reques
 the load generator directly or through vdm, and small next to vdm's.
 
 It prints ``PORT <n>`` on stdout once listening. ``GET /stats`` answers the requests counted
-per model and the last body received per model (so the runner can check that the direct body
-is byte for byte what vdm sends).
+per model, the TCP connections accepted (does vdm reuse its connections?) and the last body
+received per model (so the runner can check that the direct body is byte for byte what vdm
+sends).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\
 
 counts: dict[str, int] = {}
 last_body: dict[str, bytes] = {}
+#: TCP connections accepted, so the runner can see whether vdm reuses its upstream connections.
+connections = [0]
 
 
 class _Conn(asyncio.Protocol):
@@ -48,6 +51,7 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        connections[0] += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
@@ -90,6 +94,7 @@ class _Conn(asyncio.Protocol):
         data = json.dumps(
             {
                 "counts": counts,
+                "connections": connections[0],
                 "last_body": {m: base64.b64encode(b).decode() for m, b in last_body.items()},
             }
         ).encode()
