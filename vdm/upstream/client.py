@@ -19,6 +19,7 @@ import httpx
 
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.errors import VdmError
+from vdm.upstream.pool import PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,7 @@ class UpstreamClient:
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
             timeout=httpx.Timeout(provider.timeout, connect=min(provider.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            transport=transport,
+            transport=transport or PooledTransport(),
         )
         self._static_headers = {
             "content-type": "application/json",
