@@ -20,6 +20,8 @@ import httpcore
 import httpx
 from httpx._transports.default import AsyncResponseStream, map_httpcore_exceptions
 
+from vdm.upstream.network import AsyncioBackend
+
 
 def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
     return (origin.scheme, origin.host, origin.port)
@@ -55,6 +57,7 @@ class LifoPool:
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._max_idle = max_idle
+        self._backend = AsyncioBackend()
         self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
 
     @property
@@ -78,6 +81,7 @@ class LifoPool:
                     origin=origin,
                     ssl_context=self._ssl_context,
                     keepalive_expiry=self._keepalive_expiry,
+                    network_backend=self._backend,
                 )
             try:
                 response = await connection.handle_async_request(request)
