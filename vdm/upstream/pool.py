@@ -119,8 +119,15 @@ class LifoPool:
 class PooledTransport(httpx.AsyncBaseTransport):
     """httpx transport over `LifoPool` (HTTP/1.1)."""
 
-    def __init__(self, *, keepalive_expiry: float = 30.0, max_idle: int = 256) -> None:
-        self.pool = LifoPool(httpx.create_ssl_context(), keepalive_expiry, max_idle)
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float = 30.0,
+        max_idle: int = 256,
+    ) -> None:
+        context = ssl_context or httpx.create_ssl_context()
+        self.pool = LifoPool(context, keepalive_expiry, max_idle)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
