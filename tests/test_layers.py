@@ -26,7 +26,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "protocol": {"pydantic", "tiktoken"},
     "config": {"pydantic"},
     "routing": {"pydantic"},
-    "upstream": {"pydantic", "httpx", "anyio"},
+    "upstream": {"pydantic", "httpx", "httpcore", "anyio"},
     "middleware": {"pydantic", "httpx", "anyio"},
     "usage": {"pydantic"},
     "server": {"pydantic", "httpx", "anyio", "hypercorn", "starlette"},
