@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class Wire(BaseModel):
@@ -268,8 +268,6 @@ class MessageResponse(Wire):
     stop_sequence: str | None = None
     usage: Usage
 
-
-messages_request_adapter: TypeAdapter[MessagesRequest] = TypeAdapter(MessagesRequest)
 
 ToolResultBlock.model_rebuild()
 ContentSource.model_rebuild()
