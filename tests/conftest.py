@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI upstream (a real HTTP server on loopback) for one test."""
+    with FakeOpenAI() as upstream:
+        yield upstream

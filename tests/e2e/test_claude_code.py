@@ -66,12 +66,6 @@ def claude_bin() -> Path:
     pytest.skip("npm not found: cannot install the Claude Code CLI")
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
 @dataclass
 class VdmProcess:
     url: str

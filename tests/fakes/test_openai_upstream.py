@@ -39,12 +39,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
 def client(fake: FakeOpenAI) -> Iterator[OpenAI]:
     with OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0, timeout=5) as c:
         yield c

@@ -27,12 +27,6 @@ UPSTREAM_KEY = "sk-upstream-secret-1234"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
 def vdm(fake: FakeOpenAI) -> Iterator[RunningVdm]:
     env = {"OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_BASE_URL": fake.base_url, "MAX_RETRIES": "1"}
     with running_vdm(env, ping_interval=0.2) as server:

@@ -6,7 +6,6 @@ the tools and the conversation."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +62,6 @@ def _events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     decoder = SseDecoder()
     events = decoder.feed(raw) + decoder.flush()
     return [(e.event, json.loads(e.data)) for e in events]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
 
 
 def _skip_without_recordings(paths: list[Path]) -> None:

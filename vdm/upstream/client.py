@@ -143,6 +143,8 @@ class UpstreamClient:
 
     @asynccontextmanager
     async def _send(self, path: str, body: bytes, *, stream: bool) -> AsyncIterator[httpx.Response]:
+        """Send, retrying connection failures and 5xx answers (never timeouts) up to
+        `max_retries` times; nothing has reached the client yet when it retries."""
         attempt = 0
         while True:
             request = self._client.build_request(
@@ -152,33 +154,25 @@ class UpstreamClient:
                 response = await self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 error = error_from_transport(self.provider, exc)
-                if attempt < self.provider.max_retries and not isinstance(
-                    exc, httpx.TimeoutException
-                ):
-                    attempt += 1
-                    log.info(
-                        "%s; retry %d of %d", error.message, attempt, self.provider.max_retries
-                    )
-                    await anyio.sleep(_backoff(attempt))
-                    continue
-                raise error from None
-            if response.status_code < 400:
-                break
-            try:
-                data = await response.aread()
-            except httpx.HTTPError:
-                data = b""
-            finally:
-                await response.aclose()
-            error = error_from_response(
-                self.provider.name, response.status_code, data, response.headers
-            )
-            if response.status_code in RETRY_STATUSES and attempt < self.provider.max_retries:
-                attempt += 1
-                log.info("%s; retry %d of %d", error.message, attempt, self.provider.max_retries)
-                await anyio.sleep(_backoff(attempt))
-                continue
-            raise error
+                retryable = not isinstance(exc, httpx.TimeoutException)
+            else:
+                if response.status_code < 400:
+                    break
+                try:
+                    data = await response.aread()
+                except httpx.HTTPError:
+                    data = b""
+                finally:
+                    await response.aclose()
+                error = error_from_response(
+                    self.provider.name, response.status_code, data, response.headers
+                )
+                retryable = response.status_code in RETRY_STATUSES
+            if not retryable or attempt >= self.provider.max_retries:
+                raise error
+            attempt += 1
+            log.info("%s; retry %d of %d", error.message, attempt, self.provider.max_retries)
+            await anyio.sleep(_backoff(attempt))
         try:
             yield response
         finally:
