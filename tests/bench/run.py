@@ -56,7 +56,7 @@ PACED_TTFT_MS = 20.0
 START_TO_HEALTHY_S = 0.5
 IDLE_RSS_MB = 60.0
 #: Shortest measuring window for paced streams (each lasts about half a second).
-PACED_MIN_S = 5.0
+PACED_MIN_S = 15.0
 
 VDM_HEADERS = {"x-api-key": "sk-bench-client", "anthropic-version": "2023-06-01"}
 DIRECT_HEADERS = {"authorization": "Bearer sk-bench", "accept": "application/json"}

@@ -32,6 +32,8 @@ log = logging.getLogger("vdm.requests")
 CHAT_PATH = "/chat/completions"
 #: How long to wait for the rest of an upstream body after `[DONE]`.
 DRAIN_SECONDS = 1.0
+#: Send translated events once this many are waiting, even if more upstream data is ready.
+_MAX_PENDING = 512
 
 
 def validation_message(error: ValidationError) -> str:
@@ -133,6 +135,7 @@ class _StreamRelay:
         self.last_sent = time.monotonic()
         self.closing = False
         self.outcome = "ok"
+        self.pending: list[bytes] = []
 
     async def _ping(self) -> None:
         """`ping` events while the upstream is silent, so clients do not give up."""
@@ -142,49 +145,53 @@ class _StreamRelay:
                 self.last_sent = time.monotonic()
                 await self.send({"type": "http.response.body", "body": PING, "more_body": True})
 
+    async def _flush(self) -> None:
+        """Send the events translated so far in one ASGI message."""
+        if self.pending:
+            body = b"".join(self.pending)
+            self.pending.clear()
+            self.last_sent = time.monotonic()
+            await self.send({"type": "http.response.body", "body": body, "more_body": True})
+
     async def run(self, tg: TaskGroup) -> None:
         send = self.send
         translator = self.translator
-        async with self.client.stream(CHAT_PATH, self.data) as reads:
+        pending = self.pending
+        # Events are collected and sent when the upstream has nothing more for the moment
+        # (`on_idle`): one ASGI send per burst of upstream data, not one per HTTP chunk.
+        async with self.client.stream(CHAT_PATH, self.data, on_idle=self._flush) as reads:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            await send(
-                {"type": "http.response.body", "body": translator.start(), "more_body": True}
-            )
+            pending.append(translator.start())
             self.last_sent = time.monotonic()
             tg.start_soon(self._ping)
             decoder = SseDecoder()
             done = False
-            out: list[bytes] = []
-            tail: list[bytes]
             try:
                 async for read in reads:
                     for event in decoder.feed(read):
                         if event.data == "[DONE]":
                             done = True
                             break
-                        out.extend(translator.feed(_chunk(event.data)))
+                        pending.extend(translator.feed(_chunk(event.data)))
                     if done:
                         break  # the final events go out together with these
-                    if out:
-                        self.last_sent = time.monotonic()
-                        await send(
-                            {"type": "http.response.body", "body": b"".join(out), "more_body": True}
-                        )
-                        out = []
+                    if len(pending) >= _MAX_PENDING:
+                        await self._flush()
                 if not done:
                     for event in decoder.flush():
                         if event.data != "[DONE]":
-                            out.extend(translator.feed(_chunk(event.data)))
+                            pending.extend(translator.feed(_chunk(event.data)))
                 if not done and translator.finish_reason is None:
                     raise VdmError(502, "upstream stream ended before the response was complete")
-                tail = out + translator.finish()
+                tail = pending + translator.finish()
             except Exception as exc:  # after the 200 the only way to report is in-stream
                 if not isinstance(exc, VdmError):
                     log.exception("internal error while relaying a stream")
                     exc = VdmError(500, "internal error in vdm while relaying the stream")
                 self.outcome = f"error {exc.status} mid-stream"
                 log.warning("stream failed after it started: %s", exc.message)
-                tail = [*out, anthropic_error_event(exc)]
+                tail = [*pending, anthropic_error_event(exc)]
+            pending.clear()
             self.closing = True
             await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
             if done:
