@@ -58,6 +58,10 @@ def _headers(recorded: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in recorded["headers"].items() if k.lower() not in HOP_HEADERS}
 
 
+#: Fallback aliases for Claude Code's model families, so the test sees where each name goes.
+FALLBACKS = {f"VDM_FALLBACK_{f.upper()}": f"fake-{f}" for f in ("haiku", "sonnet", "opus")}
+
+
 def _events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     decoder = SseDecoder()
     events = decoder.feed(raw) + decoder.flush()
@@ -86,7 +90,7 @@ def test_recorded_message_request(fake: FakeOpenAI, path: Path | None) -> None:
         if stream
         else JsonReply(completion("Recorded reply."))
     )
-    env = {"OPENAI_API_KEY": "sk-up", "OPENAI_BASE_URL": fake.base_url}
+    env = {"OPENAI_API_KEY": "sk-up", "OPENAI_BASE_URL": fake.base_url, **FALLBACKS}
     with running_vdm(env) as vdm:
         response = httpx.post(vdm.url + url_path, json=body, headers=_headers(recorded), timeout=20)
     assert response.status_code == 200, response.text
@@ -106,7 +110,9 @@ def test_recorded_message_request(fake: FakeOpenAI, path: Path | None) -> None:
 
     sent = fake.last.json
     ChatRequest.model_validate(sent)
-    assert sent["model"] == body["model"]
+    # Claude Code's model names reach the upstream through the fallback aliases.
+    family = next((f for f in ("haiku", "sonnet", "opus") if f in body["model"]), None)
+    assert sent["model"] == (f"fake-{family}" if family else body["model"])
     assert (
         sent[next(k for k in ("max_completion_tokens", "max_tokens") if k in sent)]
         == body["max_tokens"]

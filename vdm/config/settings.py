@@ -1,37 +1,60 @@
-"""Settings from the environment (and `.env` in the working directory).
+"""Settings: the configuration layers (vdm/config/sources.py) turned into providers, aliases
+and server settings, resolved once at start.
 
-Providers are discovered from `{PROVIDER}_API_KEY` variables; names follow the original
-Vandamme Proxy (see docs/configuration.md) so that its users' `.env` files keep working.
+Providers are discovered from `{PROVIDER}_API_KEY` (from any layer); names follow the original
+Vandamme Proxy (docs/configuration.md) so that its users' `.env` files keep working.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vdm.config.secrets import mask
+from vdm.config.sources import (
+    DEFAULTS_SOURCE,
+    ConfigError,
+    Layer,
+    Value,
+    env_layer,
+    load_layers,
+    packaged_defaults,
+    read_dotenv,
+)
+
+__all__ = [
+    "Alias",
+    "ConfigError",
+    "ProviderConfig",
+    "Settings",
+    "normalize",
+    "read_dotenv",
+]
+
 log = logging.getLogger(__name__)
 
 ApiFormat = Literal["openai", "anthropic"]
-
-#: Providers whose base URL and format are known, so `{P}_API_KEY` alone is enough.
-PRESETS: dict[str, tuple[str, ApiFormat]] = {
-    "openai": ("https://api.openai.com/v1", "openai"),
-    "anthropic": ("https://api.anthropic.com", "anthropic"),
-}
-
+Auth = Literal["bearer", "x-api-key", "api-key"]
+API_FORMATS: tuple[ApiFormat, ...] = ("openai", "anthropic")
+AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key")
+#: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
+PASSTHRU = "!PASSTHRU"
 #: Variables that end in _API_KEY but do not name a provider.
 NOT_PROVIDERS = frozenset({"PROXY"})
+#: Claude Code's model families, mapped by the legacy variables.
+LEGACY_FAMILIES = {"SMALL_MODEL": "haiku", "MIDDLE_MODEL": "sonnet", "BIG_MODEL": "opus"}
 
 _KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
+_ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
 
 
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the variable and the fix."""
+def normalize(name: str) -> str:
+    """Alias names compare case-insensitively with `-` and `_` equal: `My_Fast` → `my-fast`."""
+    return name.strip().lower().replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +68,35 @@ class ProviderConfig:
     timeout: float = 90.0
     max_retries: int = 2
     custom_headers: Mapping[str, str] = field(default_factory=dict)
+    #: How the key is sent: `Authorization: Bearer`, `x-api-key` or Azure's `api-key`.
+    auth: Auth = "bearer"
+    #: Azure: the `api-version` query parameter; with it, model names are deployment names.
+    api_version: str | None = None
+    #: `{P}_API_KEY=!PASSTHRU`: each request uses the key the client sent.
+    passthrough: bool = False
 
     def __repr__(self) -> str:  # never show keys, even in a traceback
         return (
             f"ProviderConfig(name={self.name!r}, base_url={self.base_url!r}, "
-            f"api_format={self.api_format!r}, keys={len(self.api_keys)})"
+            f"api_format={self.api_format!r}, keys={len(self.api_keys)}, "
+            f"passthrough={self.passthrough})"
         )
+
+    @property
+    def masked_keys(self) -> list[str]:
+        return [PASSTHRU] if self.passthrough else [mask(k) for k in self.api_keys]
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """`name` → `target` (a model of `provider`, or `other:model`), and where it was set."""
+
+    name: str
+    provider: str
+    target: str
+    source: str
+    #: `alias` (yours: step 2 of model resolution) or `fallback` (step 3).
+    kind: Literal["alias", "fallback"] = "alias"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +105,13 @@ class Settings:
 
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     default_provider: str | None = None
+    #: Your aliases of configured providers, in provider order (default provider first).
+    aliases: tuple[Alias, ...] = ()
+    #: Fallback aliases in the order they are tried: [fallback] / VDM_FALLBACK_*, then the
+    #: legacy SMALL/MIDDLE/BIG_MODEL, then the packaged ones of configured providers.
+    fallbacks: tuple[Alias, ...] = ()
+    #: When set, clients must present it (x-api-key or Authorization: Bearer).
+    proxy_api_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8082
     log_level: str = "INFO"
@@ -69,129 +122,279 @@ class Settings:
     ping_interval: float = 5.0
     #: Problems found while loading (e.g. a provider without a base URL), shown by /health.
     problems: tuple[str, ...] = ()
+    #: Harmless oddities (unknown TOML keys), logged at start and listed by `config validate`.
+    warnings: tuple[str, ...] = ()
+    #: Every variable that was set, with its source: for `vdm config show`.
+    values: Mapping[str, Value] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(providers={list(self.providers)}, default={self.default_provider!r}, "
+            f"aliases={len(self.aliases)}, proxy_key={'set' if self.proxy_api_key else 'unset'})"
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, for redaction."""
+        keys = [k for p in self.providers.values() for k in p.api_keys]
+        if self.proxy_api_key:
+            keys.append(self.proxy_api_key)
+        return tuple(keys)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-        """Settings from `env` (default: os.environ) over `.env` in `cwd`."""
-        merged = dict(read_dotenv((cwd or Path.cwd()) / ".env"))
-        merged.update(os.environ if env is None else env)
-        return cls.from_mapping(merged)
+        """All layers: defaults.toml < user TOML < `./vandamme-config.toml` < `.env` in `cwd`
+        < `env` (default: os.environ). The user TOML is found from `env`'s HOME."""
+        return cls.from_layers(load_layers(env, cwd))
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
-        request_timeout = _float(env, "REQUEST_TIMEOUT", 90.0)
-        max_retries = _int(env, "MAX_RETRIES", 2)
-        providers: dict[str, ProviderConfig] = {}
-        problems: list[str] = []
-        for var in sorted(env):
-            match = _KEY_VAR.match(var)
-            if not match or match.group(1) in NOT_PROVIDERS or not env[var].strip():
-                continue
-            prefix = match.group(1)
-            name = prefix.lower()
-            preset_url, preset_format = PRESETS.get(name, ("", "openai"))
-            base_url = env.get(f"{prefix}_BASE_URL", "").strip() or preset_url
-            if not base_url:
-                problems.append(
-                    f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; "
-                    f"set {prefix}_BASE_URL to its OpenAI-compatible endpoint (e.g. https://host/v1)"
-                )
-                continue
-            api_format = env.get(f"{prefix}_API_FORMAT", "").strip().lower() or preset_format
-            if api_format not in ("openai", "anthropic"):
-                raise ConfigError(
-                    f"{prefix}_API_FORMAT={api_format!r}: use 'openai' or 'anthropic'"
-                )
-            providers[name] = ProviderConfig(
-                name=name,
-                api_keys=tuple(env[var].split()),
-                base_url=base_url.rstrip("/"),
-                api_format=api_format,  # type: ignore[arg-type]
-                timeout=_float(env, f"{prefix}_TIMEOUT", request_timeout),
-                max_retries=_int(env, f"{prefix}_MAX_RETRIES", max_retries),
-                custom_headers=_headers(env, prefix),
-            )
-        default = env.get("VDM_DEFAULT_PROVIDER", "").strip().lower() or None
-        if default is not None and default not in providers:
-            problems.append(
-                f"VDM_DEFAULT_PROVIDER={default!r} is not a configured provider "
-                f"(configured: {', '.join(providers) or 'none'})"
-            )
-            default = None
-        if default is None and providers:
-            default = "openai" if "openai" in providers else next(iter(providers))
-        limit = env.get("MAX_TOKENS_LIMIT", "").strip()
-        return cls(
-            providers=providers,
+        """Settings from `env` over the packaged defaults only (no files are read)."""
+        return cls.from_layers([packaged_defaults(), env_layer(env, "env")])
+
+    @classmethod
+    def from_layers(cls, layers: Iterable[Layer]) -> Settings:
+        return _Builder(list(layers)).build()
+
+
+class _Builder:
+    def __init__(self, layers: list[Layer]) -> None:
+        self.values: dict[str, Value] = {}
+        #: The packaged layer alone (presets), whatever overrides it.
+        self.defaults: dict[str, Value] = {}
+        self.user_sections: set[str] = set()
+        self.warnings: list[str] = []
+        self.problems: list[str] = []
+        for layer in layers:
+            self.values.update(layer.values)
+            self.warnings.extend(layer.warnings)
+            if all(v.is_default for v in layer.values.values()):
+                self.defaults.update(layer.values)
+            else:
+                self.user_sections |= layer.sections
+
+    def get(self, var: str, default: str = "") -> str:
+        found = self.values.get(var)
+        return found.value.strip() if found is not None else default
+
+    def user_set(self, var: str) -> bool:
+        found = self.values.get(var)
+        return found is not None and not found.is_default and bool(found.value.strip())
+
+    def build(self) -> Settings:
+        request_timeout = _float(self, "REQUEST_TIMEOUT", 90.0)
+        max_retries = _int(self, "MAX_RETRIES", 2)
+        providers = {
+            p.name: p
+            for name in self._provider_names()
+            if (p := self._provider(name, request_timeout, max_retries)) is not None
+        }
+        default = self._default_provider(providers)
+        order = ([default] if default else []) + [n for n in providers if n != default]
+        limit = self.get("MAX_TOKENS_LIMIT")
+        self.warnings.extend(self._unknown_aliases(providers))
+        return Settings(
+            providers={name: providers[name] for name in order},
             default_provider=default,
-            host=env.get("HOST", "").strip() or "127.0.0.1",
-            port=_int(env, "PORT", 8082),
-            log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+            aliases=tuple(a for name in order for a in self._aliases(name)),
+            fallbacks=tuple(self._fallbacks(order, default)),
+            proxy_api_key=self.get("PROXY_API_KEY") or None,
+            host=self.get("HOST") or "127.0.0.1",
+            port=_int(self, "PORT", 8082),
+            log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             request_timeout=request_timeout,
             max_retries=max_retries,
-            max_tokens_limit=_int(env, "MAX_TOKENS_LIMIT", 0) if limit else None,
-            ping_interval=_float(env, "VDM_PING_INTERVAL", 5.0),
-            problems=tuple(problems),
+            max_tokens_limit=_int(self, "MAX_TOKENS_LIMIT", 0) if limit else None,
+            ping_interval=_float(self, "VDM_PING_INTERVAL", 5.0),
+            problems=tuple(self.problems),
+            warnings=tuple(self.warnings),
+            values=dict(self.values),
         )
 
+    # -- providers ------------------------------------------------------------------------------
 
-def _headers(env: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """`CUSTOM_HEADER_X_FOO` (all providers) then `{P}_CUSTOM_HEADER_X_FOO`, as `X-FOO`."""
-    headers: dict[str, str] = {}
-    for scope in ("CUSTOM_HEADER_", f"{prefix}_CUSTOM_HEADER_"):
-        for var, value in env.items():
-            if var.startswith(scope) and len(var) > len(scope):
-                headers[var[len(scope) :].replace("_", "-")] = value
-    return headers
+    def _provider_names(self) -> list[str]:
+        """Providers the user configured: a key from any layer but the defaults, or, for one
+        that needs no key, any setting or a TOML section of its own."""
+        names: set[str] = set()
+        for var in self.values:
+            match = _KEY_VAR.match(var)
+            if match and match.group(1) not in NOT_PROVIDERS and self.user_set(var):
+                names.add(match.group(1).lower())
+        for var, found in self.values.items():
+            if found.is_default or not found.value.strip():
+                continue
+            prefix = var.split("_", 1)[0]
+            if self.get(f"{prefix}_KEY_REQUIRED").lower() == "false":
+                names.add(prefix.lower())
+        for section in self.user_sections:
+            if self.get(f"{_prefix(section)}_KEY_REQUIRED").lower() == "false":
+                names.add(section.replace("-", "_"))
+            elif not self.user_set(f"{_prefix(section)}_API_KEY"):
+                self.warnings.append(
+                    f"[{section}] is configured but has no key: set {_prefix(section)}_API_KEY "
+                    f"(or `api-key` in the section, or `!PASSTHRU` to use the client's key)"
+                )
+        return sorted(names)
+
+    def _provider(
+        self, name: str, request_timeout: float, max_retries: int
+    ) -> ProviderConfig | None:
+        prefix = _prefix(name)
+        api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
+        if api_format not in API_FORMATS:
+            raise ConfigError(
+                f"{prefix}_API_FORMAT={api_format!r} ({self._source(f'{prefix}_API_FORMAT')}): "
+                f"use one of {', '.join(API_FORMATS)}"
+            )
+        base_url = self._base_url(prefix, api_format)
+        if not base_url:
+            example = "https://host/v1" if api_format == "openai" else "https://host"
+            self.problems.append(
+                f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; set "
+                f"{prefix}_BASE_URL to its {api_format.capitalize()}-compatible endpoint "
+                f"(e.g. {example})"
+            )
+            return None
+        default_auth = "x-api-key" if api_format == "anthropic" else "bearer"
+        auth = (self.get(f"{prefix}_AUTH") or default_auth).lower()
+        if auth not in AUTH_SCHEMES:
+            raise ConfigError(f"{prefix}_AUTH={auth!r}: use one of {', '.join(AUTH_SCHEMES)}")
+        raw_key = self.get(f"{prefix}_API_KEY")
+        passthrough = raw_key.upper() == PASSTHRU
+        return ProviderConfig(
+            name=name,
+            api_keys=() if passthrough else tuple(raw_key.split()),
+            base_url=base_url.rstrip("/"),
+            api_format=api_format,
+            timeout=_float(self, f"{prefix}_TIMEOUT", request_timeout),
+            max_retries=_int(self, f"{prefix}_MAX_RETRIES", max_retries),
+            custom_headers=self._headers(prefix),
+            auth=auth,
+            api_version=self.get(f"{prefix}_API_VERSION") or None,
+            passthrough=passthrough,
+        )
+
+    def _base_url(self, prefix: str, api_format: str) -> str:
+        """The user's base URL, else the preset's for the format (`anthropic-base-url` when a
+        preset that speaks OpenAI by default is switched to the Anthropic format)."""
+        if self.user_set(f"{prefix}_BASE_URL"):
+            return self.get(f"{prefix}_BASE_URL")
+        preset = self.defaults.get(f"{prefix}_API_FORMAT")
+        if api_format == "anthropic" and (preset is None or preset.value != "anthropic"):
+            return self.get(f"{prefix}_ANTHROPIC_BASE_URL")
+        return self.get(f"{prefix}_BASE_URL")
+
+    def _headers(self, prefix: str) -> dict[str, str]:
+        """`CUSTOM_HEADER_X_FOO` (all providers) then `{P}_CUSTOM_HEADER_X_FOO`, as `X-FOO`."""
+        headers: dict[str, str] = {}
+        for scope in ("CUSTOM_HEADER_", f"{prefix}_CUSTOM_HEADER_"):
+            for var, found in self.values.items():
+                if var.startswith(scope) and len(var) > len(scope):
+                    headers[var[len(scope) :].replace("_", "-")] = found.value
+        return headers
+
+    def _default_provider(self, providers: Mapping[str, ProviderConfig]) -> str | None:
+        wanted = self.get("VDM_DEFAULT_PROVIDER").lower().replace("-", "_")
+        if wanted and wanted not in providers:
+            self.problems.append(
+                f"VDM_DEFAULT_PROVIDER={wanted!r} ({self._source('VDM_DEFAULT_PROVIDER')}) is "
+                f"not a configured provider (configured: {', '.join(providers) or 'none'})"
+            )
+            wanted = ""
+        if wanted:
+            return wanted
+        if not providers:
+            return None
+        if len(providers) > 1 and "openai" not in providers:
+            log.debug("no default provider set: using %s", next(iter(providers)))
+        return "openai" if "openai" in providers else next(iter(providers))
+
+    # -- aliases --------------------------------------------------------------------------------
+
+    def _aliases(self, provider: str) -> list[Alias]:
+        """`{P}_ALIAS_{NAME}` set by the user for one provider, by name."""
+        prefix = _prefix(provider)
+        found: list[Alias] = []
+        for var, value in self.values.items():
+            match = _ALIAS_VAR.match(var)
+            if match and match.group(1) == prefix and not value.is_default and value.value.strip():
+                name = normalize(match.group(2))
+                found.append(Alias(name, provider, value.value.strip(), _label(var, value)))
+        return sorted(found, key=lambda a: a.name)
+
+    def _fallbacks(self, order: list[str], default: str | None) -> list[Alias]:
+        found: list[Alias] = []
+        for var, value in sorted(self.values.items()):
+            if var.startswith("VDM_FALLBACK_") and value.value.strip() and default is not None:
+                name = normalize(var.removeprefix("VDM_FALLBACK_"))
+                found.append(
+                    Alias(name, default, value.value.strip(), _label(var, value), "fallback")
+                )
+        for var, family in LEGACY_FAMILIES.items():
+            legacy = self.values.get(var)
+            if legacy is not None and legacy.value.strip() and default is not None:
+                found.append(
+                    Alias(family, default, legacy.value.strip(), _label(var, legacy), "fallback")
+                )
+        for provider in order:
+            prefix = _prefix(provider)
+            for var, value in sorted(self.values.items()):
+                match = _ALIAS_VAR.match(var)
+                if match and match.group(1) == prefix and value.is_default:
+                    # A packaged alias the user redefined is theirs, not a fallback.
+                    name = normalize(match.group(2))
+                    found.append(Alias(name, provider, value.value, DEFAULTS_SOURCE, "fallback"))
+        return found
+
+    def _unknown_aliases(self, providers: Mapping[str, ProviderConfig]) -> list[str]:
+        """Aliases set for providers that are not configured: almost always a mistake."""
+        unknown: list[str] = []
+        configured = {_prefix(p) for p in providers}
+        for var, value in self.values.items():
+            match = _ALIAS_VAR.match(var)
+            if match and not value.is_default and match.group(1) not in configured:
+                unknown.append(
+                    f"{var} ({value.source}): provider {match.group(1).lower()!r} is not "
+                    f"configured, so this alias is ignored"
+                )
+        return unknown
+
+    def _source(self, var: str) -> str:
+        found = self.values.get(var)
+        return found.source if found is not None else "unset"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
+def _prefix(provider: str) -> str:
+    return provider.upper().replace("-", "_")
+
+
+def _label(var: str, value: Value) -> str:
+    return f"{value.source}: {var}" if value.source in ("env",) else f"{value.source} ({var})"
+
+
+def _int(builder: _Builder, name: str, default: int) -> int:
+    raw = builder.get(name)
     if not raw:
         return default
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+        raise ConfigError(
+            f"{name}={raw!r} ({builder._source(name)}): expected a whole number"
+        ) from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
+def _float(builder: _Builder, name: str, default: float) -> float:
+    raw = builder.get(name)
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
+        raise ConfigError(
+            f"{name}={raw!r} ({builder._source(name)}): expected a number of seconds"
+        ) from None
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r}: must be greater than 0")
+        raise ConfigError(f"{name}={raw!r} ({builder._source(name)}): must be greater than 0")
     return value
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a `.env` file: `export ` prefixes, quotes and comments handled."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return {}
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            log.warning("%s:%d: ignored a line that is not KEY=VALUE", path, number)
-            continue
-        value = value.strip()
-        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) > 1:
-            value = value[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values

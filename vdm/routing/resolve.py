@@ -1,27 +1,42 @@
 """Which provider and model a requested model name goes to.
 
-This slice: `provider:model` prefixes, else the default provider with the name unchanged.
-A name whose prefix is not a configured provider is an error naming it, so a typo never sends
-a request to the wrong place (prefix a name that itself contains a colon: `ollama:llama3:8b`).
+In order (docs/routing.md):
+
+1. `provider:model` with a configured provider → that provider; `model` may be one of that
+   provider's aliases (`openai:fast`). An unknown prefix is a 400 naming it.
+2. Your aliases, compared case-insensitively with `-` and `_` equal: an exact match, else the
+   longest alias contained in the name; ties go to the default provider, then the other
+   providers alphabetically, then the alias names alphabetically.
+3. Fallback aliases (`haiku`, `sonnet`, `opus`, …) contained in the name, in their order:
+   `[fallback]` / `VDM_FALLBACK_*`, the legacy SMALL/MIDDLE/BIG_MODEL, the packaged ones.
+4. The default provider, with the name unchanged.
+
+An alias target is `model` (on the alias's provider) or `provider:model`; a target that is
+itself an alias of that provider is followed, and a cycle is a 400 that shows it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from vdm.config.settings import ProviderConfig, Settings
+from vdm.config.settings import Alias, ProviderConfig, Settings, normalize
 from vdm.protocol.errors import VdmError
 
 NO_PROVIDER = (
     "no provider configured: set OPENAI_API_KEY (for OpenAI), or {P}_API_KEY and "
     "{P}_BASE_URL for any OpenAI-compatible endpoint, then restart vdm"
 )
+#: Alias chains longer than this are certainly a mistake.
+MAX_CHAIN = 16
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     provider: ProviderConfig
     model: str
+    #: How the name was resolved, one line per step (for `vdm config show --resolve`).
+    steps: tuple[str, ...] = field(default=(), compare=False)
 
 
 def resolve(requested: str, settings: Settings) -> Route:
@@ -29,17 +44,108 @@ def resolve(requested: str, settings: Settings) -> Route:
     if not settings.providers:
         detail = "; ".join(settings.problems)
         raise VdmError(400, NO_PROVIDER + (f" ({detail})" if detail else ""))
-    prefix, sep, rest = requested.partition(":")
-    if sep:
-        provider = settings.providers.get(prefix.lower())
+    return _Resolver(settings).resolve(requested)
+
+
+class _Resolver:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.steps: list[str] = []
+        self.seen: list[str] = []
+
+    def resolve(self, requested: str) -> Route:
+        name = requested.strip()
+        if not name:
+            raise VdmError(400, "model: must not be empty")
+        prefix, sep, rest = name.partition(":")
+        if sep:
+            provider = self._provider(prefix, requested)
+            return self._on_provider(provider, rest, requested)
+        wanted = normalize(name)
+        alias = _best(self.settings.aliases, wanted, self.settings.default_provider)
+        if alias is not None:
+            how = "matches alias" if alias.name == wanted else "contains alias"
+            self.steps.append(f"{name!r} {how} {alias.name!r} ({alias.source})")
+            return self._follow(alias)
+        fallback = next((a for a in self.settings.fallbacks if a.name in wanted), None)
+        if fallback is not None:
+            self.steps.append(
+                f"{name!r} contains {fallback.name!r}: fallback alias ({fallback.source})"
+            )
+            return self._follow(fallback)
+        default = self.settings.default_provider
+        assert default is not None
+        self.steps.append(f"{name!r} is no alias: default provider {default!r}, name unchanged")
+        return self._route(self.settings.providers[default], name)
+
+    def _provider(self, prefix: str, requested: str) -> ProviderConfig:
+        provider = self.settings.providers.get(prefix.strip().lower().replace("-", "_"))
         if provider is None:
             raise VdmError(
                 400,
                 f"unknown provider {prefix!r} in model {requested!r}; configured providers: "
-                f"{', '.join(settings.providers)}",
+                f"{', '.join(self.settings.providers)}",
             )
-        if not rest:
-            raise VdmError(400, f"model {requested!r} names provider {prefix!r} but no model")
-        return Route(provider, rest)
-    assert settings.default_provider is not None
-    return Route(settings.providers[settings.default_provider], requested)
+        return provider
+
+    def _on_provider(self, provider: ProviderConfig, model: str, requested: str) -> Route:
+        if not model:
+            raise VdmError(
+                400, f"model {requested!r} names provider {provider.name!r} but no model"
+            )
+        wanted = normalize(model)
+        own = [a for a in self.settings.aliases if a.provider == provider.name]
+        own += [a for a in self.settings.fallbacks if a.provider == provider.name]
+        alias = next((a for a in own if a.name == wanted), None)
+        if alias is not None and self.seen and self.seen[-1] == f"{alias.provider}:{alias.name}":
+            alias = None  # `gpt-4o = "gpt-4o"`: the alias names the model itself
+        if alias is not None:
+            self.steps.append(
+                f"{provider.name}:{model} is alias {alias.name!r} of {provider.name!r} "
+                f"({alias.source})"
+            )
+            return self._follow(alias)
+        self.steps.append(f"provider {provider.name!r}, model {model!r}")
+        return self._route(provider, model)
+
+    def _follow(self, alias: Alias) -> Route:
+        key = f"{alias.provider}:{alias.name}"
+        if key in self.seen:
+            chain = " → ".join([*self.seen, key])
+            raise VdmError(400, f"alias cycle: {chain}; fix one of these aliases")
+        self.seen.append(key)
+        if len(self.seen) > MAX_CHAIN:
+            raise VdmError(400, f"alias chain longer than {MAX_CHAIN}: {' → '.join(self.seen)}")
+        prefix, sep, rest = alias.target.partition(":")
+        if sep and prefix.strip().lower().replace("-", "_") in self.settings.providers:
+            provider = self.settings.providers[prefix.strip().lower().replace("-", "_")]
+            return self._on_provider(provider, rest, alias.target)
+        if sep and alias.target.count(":") == 1 and prefix.isalpha() and prefix.islower():
+            # `groq:llama…` where groq is not configured: say so rather than send it anywhere.
+            raise VdmError(
+                400,
+                f"alias {alias.name!r} ({alias.source}) points to {alias.target!r}, but "
+                f"provider {prefix!r} is not configured; configured providers: "
+                f"{', '.join(self.settings.providers)}",
+            )
+        owner = self.settings.providers.get(alias.provider)
+        if owner is None:
+            raise VdmError(400, f"alias {alias.name!r} points to unconfigured {alias.provider!r}")
+        return self._on_provider(owner, alias.target, alias.target)
+
+    def _route(self, provider: ProviderConfig, model: str) -> Route:
+        return Route(provider, model, tuple(self.steps))
+
+
+def _best(aliases: Iterable[Alias], wanted: str, default: str | None) -> Alias | None:
+    """Exact match first, then the longest contained; ties: default provider, provider name,
+    alias name."""
+
+    def rank(alias: Alias) -> tuple[int, int, str, str]:
+        return (-len(alias.name), alias.provider != default, alias.provider, alias.name)
+
+    exact = [a for a in aliases if a.name == wanted]
+    if exact:
+        return min(exact, key=rank)
+    contained = [a for a in aliases if a.name in wanted]
+    return min(contained, key=rank) if contained else None

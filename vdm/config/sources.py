@@ -1,0 +1,213 @@
+"""The configuration layers, each flattened into variables with the place they came from.
+
+TOML mirrors the environment variables, so every layer becomes the same thing: a mapping from
+a variable name (`OPENAI_BASE_URL`, `OPENAI_ALIAS_FAST`, `VDM_DEFAULT_PROVIDER`) to a `Value`
+that remembers its source. Merging layers is then a dict update, lowest layer first:
+
+    packaged defaults.toml < ~/.config/vandamme-proxy/vandamme-config.toml
+        < ./vandamme-config.toml < .env < the environment
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "vandamme-config.toml"
+DEFAULTS_SOURCE = "defaults.toml"
+
+#: Top-level TOML keys and the variable each one sets.
+TOP_LEVEL: dict[str, str] = {
+    "default-provider": "VDM_DEFAULT_PROVIDER",
+    "host": "HOST",
+    "port": "PORT",
+    "log-level": "LOG_LEVEL",
+    "request-timeout": "REQUEST_TIMEOUT",
+    "max-retries": "MAX_RETRIES",
+    "max-tokens-limit": "MAX_TOKENS_LIMIT",
+    "proxy-api-key": "PROXY_API_KEY",
+    "ping-interval": "VDM_PING_INTERVAL",
+    "small-model": "SMALL_MODEL",
+    "middle-model": "MIDDLE_MODEL",
+    "big-model": "BIG_MODEL",
+}
+#: Keys of a provider section (`[openai]`) and the variable suffix each one sets.
+PROVIDER_KEYS: dict[str, str] = {
+    "api-key": "API_KEY",
+    "base-url": "BASE_URL",
+    "anthropic-base-url": "ANTHROPIC_BASE_URL",
+    "api-format": "API_FORMAT",
+    "api-version": "API_VERSION",
+    "auth": "AUTH",
+    "key-required": "KEY_REQUIRED",
+    "timeout": "TIMEOUT",
+    "max-retries": "MAX_RETRIES",
+}
+#: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.
+TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_"}
+#: Top-level tables that are not providers.
+TOP_TABLES: dict[str, str] = {"fallback": "VDM_FALLBACK_", "custom-headers": "CUSTOM_HEADER_"}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names where it is and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One setting and where it came from (`env`, a file path, or `defaults.toml`)."""
+
+    value: str
+    source: str
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == DEFAULTS_SOURCE
+
+
+@dataclass(slots=True)
+class Layer:
+    """One configuration source, flattened."""
+
+    values: dict[str, Value]
+    #: Provider sections the layer declares (`[ollama]`), even empty ones.
+    sections: set[str]
+    warnings: list[str]
+
+
+def var_name(name: str) -> str:
+    """`my-fast` → `MY_FAST`: the spelling of a name inside a variable."""
+    return name.strip().upper().replace("-", "_").replace(".", "_")
+
+
+def _scalar(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(value)  # several keys: `api-key = ["k1", "k2"]`
+    raise ConfigError(f"{where}: expected a string or a number, got {type(value).__name__}")
+
+
+def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
+    """The variables a parsed TOML document sets; unknown keys become warnings."""
+    layer = Layer({}, set(), [])
+
+    def put(var: str, value: Any, where: str) -> None:
+        layer.values[var] = Value(_scalar(value, f"{source}: {where}"), source)
+
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            if key in TOP_LEVEL:
+                put(TOP_LEVEL[key], value, key)
+            else:
+                layer.warnings.append(f"{source}: unknown key {key!r} (ignored)")
+            continue
+        if key in TOP_TABLES:
+            for name, item in value.items():
+                put(TOP_TABLES[key] + var_name(name), item, f"[{key}] {name}")
+            continue
+        prefix = var_name(key)
+        if not prefix.replace("_", "").isalnum():
+            layer.warnings.append(f"{source}: [{key}] is not a usable provider name (ignored)")
+            continue
+        layer.sections.add(key.lower().replace("_", "-"))
+        for item_key, item in value.items():
+            where = f"[{key}] {item_key}"
+            if item_key in PROVIDER_KEYS:
+                put(f"{prefix}_{PROVIDER_KEYS[item_key]}", item, where)
+            elif item_key in TABLES and isinstance(item, dict):
+                for name, target in item.items():
+                    put(f"{prefix}_{TABLES[item_key]}{var_name(name)}", target, f"{where}.{name}")
+            else:
+                layer.warnings.append(f"{source}: unknown key {item_key!r} in [{key}] (ignored)")
+    return layer
+
+
+def read_toml(path: Path) -> Layer | None:
+    """A TOML file as a layer; None if it does not exist. A malformed file is a ConfigError
+    naming the file, the line and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return flatten_toml(data, str(path))
+
+
+def packaged_defaults() -> Layer:
+    text = resources.files("vdm.config").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return flatten_toml(tomllib.loads(text), DEFAULTS_SOURCE)
+
+
+def user_config_path(env: Mapping[str, str]) -> Path | None:
+    """`$XDG_CONFIG_HOME/vandamme-proxy/vandamme-config.toml`, else under `~/.config`."""
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    if base:
+        return Path(base) / "vandamme-proxy" / CONFIG_NAME
+    home = env.get("HOME", "").strip()
+    if not home:
+        return None
+    return Path(home) / ".config" / "vandamme-proxy" / CONFIG_NAME
+
+
+def env_layer(env: Mapping[str, str], source: str) -> Layer:
+    return Layer({k: Value(v, source) for k, v in env.items()}, set(), [])
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file: `export ` prefixes, quotes and comments handled."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return {}
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            log.warning("%s:%d: ignored a line that is not KEY=VALUE", path, number)
+            continue
+        value = value.strip()
+        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) > 1:
+            value = value[1:-1]
+            if raw.strip().split("=", 1)[1].strip().startswith('"'):
+                value = value.replace("\\n", "\n").replace('\\"', '"')
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def load_layers(env: Mapping[str, str] | None, cwd: Path | None) -> list[Layer]:
+    """Every layer, lowest first."""
+    environ = dict(os.environ if env is None else env)
+    cwd = cwd or Path.cwd()
+    layers = [packaged_defaults()]
+    user = user_config_path(environ)
+    for path in (user, cwd / CONFIG_NAME):
+        if path is not None and (layer := read_toml(path)) is not None:
+            layers.append(layer)
+    dotenv = cwd / ".env"
+    layers.append(env_layer(read_dotenv(dotenv), str(dotenv)))
+    layers.append(env_layer(environ, "env"))
+    return layers
