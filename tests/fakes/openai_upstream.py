@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, Self, TypeAlias, cast
 
 __all__ = [
     "FakeOpenAI",
@@ -703,7 +703,7 @@ class _Connection(asyncio.Protocol):
     def _fail(self, status: int, message: str) -> None:
         self.busy = True
         if self.transport is not None:
-            self.transport.write(JsonReply(_error_body(message), status=status).wire(False))
+            self.transport.write(self.owner._error_reply(status, message).wire(False))
             self.transport.close()
 
     # -- responding -----------------------------------------------------------------------------
@@ -711,21 +711,10 @@ class _Connection(asyncio.Protocol):
     def _dispatch(
         self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool
     ) -> None:
-        owner = self.owner
         path, _, query = target.partition("?")
         request = Recorded(method, path, query, headers, body)
-        owner._record(request)
-        reply: Reply
-        if method == "POST" and path.endswith("/chat/completions"):
-            reply = owner._next_reply(request)
-        elif method == "GET" and path.endswith("/models"):
-            reply = _MODELS
-        else:
-            reply = JsonReply(
-                _error_body(f"Unknown request URL: {method} {path}. Please check the URL."),
-                status=404,
-            )
-        self._send(reply, keep_alive)
+        self.owner._record(request)
+        self._send(self.owner._route(request), keep_alive)
 
     def _send(self, reply: Reply, keep_alive: bool) -> None:
         transport = self.transport
@@ -832,7 +821,13 @@ class FakeOpenAI:
 
     Replies come from :meth:`enqueue` (FIFO) and, when the queue is empty, from :attr:`default`
     (initially :func:`auto_reply`). A reply source may be a callable ``(Recorded) -> Reply``.
+
+    Other protocols subclass it and override :meth:`_route` and :meth:`_error_reply`
+    (see ``tests.fakes.anthropic_upstream.FakeAnthropic``).
     """
+
+    #: Name of the server thread (a subclass names its protocol).
+    _thread_name = "fake-openai"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
         self.host = host
@@ -859,15 +854,16 @@ class FakeOpenAI:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
+    def start(self) -> Self:
+        name = type(self).__name__
         if self._thread is not None:
-            raise RuntimeError("FakeOpenAI already started")
-        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+            raise RuntimeError(f"{name} already started")
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
-            raise RuntimeError("FakeOpenAI did not start within 10 s")
+            raise RuntimeError(f"{name} did not start within 10 s")
         if self._error is not None:
-            raise RuntimeError("FakeOpenAI failed to start") from self._error
+            raise RuntimeError(f"{name} failed to start") from self._error
         return self
 
     def stop(self) -> None:
@@ -880,7 +876,7 @@ class FakeOpenAI:
             pass
         thread.join(5)
 
-    def __enter__(self) -> FakeOpenAI:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -934,7 +930,7 @@ class FakeOpenAI:
     @property
     def port(self) -> int:
         if self._port is None:
-            raise RuntimeError("FakeOpenAI is not started")
+            raise RuntimeError(f"{type(self).__name__} is not started")
         return self._port
 
     @property
@@ -946,6 +942,24 @@ class FakeOpenAI:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``, what an OpenAI client takes as ``base_url``."""
         return f"{self.url}/v1"
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _route(self, request: Recorded) -> Reply:
+        """The reply to ``request`` (called on the server loop, after recording)."""
+        method, path = request.method, request.path
+        if method == "POST" and path.endswith("/chat/completions"):
+            return self._next_reply(request)
+        if method == "GET" and path.endswith("/models"):
+            return _MODELS
+        return self._error_reply(
+            404, f"Unknown request URL: {method} {path}. Please check the URL."
+        )
+
+    def _error_reply(self, status: int, message: str) -> JsonReply:
+        """An error in this protocol's shape: 404s, malformed requests, broken reply callables."""
+        type_ = "server_error" if status >= 500 else "invalid_request_error"
+        return JsonReply(_error_body(message, type_), status=status)
 
     # -- scripting ------------------------------------------------------------------------------
 
@@ -976,10 +990,7 @@ class FakeOpenAI:
             try:
                 return source(request)
             except Exception as exc:  # make a broken script visible to the test
-                return JsonReply(
-                    _error_body(f"fake upstream reply callable failed: {exc!r}", "server_error"),
-                    status=500,
-                )
+                return self._error_reply(500, f"fake upstream reply callable failed: {exc!r}")
         return source
 
     # -- recording ------------------------------------------------------------------------------
@@ -1001,7 +1012,7 @@ class FakeOpenAI:
         """The most recent recorded request."""
         with self._lock:
             if not self._requests:
-                raise LookupError("FakeOpenAI has not recorded any request")
+                raise LookupError(f"{type(self).__name__} has not recorded any request")
             return self._requests[-1]
 
     @property
@@ -1057,7 +1068,7 @@ class FakeOpenAI:
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"
-        return f"<FakeOpenAI {where} requests={self._request_count}>"
+        return f"<{type(self).__name__} {where} requests={self._request_count}>"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
