@@ -21,6 +21,7 @@ from tests.fakes.openai_upstream import (
     stream_chunks,
 )
 from tests.harness import RunningVdm, running_vdm
+from vdm.config.secrets import mask
 from vdm.protocol.openai_chat import ChatRequest
 
 UPSTREAM_KEY = "sk-upstream-secret-1234"
@@ -429,7 +430,7 @@ def test_zero_configuration_starts_and_explains() -> None:
 def test_health_lists_providers_without_secrets(vdm: RunningVdm) -> None:
     response = httpx.get(f"{vdm.url}/health", timeout=10)
     assert response.status_code == 200
-    assert response.json()["providers"]["openai"]["keys"] == 1
+    assert response.json()["providers"]["openai"]["keys"] == [mask(UPSTREAM_KEY)]
     assert UPSTREAM_KEY not in response.text
 
 

@@ -17,6 +17,8 @@ from typing import Literal
 from vdm.config.secrets import mask
 from vdm.config.sources import (
     DEFAULTS_SOURCE,
+    PROVIDER_KEYS,
+    TABLES,
     ConfigError,
     Layer,
     Value,
@@ -50,6 +52,12 @@ LEGACY_FAMILIES = {"SMALL_MODEL": "haiku", "MIDDLE_MODEL": "sonnet", "BIG_MODEL"
 
 _KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
 _ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
+#: Variables whose name may end in _API_KEY without naming a provider: a header `X-Api-Key`
+#: (`CUSTOM_HEADER_X_API_KEY`, `OPENAI_CUSTOM_HEADER_X_API_KEY`), an alias, a fallback.
+_NOT_KEY_VAR = re.compile(r"^CUSTOM_HEADER_|_CUSTOM_HEADER_|_ALIAS_|^VDM_FALLBACK_")
+#: The variable suffixes that are settings of a provider (`OLLAMA_BASE_URL`, `OLLAMA_ALIAS_X`).
+_PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
+_PROVIDER_TABLES = tuple(TABLES.values())
 
 
 def normalize(name: str) -> str:
@@ -166,9 +174,11 @@ class _Builder:
         self.warnings: list[str] = []
         self.problems: list[str] = []
         for layer in layers:
-            self.values.update(layer.values)
+            # An empty value (`OPENAI_BASE_URL=` in a .env) means unset, not "empty".
+            self.values.update((k, v) for k, v in layer.values.items() if v.value.strip())
             self.warnings.extend(layer.warnings)
-            if all(v.is_default for v in layer.values.values()):
+            # The packaged layer; an empty one (a TOML file with only `[ollama]`) is the user's.
+            if layer.values and all(v.is_default for v in layer.values.values()):
                 self.defaults.update(layer.values)
             else:
                 self.user_sections |= layer.sections
@@ -220,13 +230,14 @@ class _Builder:
         for var in self.values:
             match = _KEY_VAR.match(var)
             if match and match.group(1) not in NOT_PROVIDERS and self.user_set(var):
-                names.add(match.group(1).lower())
-        for var, found in self.values.items():
-            if found.is_default or not found.value.strip():
-                continue
-            prefix = var.split("_", 1)[0]
-            if self.get(f"{prefix}_KEY_REQUIRED").lower() == "false":
-                names.add(prefix.lower())
+                if not _NOT_KEY_VAR.search(var):
+                    names.add(match.group(1).lower())
+        for var in self.values:
+            # Only the provider's own settings count: OLLAMA_HOST configures Ollama, not vdm.
+            if var.endswith("_KEY_REQUIRED") and self.get(var).lower() == "false":
+                prefix = var.removesuffix("_KEY_REQUIRED")
+                if any(self._is_setting_of(prefix, other) for other in self.values):
+                    names.add(prefix.lower())
         for section in self.user_sections:
             if self.get(f"{_prefix(section)}_KEY_REQUIRED").lower() == "false":
                 names.add(section.replace("-", "_"))
@@ -236,6 +247,12 @@ class _Builder:
                     f"(or `api-key` in the section, or `!PASSTHRU` to use the client's key)"
                 )
         return sorted(names)
+
+    def _is_setting_of(self, prefix: str, var: str) -> bool:
+        """Whether the user set `var`, one of provider `prefix`'s settings."""
+        rest = var.removeprefix(f"{prefix}_")
+        is_setting = rest in _PROVIDER_SUFFIXES or rest.startswith(_PROVIDER_TABLES)
+        return rest != var and is_setting and self.user_set(var)
 
     def _provider(
         self, name: str, request_timeout: float, max_retries: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from vdm import __version__
 from vdm.config.settings import Settings
@@ -12,6 +13,7 @@ from vdm.routing.resolve import NO_PROVIDER
 from vdm.server import messages
 from vdm.server.asgi import (
     ClientDisconnected,
+    Incoming,
     Receive,
     Scope,
     Send,
@@ -20,6 +22,8 @@ from vdm.server.asgi import (
     send_error,
     send_json,
 )
+from vdm.server.auth import client_key
+from vdm.server.catalog import alias_entries
 from vdm.server.state import Gateway
 
 log = logging.getLogger(__name__)
@@ -27,14 +31,40 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
 
 
+def _client_key(gateway: Gateway, scope: Scope) -> str | None:
+    """Checks the proxy key (401 before anything else happens) and returns the client's own
+    provider key, if any."""
+    return client_key(scope["headers"], gateway.settings.proxy_api_key)
+
+
+async def _incoming(gateway: Gateway, scope: Scope, receive: Receive) -> Incoming:
+    key = _client_key(gateway, scope)
+    return Incoming(await read_body(receive), scope["headers"], key)
+
+
 async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    body = await read_body(receive)
-    await messages.create_message(gateway, body, receive, send)
+    incoming = await _incoming(gateway, scope, receive)
+    await messages.create_message(gateway, incoming, receive, send)
 
 
 async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    body = await read_body(receive)
-    await send_json(send, 200, await messages.count_tokens(gateway, body))
+    incoming = await _incoming(gateway, scope, receive)
+    await send_bytes(send, 200, await messages.count_tokens(gateway, incoming))
+
+
+async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    key = _client_key(gateway, scope)
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    await send_json(send, 200, await gateway.catalog.models(query, key))
+
+
+async def _aliases(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    _client_key(gateway, scope)
+    body = {
+        "default_provider": gateway.settings.default_provider,
+        "aliases": alias_entries(gateway.settings),
+    }
+    await send_json(send, 200, body)
 
 
 async def _health(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,7 +82,7 @@ def health(settings: Settings) -> dict[str, object]:
         name: {
             "base_url": p.base_url,
             "api_format": p.api_format,
-            "keys": len(p.api_keys),
+            "keys": p.masked_keys,
         }
         for name, p in settings.providers.items()
     }
@@ -74,6 +104,8 @@ def health(settings: Settings) -> dict[str, object]:
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/messages"): _messages,
     ("POST", "/v1/messages/count_tokens"): _count_tokens,
+    ("GET", "/v1/models"): _models,
+    ("GET", "/v1/aliases"): _aliases,
     ("GET", "/health"): _health,
     ("HEAD", "/health"): _health,
     ("HEAD", "/api/hello"): _hello,

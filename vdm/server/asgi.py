@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -25,6 +26,16 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What the endpoint handlers need of a request."""
+
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    #: The client's own provider key, for `!PASSTHRU` providers (see vdm/server/auth.py).
+    client_key: str | None = None
 
 
 class ClientDisconnected(Exception):

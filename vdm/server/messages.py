@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -17,8 +18,10 @@ from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.openai_from_anthropic import chat_request_from_messages
 from vdm.protocol.sse import SseDecoder
 from vdm.routing.resolve import Route, resolve
+from vdm.server import passthrough
 from vdm.server.asgi import (
     SSE_HEADERS,
+    Incoming,
     Receive,
     Send,
     run_until_disconnect,
@@ -29,7 +32,6 @@ from vdm.upstream.client import UpstreamClient
 
 log = logging.getLogger("vdm.requests")
 
-CHAT_PATH = "/chat/completions"
 #: How long to wait for the rest of an upstream body after `[DONE]`.
 DRAIN_SECONDS = 1.0
 #: Send translated events once this many are waiting, even if more upstream data is ready.
@@ -57,39 +59,41 @@ def parse(model: type[MessagesRequest] | type[CountTokensRequest], body: bytes) 
         raise VdmError(400, validation_message(exc)) from None
 
 
-def _route(gateway: Gateway, model: str) -> Route:
-    route = resolve(model, gateway.settings)
-    if route.provider.api_format != "openai":
-        raise VdmError(
-            400,
-            f"provider {route.provider.name!r} uses the {route.provider.api_format} format, "
-            "which this version of vdm cannot call yet",
-        )
-    return route
-
-
-async def create_message(gateway: Gateway, body: bytes, receive: Receive, send: Send) -> None:
+async def create_message(
+    gateway: Gateway, incoming: Incoming, receive: Receive, send: Send
+) -> None:
     started = time.perf_counter()
-    request: MessagesRequest = parse(MessagesRequest, body)
-    route = _route(gateway, request.model)
-    payload = chat_request_from_messages(
-        request, route.model, max_tokens_limit=gateway.settings.max_tokens_limit
-    )
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    request: MessagesRequest = parse(MessagesRequest, incoming.body)
+    route = resolve(request.model, gateway.settings)
     client = gateway.client(route.provider)
     outcome = "ok"
+    usage: dict[str, int] = {}
     try:
-        if request.stream:
-            relay = _StreamRelay(request, client, data, send, gateway.settings.ping_interval)
+        if route.provider.api_format == "anthropic":
+            call = passthrough.Passthrough(client, route.model, incoming, request.model)
+            finished = await run_until_disconnect(
+                receive, partial(call.stream if request.stream else call.answer, send)
+            )
+            outcome, usage = call.outcome, call.usage
+        elif request.stream:
+            data = _chat_body(gateway, request, route)
+            relay = _StreamRelay(
+                request, client, data, send, gateway.settings.ping_interval, route.model
+            )
+            relay.client_key = incoming.client_key
             finished = await run_until_disconnect(receive, relay.run)
-            outcome = relay.outcome
+            outcome, usage = relay.outcome, relay.translator.usage
         else:
+            data = _chat_body(gateway, request, route)
 
             async def answer(_: TaskGroup) -> None:
-                reply = await client.post_json(CHAT_PATH, data)
+                reply = await client.post_json(
+                    client.chat_path(route.model), data, client_key=incoming.client_key
+                )
                 message = message_from_chat(
                     reply, model=request.model, stop_sequences=request.stop_sequences
                 )
+                usage.update(message["usage"])
                 await send_json(send, 200, message)
 
             finished = await run_until_disconnect(receive, answer)
@@ -100,14 +104,22 @@ async def create_message(gateway: Gateway, body: bytes, receive: Receive, send: 
         raise
     finally:
         log.info(
-            "%s -> %s:%s %s%s %.0f ms",
+            "%s -> %s:%s %s%s %.0f ms%s",
             request.model,
             route.provider.name,
             route.model,
             "stream " if request.stream else "",
             outcome,
             (time.perf_counter() - started) * 1000,
+            "".join(f" {k.removesuffix('_tokens')}={v}" for k, v in usage.items() if v),
         )
+
+
+def _chat_body(gateway: Gateway, request: MessagesRequest, route: Route) -> bytes:
+    payload = chat_request_from_messages(
+        request, route.model, max_tokens_limit=gateway.settings.max_tokens_limit
+    )
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class _StreamRelay:
@@ -124,11 +136,14 @@ class _StreamRelay:
         data: bytes,
         send: Send,
         interval: float,
+        model: str,
     ) -> None:
         self.translator = MessagesStreamFromChat(
             model=request.model, stop_sequences=request.stop_sequences
         )
         self.client = client
+        self.client_key: str | None = None
+        self.model = model
         self.data = data
         self.send = send
         self.interval = interval
@@ -159,7 +174,10 @@ class _StreamRelay:
         pending = self.pending
         # Events are collected and sent when the upstream has nothing more for the moment
         # (`on_idle`): one ASGI send per burst of upstream data, not one per HTTP chunk.
-        async with self.client.stream(CHAT_PATH, self.data, on_idle=self._flush) as reads:
+        path = self.client.chat_path(self.model)
+        async with self.client.stream(
+            path, self.data, client_key=self.client_key, on_idle=self._flush
+        ) as reads:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             pending.append(translator.start())
             self.last_sent = time.monotonic()
@@ -211,9 +229,17 @@ def _chunk(data: str) -> dict[str, Any]:
     return chunk
 
 
-async def count_tokens(gateway: Gateway, body: bytes) -> dict[str, int]:
+async def count_tokens(gateway: Gateway, incoming: Incoming) -> bytes:
+    """`{"input_tokens": N}`: counted offline for OpenAI-format providers, by the provider
+    itself for Anthropic-format ones."""
     from vdm.protocol.tokens import count_tokens as count
 
-    request: CountTokensRequest = parse(CountTokensRequest, body)
-    _route(gateway, request.model)
-    return {"input_tokens": await anyio.to_thread.run_sync(count, request)}
+    request: CountTokensRequest = parse(CountTokensRequest, incoming.body)
+    route = resolve(request.model, gateway.settings)
+    if route.provider.api_format == "anthropic":
+        call = passthrough.Passthrough(
+            gateway.client(route.provider), route.model, incoming, request.model
+        )
+        return await call.count_tokens()
+    tokens = await anyio.to_thread.run_sync(count, request)
+    return json.dumps({"input_tokens": tokens}).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vdm.config.settings import ProviderConfig, Settings
+from vdm.server.catalog import ModelCatalog
 from vdm.upstream.client import UpstreamClient
 
 
@@ -12,6 +13,7 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, UpstreamClient] = {}
+        self.catalog = ModelCatalog(settings, self.client)
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)

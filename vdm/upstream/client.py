@@ -7,18 +7,21 @@ the caller as raw byte reads.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
 
+from vdm.config.secrets import redact
 from vdm.config.settings import ProviderConfig
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, anthropic_error_type
+from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
 from vdm.upstream.pool import PooledTransport
 
@@ -50,13 +53,34 @@ _PASS_HEADERS = ("retry-after",)
 
 
 def error_from_response(
-    provider: str, status: int, body: bytes, headers: Mapping[str, str]
+    provider: str,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Iterable[str] = (),
 ) -> VdmError:
-    """The VdmError for an upstream error response, keeping the upstream's own message."""
+    """The VdmError for an upstream error response, keeping the upstream's own message (with
+    any key in it masked) and, from an Anthropic-format upstream, its error type."""
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
-    message = _error_message(body) or f"HTTP {status}"
+    message = redact(_error_message(body) or f"HTTP {status}", secrets)
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
-    return VdmError(mapped, f"{provider} returned HTTP {status}: {message}", headers=passed)
+    return VdmError(
+        mapped,
+        f"{provider} returned HTTP {status}: {message}",
+        error_type=_anthropic_error_type(body, mapped),
+        headers=passed,
+    )
+
+
+def _anthropic_error_type(body: bytes, status: int) -> str | None:
+    """`{"type": "error", "error": {"type": T}}`: keep T when it is Anthropic's and fits."""
+    if not body.startswith(b'{"type":"error"') and b'"type": "error"' not in body[:40]:
+        return None
+    try:
+        error = json.loads(body)["error"]["type"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return error if isinstance(error, str) and anthropic_error_type(status) == error else None
 
 
 def _error_message(body: bytes) -> str:
@@ -89,13 +113,14 @@ def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:
 
 
 class UpstreamClient:
-    """A provider's pooled HTTP client: keep-alive connections, timeouts from config."""
+    """A provider's pooled HTTP client: keep-alive connections, timeouts from config, its key
+    pool (round robin, failover on rejected keys) and its auth scheme."""
 
     def __init__(
         self, provider: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.provider = provider
-        self._keys = itertools.cycle(provider.api_keys or ("",))
+        self.keys = KeyPool(provider.name, provider.api_keys)
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
             timeout=httpx.Timeout(provider.timeout, connect=min(provider.timeout, 10.0)),
@@ -106,23 +131,73 @@ class UpstreamClient:
             "accept": "application/json",
             **provider.custom_headers,
         }
+        self._secrets = provider.api_keys
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _headers(self, stream: bool) -> dict[str, str]:
+    def chat_path(self, model: str) -> str:
+        """Where chat completions go: `/chat/completions`, or for Azure the deployment's URL."""
+        provider = self.provider
+        if provider.api_version and not provider.base_url.endswith("/openai/v1"):
+            deployment = quote(model, safe="")
+            return (
+                f"/openai/deployments/{deployment}/chat/completions"
+                f"?api-version={quote(provider.api_version, safe='')}"
+            )
+        return "/chat/completions"
+
+    def models_path(self) -> str:
+        return "/v1/models" if self.provider.api_format == "anthropic" else "/models"
+
+    def _headers(self, key: str, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(self._static_headers)
-        key = next(self._keys)
+        if extra:
+            headers.update(extra)
         if key:
-            headers["authorization"] = f"Bearer {key}"
+            auth = self.provider.auth
+            if auth == "bearer":
+                headers["authorization"] = f"Bearer {key}"
+            else:
+                headers[auth] = key
         if stream:
             headers["accept"] = "text/event-stream"
         return headers
 
-    async def post_json(self, path: str, body: bytes) -> Any:
-        """POST and return the parsed JSON answer; raises VdmError on any failure."""
-        async with self._send(path, body, stream=False) as response:
+    async def get_json(self, path: str, *, client_key: str | None = None) -> Any:
+        """GET and return the parsed JSON answer (e.g. the models list)."""
+        async with self._send(path, None, stream=False, client_key=client_key) as response:
             data = await response.aread()
+        return self._json(data)
+
+    async def post_json(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        client_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """POST and return the parsed JSON answer; raises VdmError on any failure."""
+        data, _ = await self.post_bytes(path, body, client_key=client_key, headers=headers)
+        return self._json(data)
+
+    async def post_bytes(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        client_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, httpx.Headers]:
+        """POST and return the answer's bytes untouched, with its headers."""
+        async with self._send(
+            path, body, stream=False, client_key=client_key, headers=headers
+        ) as response:
+            data = await response.aread()
+        return data, response.headers
+
+    def _json(self, data: bytes) -> Any:
         try:
             return json.loads(data)
         except ValueError:
@@ -130,7 +205,13 @@ class UpstreamClient:
 
     @asynccontextmanager
     async def stream(
-        self, path: str, body: bytes, *, on_idle: Callable[[], Awaitable[None]] | None = None
+        self,
+        path: str,
+        body: bytes,
+        *,
+        client_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_idle: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the answer's byte reads; raises VdmError before yielding on a
         failed status, and while iterating on a broken stream.
@@ -139,7 +220,9 @@ class UpstreamClient:
         that had arrived has been yielded. On vdm's own transport that is exactly when the
         socket has nothing more; on any other transport it is after every read.
         """
-        async with self._send(path, body, stream=True) as response:
+        async with self._send(
+            path, body, stream=True, client_key=client_key, headers=headers
+        ) as response:
             network = response.extensions.get("network_stream")
             if not isinstance(network, AsyncioStream):
                 network = None
@@ -171,14 +254,57 @@ class UpstreamClient:
         response.request = request
         return response
 
+    def _key(self, client_key: str | None, tried: list[str], last: VdmError | None) -> str:
+        """The key for the next attempt: the client's own for a passthrough provider, else
+        the pool's next usable key not yet tried in this call."""
+        if self.provider.passthrough:
+            if last is not None:
+                raise last
+            if not client_key:
+                raise VdmError(
+                    401,
+                    f"provider {self.provider.name!r} uses the client's own key (!PASSTHRU), "
+                    "but the request carries none: send it in x-api-key or "
+                    "Authorization: Bearer (docs/keys.md)",
+                )
+            return client_key
+        try:
+            key = self.keys.acquire(exclude=tried)
+        except AllKeysCooling as exc:
+            if last is not None and len(self.keys) == 1:
+                raise last from None
+            reason = f" (last error: {last.message})" if last is not None else ""
+            seconds = max(1, math.ceil(exc.retry_after))
+            raise VdmError(429, f"{exc}{reason}", headers={"retry-after": str(seconds)}) from None
+        if key is None:
+            assert last is not None
+            raise last
+        return key
+
     @asynccontextmanager
-    async def _send(self, path: str, body: bytes, *, stream: bool) -> AsyncIterator[httpx.Response]:
-        """Send, retrying connection failures and 5xx answers (never timeouts) up to
-        `max_retries` times; nothing has reached the client yet when it retries."""
+    async def _send(
+        self,
+        path: str,
+        body: bytes | None,
+        *,
+        stream: bool,
+        client_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """Send with the next key. A key the upstream rejects (401/403/429, quota) cools down
+        and the same call moves on to the next key; connection failures and 5xx answers
+        (never timeouts) are retried up to `max_retries` times. Nothing has reached the
+        client when it does either."""
         attempt = 0
+        tried: list[str] = []
+        rejected: VdmError | None = None
         while True:
+            key = self._key(client_key, tried, rejected)
             request = self._client.build_request(
-                "POST", path, content=body, headers=self._headers(stream)
+                "GET" if body is None else "POST",
+                path,
+                content=body,
+                headers=self._headers(key, stream, headers),
             )
             try:
                 response = await self._send_once(request)
@@ -187,6 +313,7 @@ class UpstreamClient:
                 retryable = not isinstance(exc, httpx.TimeoutException)
             else:
                 if response.status_code < 400:
+                    self.keys.succeeded(key)
                     break
                 try:
                     data = await response.aread()
@@ -194,10 +321,18 @@ class UpstreamClient:
                     data = b""
                 finally:
                     await response.aclose()
+                status = response.status_code
                 error = error_from_response(
-                    self.provider.name, response.status_code, data, response.headers
+                    self.provider.name, status, data, response.headers, self._redact(client_key)
                 )
-                retryable = response.status_code in RETRY_STATUSES
+                if key and not self.provider.passthrough and is_quota_error(status, data):
+                    wait = parse_retry_after(response.headers.get("retry-after"))
+                    self.keys.failed(key, status, wait)
+                    tried.append(key)
+                    rejected = error
+                    log.info("%s; trying the next key", error.message)
+                    continue
+                retryable = status in RETRY_STATUSES
             if not retryable or attempt >= self.provider.max_retries:
                 raise error
             attempt += 1
@@ -207,6 +342,9 @@ class UpstreamClient:
             yield response
         finally:
             await response.aclose()
+
+    def _redact(self, client_key: str | None) -> tuple[str, ...]:
+        return (*self._secrets, client_key) if client_key else self._secrets
 
 
 def _backoff(attempt: int) -> float:
