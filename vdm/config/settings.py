@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 ApiFormat = Literal["openai", "anthropic"]
 Auth = Literal["bearer", "x-api-key", "api-key"]
 API_FORMATS: tuple[ApiFormat, ...] = ("openai", "anthropic")
+_FORMAT_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key")
 #: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
 PASSTHRU = "!PASSTHRU"
@@ -269,7 +270,7 @@ class _Builder:
             example = "https://host/v1" if api_format == "openai" else "https://host"
             self.problems.append(
                 f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; set "
-                f"{prefix}_BASE_URL to its {api_format.capitalize()}-compatible endpoint "
+                f"{prefix}_BASE_URL to its {_FORMAT_NAMES[api_format]}-compatible endpoint "
                 f"(e.g. {example})"
             )
             return None
