@@ -31,3 +31,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if len(secret) >= 4 and secret in text:
             text = text.replace(secret, mask(secret))
     return text
+
+
+def safe_url(url: str) -> str:
+    """`url` with any credentials in it (`https://user:token@host`) masked."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or "/" in userinfo:
+        return url
+    return f"{scheme}://{mask(userinfo)}@{host}"

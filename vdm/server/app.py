@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from vdm import __version__
+from vdm.config.secrets import safe_url
 from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
 from vdm.routing.resolve import NO_PROVIDER
@@ -80,7 +81,7 @@ def health(settings: Settings) -> dict[str, object]:
     """Status without secrets: providers, their format and base URL, key counts."""
     providers = {
         name: {
-            "base_url": p.base_url,
+            "base_url": safe_url(p.base_url),
             "api_format": p.api_format,
             "keys": p.masked_keys,
         }

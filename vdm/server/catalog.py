@@ -136,7 +136,8 @@ class ModelCatalog:
 
     async def models(self, query: Mapping[str, str], client_key: str | None) -> dict[str, Any]:
         settings = self.settings
-        wanted = query.get("provider", "").strip().lower()
+        # Spelled as in `provider:model`, where `my-corp` names provider `my_corp`.
+        wanted = query.get("provider", "").strip().lower().replace("-", "_")
         if wanted and wanted not in settings.providers:
             raise VdmError(
                 404,

@@ -44,12 +44,32 @@ def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def with_model(body: bytes, requested: str, model: str) -> bytes:
-    """The body with `model` replaced; the very same bytes when the name did not change."""
-    if model == requested:
+    """The body with `model` replaced and foreign thinking blocks dropped; the very same bytes
+    when neither applies.
+
+    A thinking block without a signature was made by vdm from another provider's reasoning
+    (a conversation that changed model on the way); Anthropic rejects such blocks, so they are
+    left out. Signed thinking blocks, and everything else, go through untouched.
+    """
+    foreign = b'"signature":""' in body or b'"signature": ""' in body
+    if model == requested and not foreign:
         return body
     data: dict[str, Any] = json.loads(body)
     data["model"] = model
+    if foreign:
+        for message in data.get("messages") or ():
+            if not isinstance(message, dict) or message.get("role") != "assistant":
+                continue
+            content = message.get("content")
+            if isinstance(content, list):
+                message["content"] = [b for b in content if not _foreign_thinking(b)]
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _foreign_thinking(block: Any) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
 
 
 class Passthrough:
@@ -120,6 +140,8 @@ class Passthrough:
                 if last and not last.endswith((b"\n\n", b"\r\n\r\n")):
                     pending.append(b"\n\n")  # end the cut event so the error is read as one
                 pending.append(anthropic_error_event(exc))
+            if observer.error is not None and self.outcome == "ok":
+                self.outcome = "upstream error mid-stream"
             self.usage = observer.usage
             body = b"".join(pending)
             pending.clear()

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from vdm.config.secrets import redact
+from vdm.config.secrets import redact, safe_url
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.errors import VdmError, anthropic_error_type
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
@@ -106,7 +106,9 @@ def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:
     if isinstance(exc, httpx.TimeoutException):
         return VdmError(504, f"{provider.name} did not answer within {provider.timeout:g} s")
     if isinstance(exc, httpx.ConnectError):
-        return VdmError(502, f"cannot reach {provider.name} at {provider.base_url}: {exc}")
+        return VdmError(
+            502, f"cannot reach {provider.name} at {safe_url(provider.base_url)}: {exc}"
+        )
     if isinstance(exc, httpx.RemoteProtocolError):
         return VdmError(502, f"{provider.name} closed the connection unexpectedly: {exc}")
     return VdmError(502, f"{provider.name} request failed: {type(exc).__name__}: {exc}")
@@ -330,7 +332,8 @@ class UpstreamClient:
                     self.keys.failed(key, status, wait)
                     tried.append(key)
                     rejected = error
-                    log.info("%s; trying the next key", error.message)
+                    more = "; trying the next key" if len(self.keys) > 1 else ""
+                    log.info("%s%s", error.message, more)
                     continue
                 retryable = status in RETRY_STATUSES
             if not retryable or attempt >= self.provider.max_retries:

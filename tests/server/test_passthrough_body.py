@@ -1,0 +1,63 @@
+"""The request body an Anthropic-format provider gets: the client's, `model` aside."""
+
+from __future__ import annotations
+
+import json
+
+from vdm.server.passthrough import forwarded_headers, with_model
+
+SIGNED = {"type": "thinking", "thinking": "hmm", "signature": "EqQBCkgIARABGAIiQ"}
+FOREIGN = {"type": "thinking", "thinking": "from gpt-5", "signature": ""}
+
+
+def _body(**extra: object) -> bytes:
+    data = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+            },
+            {"role": "assistant", "content": [SIGNED, {"type": "text", "text": "ok"}]},
+        ],
+        "some_future_field": {"x": 1},
+        **extra,
+    }
+    return json.dumps(data, indent=1).encode()  # formatting a re-encode would not keep
+
+
+def test_same_model_keeps_the_very_same_bytes() -> None:
+    body = _body()
+    assert with_model(body, "claude-sonnet-4-5", "claude-sonnet-4-5") is body
+
+
+def test_renamed_model_changes_only_the_model() -> None:
+    body = _body()
+    sent = json.loads(with_model(body, "claude-sonnet-4-5", "claude-opus-4-1"))
+    assert sent == {**json.loads(body), "model": "claude-opus-4-1"}
+
+
+def test_foreign_thinking_blocks_are_dropped_signed_ones_kept() -> None:
+    data = json.loads(_body())
+    data["messages"].append(
+        {"role": "assistant", "content": [FOREIGN, {"type": "text", "text": "x"}]}
+    )
+    sent = json.loads(with_model(json.dumps(data).encode(), "m", "m"))
+    assert sent["messages"][1]["content"][0] == SIGNED
+    assert sent["messages"][2]["content"] == [{"type": "text", "text": "x"}]
+    assert sent["some_future_field"] == {"x": 1}
+
+
+def test_anthropic_version_defaults_and_betas_are_joined() -> None:
+    assert forwarded_headers([]) == {"anthropic-version": "2023-06-01"}
+    headers = [
+        (b"anthropic-version", b"2023-01-01"),
+        (b"anthropic-beta", b"a-1"),
+        (b"anthropic-beta", b"b-2"),
+        (b"x-api-key", b"secret"),
+    ]
+    assert forwarded_headers(headers) == {
+        "anthropic-version": "2023-01-01",
+        "anthropic-beta": "a-1,b-2",
+    }
