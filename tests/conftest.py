@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
 
@@ -18,4 +19,18 @@ def anyio_backend() -> str:
 def fake() -> Iterator[FakeOpenAI]:
     """A fake OpenAI upstream (a real HTTP server on loopback) for one test."""
     with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def other() -> Iterator[FakeOpenAI]:
+    """A second fake OpenAI-compatible upstream, for a second provider."""
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def ant() -> Iterator[FakeAnthropic]:
+    """A fake Anthropic Messages API upstream (a real HTTP server on loopback)."""
+    with FakeAnthropic() as upstream:
         yield upstream

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.harness import REPO, clean_env
@@ -28,11 +28,29 @@ def test_help_lists_commands() -> None:
     assert "server" in result.output and "version" in result.output
 
 
-def test_server_start_reports_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORT", "not-a-port")
-    result = runner.invoke(app, ["server", "start"])
-    assert result.exit_code == 1
-    assert "PORT" in result.output
+def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vdm.cli", "server", "start", "--port", "1"],
+        env=clean_env(HOME=str(tmp_path), **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_server_start_reports_bad_configuration(tmp_path: Path) -> None:
+    proc = _start(tmp_path, PORT="not-a-port")
+    assert proc.returncode == 1
+    assert "PORT='not-a-port'" in proc.stderr and "whole number" in proc.stderr
+
+
+def test_server_start_stops_on_malformed_toml_naming_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "vandamme-config.toml"
+    config.write_text('[openai]\nbase-url = "https://x/v1"\ntimeout = = 3\n')
+    proc = _start(tmp_path)
+    assert proc.returncode == 1
+    assert str(config) in proc.stderr and "line 3" in proc.stderr
 
 
 def test_server_start_on_a_busy_port_fails_clearly(tmp_path: object) -> None:

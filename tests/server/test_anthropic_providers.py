@@ -35,12 +35,6 @@ CLIENT_KEY = "sk-ant-client-own-4242"
 
 
 @pytest.fixture
-def ant() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as upstream:
-        yield upstream
-
-
-@pytest.fixture
 def vdm(ant: FakeAnthropic) -> Iterator[RunningVdm]:
     env = {
         "ANTHROPIC_API_KEY": ANT_KEY,

@@ -41,13 +41,6 @@ K2 = "sk-pool-two-bbbb2222"
 K3 = "sk-pool-three-cccc3333"
 
 
-@pytest.fixture
-def other() -> Iterator[FakeOpenAI]:
-    """A second fake OpenAI-compatible upstream, for a second provider."""
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
 def _body(model: str = "gpt-4o", **kw: Any) -> dict[str, Any]:
     return {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], **kw}
 

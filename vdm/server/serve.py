@@ -56,4 +56,6 @@ async def serve(
         log.warning("no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL)")
     for problem in settings.problems:
         log.warning("%s", problem)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
