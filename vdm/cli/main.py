@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -57,5 +59,55 @@ def server_start(
         raise typer.Exit(1) from None
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def wrap(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="The command to run (default: claude). Put it after --."),
+    ] = None,
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(0, help="Port to bind (default: one the OS picks)."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow a --host other than loopback."
+    ),
+) -> None:
+    """Run COMMAND (default: claude) with a private proxy: vdm wrap -- claude --model fast."""
+    import ipaddress
+
+    from vdm.cli.wrap import WrapError
+    from vdm.cli.wrap import wrap as run_wrap
+    from vdm.config.settings import ConfigError
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        if not allow_remote:
+            typer.echo(
+                f"vdm wrap: --host {host} is not a loopback address; add --allow-remote to "
+                "serve this session to the network",
+                err=True,
+            )
+            raise typer.Exit(2)
+        typer.echo(f"vdm wrap: warning: serving this session on {host}", err=True)
+    try:
+        code = run_wrap(command or ["claude"], host=host, port=port)
+    except ConfigError as exc:
+        typer.echo(f"vdm: configuration error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except WrapError as exc:
+        typer.echo(f"vdm wrap: {exc}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()
+
+
+def claude_vdm() -> None:
+    """`claude.vdm ARGS…` is exactly `vdm wrap -- claude ARGS…`."""
+    import sys
+
+    app(["wrap", "--", "claude", *sys.argv[1:]], prog_name="claude.vdm")

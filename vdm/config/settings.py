@@ -121,6 +121,8 @@ class Settings:
     fallbacks: tuple[Alias, ...] = ()
     #: When set, clients must present it (x-api-key or Authorization: Bearer).
     proxy_api_key: str | None = None
+    #: `vdm wrap`: a per-session secret every /v1 request must carry in `x-vdm-session`.
+    session_secret: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8082
     log_level: str = "INFO"
@@ -146,8 +148,7 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret, for redaction."""
         keys = [k for p in self.providers.values() for k in p.api_keys]
-        if self.proxy_api_key:
-            keys.append(self.proxy_api_key)
+        keys.extend(s for s in (self.proxy_api_key, self.session_secret) if s)
         return tuple(keys)
 
     @classmethod

@@ -23,7 +23,7 @@ from vdm.server.asgi import (
     send_error,
     send_json,
 )
-from vdm.server.auth import client_key
+from vdm.server.auth import check_session, client_key
 from vdm.server.catalog import alias_entries
 from vdm.server.state import Gateway
 
@@ -35,6 +35,7 @@ Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
 def _client_key(gateway: Gateway, scope: Scope) -> str | None:
     """Checks the proxy key (401 before anything else happens) and returns the client's own
     provider key, if any."""
+    check_session(scope["headers"], gateway.settings.session_secret)
     return client_key(scope["headers"], gateway.settings.proxy_api_key)
 
 

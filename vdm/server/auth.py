@@ -54,3 +54,19 @@ def client_key(headers: Iterable[tuple[bytes, bytes]], proxy_api_key: str | None
     if bearer_is_proxy:
         return x_api_key or None
     raise VdmError(401, WRONG_PROXY_KEY if (x_api_key or bearer) else MISSING_PROXY_KEY)
+
+
+SESSION_HEADER = b"x-vdm-session"
+WRONG_SESSION = (
+    "this vdm serves one `vdm wrap` session: requests must carry its session header "
+    "(vdm wrap hands it to its child in ANTHROPIC_CUSTOM_HEADERS)"
+)
+
+
+def check_session(headers: Iterable[tuple[bytes, bytes]], secret: str | None) -> None:
+    """Raises VdmError(401) unless the request carries the session secret (when there is one)."""
+    if secret is None:
+        return
+    sent = _header(headers, SESSION_HEADER)
+    if not (sent and _same(sent, secret)):
+        raise VdmError(401, WRONG_SESSION)

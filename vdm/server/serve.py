@@ -46,12 +46,15 @@ async def serve(
     *,
     sock: socket.socket | None = None,
     shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
+    graceful_timeout: float = 5.0,
 ) -> None:
-    """Serve until `shutdown_trigger` returns (or SIGINT/SIGTERM when it is None)."""
+    """Serve until `shutdown_trigger` returns (or SIGINT/SIGTERM when it is None); requests
+    still running then get `graceful_timeout` seconds to finish."""
     from hypercorn.asyncio import serve as hypercorn_serve
 
     app = App(settings)
     config = hypercorn_config(settings, sock)
+    config.graceful_timeout = graceful_timeout  # type: ignore[attr-defined]
     if not settings.providers:
         log.warning("no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL)")
     for problem in settings.problems:

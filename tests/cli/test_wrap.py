@@ -1,0 +1,208 @@
+"""`vdm wrap` through real subprocesses: vdm, its in-process proxy, a child, a fake upstream."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.harness import clean_env
+
+VDM = [sys.executable, "-m", "vdm.cli"]
+
+#: A child that makes a streaming request with the anthropic SDK, configured only by its
+#: environment, prints what it got and exits with the code given as argv[2].
+SDK_CHILD = """
+import os, sys, anthropic
+client = anthropic.Anthropic(max_retries=0)
+with client.messages.stream(
+    model=sys.argv[1], max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+) as stream:
+    message = stream.get_final_message()
+print("TEXT:", message.content[0].text)
+print("URL:", os.environ["ANTHROPIC_BASE_URL"])
+sys.exit(int(sys.argv[2]))
+"""
+
+
+def _script(tmp_path: Path, name: str, code: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(code))
+    return str(path)
+
+
+def _env(tmp_path: Path, fake: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return clean_env(
+        HOME=str(tmp_path), OPENAI_API_KEY="sk-upstream", OPENAI_BASE_URL=fake.base_url, **extra
+    )
+
+
+def _wrap(tmp_path: Path, env: dict[str, str], *child: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VDM, "wrap", "--", sys.executable, *child],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_child_streams_through_the_session_proxy_and_its_exit_code_is_kept(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    child = _script(tmp_path, "child.py", SDK_CHILD)
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child, "gpt-4o", "7")
+    assert proc.returncode == 7, proc.stderr
+    assert "TEXT: Hello from fake" in proc.stdout
+    assert fake.request_count == 1
+    assert fake.last.headers["authorization"] == "Bearer sk-upstream"
+    assert fake.last.json["stream"] is True
+    # The proxy is gone: its port is closed.
+    url = next(line for line in proc.stdout.splitlines() if line.startswith("URL:"))
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))
+
+
+def test_requests_without_the_session_secret_are_refused(tmp_path: Path, fake: FakeOpenAI) -> None:
+    child = _script(
+        tmp_path,
+        "probe.py",
+        """
+        import os, httpx
+        url = os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages"
+        body = {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+        name, _, value = os.environ["ANTHROPIC_CUSTOM_HEADERS"].partition(": ")
+        print("WITHOUT", httpx.post(url, json=body, timeout=10).status_code)
+        print("WITH", httpx.post(url, json=body, headers={name: value}, timeout=10).status_code)
+        """,
+    )
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child)
+    assert proc.returncode == 0, proc.stderr
+    assert "WITHOUT 401" in proc.stdout and "WITH 200" in proc.stdout
+    assert fake.request_count == 1  # the refused request never reached the upstream
+
+
+def test_user_custom_headers_are_kept_and_a_placeholder_key_is_set(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    child = _script(
+        tmp_path,
+        "env.py",
+        """
+        import os
+        print(repr(os.environ["ANTHROPIC_CUSTOM_HEADERS"]))
+        print("KEY", os.environ["ANTHROPIC_API_KEY"])
+        """,
+    )
+    proc = _wrap(tmp_path, _env(tmp_path, fake, ANTHROPIC_CUSTOM_HEADERS="x-mine: 1"), child)
+    assert proc.returncode == 0, proc.stderr
+    assert "'x-mine: 1\\nx-vdm-session: " in proc.stdout
+    assert "KEY vdm-wrap-placeholder" in proc.stdout
+    proc = _wrap(tmp_path, _env(tmp_path, fake, ANTHROPIC_API_KEY="sk-ant-mine"), child)
+    assert "KEY sk-ant-mine" in proc.stdout  # the user's own key is left alone
+
+
+def test_a_per_project_config_is_honoured(tmp_path: Path, fake: FakeOpenAI) -> None:
+    (tmp_path / "vandamme-config.toml").write_text('[openai.aliases]\nfast = "gpt-4o-mini"\n')
+    child = _script(tmp_path, "child.py", SDK_CHILD)
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child, "fast", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert fake.last.json["model"] == "gpt-4o-mini"
+
+
+def test_a_child_killed_by_a_signal_exits_128_plus_n(tmp_path: Path, fake: FakeOpenAI) -> None:
+    child = _script(tmp_path, "die.py", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child)
+    assert proc.returncode == 128 + signal.SIGKILL
+
+
+def _start_waiting_child(tmp_path: Path, fake: FakeOpenAI) -> subprocess.Popen[str]:
+    """vdm wrap around a child that reports SIGTERM and waits (at most 20 s)."""
+    child = _script(
+        tmp_path,
+        "wait.py",
+        """
+        import signal, sys, time
+        def term(signum, frame):
+            print("CHILD GOT", signum, flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, term)
+        print("READY", flush=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        sys.exit(0)
+        """,
+    )
+    proc = subprocess.Popen(
+        [*VDM, "wrap", "--", sys.executable, child],
+        env=_env(tmp_path, fake),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def test_sigterm_to_vdm_reaches_the_child(tmp_path: Path, fake: FakeOpenAI) -> None:
+    proc = _start_waiting_child(tmp_path, fake)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert f"CHILD GOT {int(signal.SIGTERM)}" in out
+    assert proc.returncode == 3, err
+
+
+def test_sigint_to_vdm_alone_does_not_stop_it(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """Ctrl-C goes to the whole foreground group; the child decides, vdm must stay up."""
+    proc = _start_waiting_child(tmp_path, fake)
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert proc.poll() is None, "vdm died on SIGINT"
+        proc.send_signal(signal.SIGTERM)  # now end the session
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3
+
+
+def test_claude_vdm_is_vdm_wrap_claude(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """`claude.vdm ARGS` runs `claude ARGS` behind the proxy: a stand-in `claude` on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "claude"
+    stand_in.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "print('ARGS', sys.argv[1:], os.environ['ANTHROPIC_BASE_URL'].startswith('http://127.0.0.1:'))\n"
+        "sys.exit(5)\n"
+    )
+    stand_in.chmod(0o755)
+    env = _env(tmp_path, fake)
+    env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+    entry = Path(sys.executable).parent / "claude.vdm"
+    proc = subprocess.run(
+        [str(entry), "--model", "fast", "-p", "hi"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert "ARGS ['--model', 'fast', '-p', 'hi'] True" in proc.stdout
