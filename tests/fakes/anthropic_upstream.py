@@ -37,6 +37,7 @@ from tests.fakes.openai_upstream import (
     _estimate_tokens,
     _split_text,
 )
+from vdm.protocol.errors import ANTHROPIC_ERROR_TYPES
 
 __all__ = [
     "AnthropicSseReply",
@@ -58,18 +59,7 @@ _AUTO_INPUT_TOKENS = 12
 _AUTO_OUTPUT_TOKENS = 6
 
 #: Anthropic's error ``type`` per HTTP status (used when :func:`anthropic_error` gets none).
-_ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
+_ERROR_TYPES = ANTHROPIC_ERROR_TYPES
 _ERROR_MESSAGES: dict[str, str] = {
     "authentication_error": "invalid x-api-key",
     "not_found_error": "Not found",

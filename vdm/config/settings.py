@@ -34,6 +34,7 @@ __all__ = [
     "ProviderConfig",
     "Settings",
     "normalize",
+    "provider_key",
     "read_dotenv",
 ]
 
@@ -59,6 +60,11 @@ _NOT_KEY_VAR = re.compile(r"^CUSTOM_HEADER_|_CUSTOM_HEADER_|_ALIAS_|^VDM_FALLBAC
 #: The variable suffixes that are settings of a provider (`OLLAMA_BASE_URL`, `OLLAMA_ALIAS_X`).
 _PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
 _PROVIDER_TABLES = tuple(TABLES.values())
+
+
+def provider_key(name: str) -> str:
+    """Provider names compare case-insensitively with `-` and `_` equal: `My-Corp` → `my_corp`."""
+    return name.strip().lower().replace("-", "_")
 
 
 def normalize(name: str) -> str:
@@ -90,6 +96,12 @@ class ProviderConfig:
             f"api_format={self.api_format!r}, keys={len(self.api_keys)}, "
             f"passthrough={self.passthrough})"
         )
+
+    @property
+    def uses_deployments(self) -> bool:
+        """Azure with an `api-version`: model names are deployment names in the URL (except
+        on Azure's v1 API, called like OpenAI)."""
+        return self.api_version is not None and not self.base_url.endswith("/openai/v1")
 
     @property
     def masked_keys(self) -> list[str]:
@@ -242,7 +254,7 @@ class _Builder:
                     names.add(prefix.lower())
         for section in self.user_sections:
             if self.get(f"{_prefix(section)}_KEY_REQUIRED").lower() == "false":
-                names.add(section.replace("-", "_"))
+                names.add(provider_key(section))
             elif not self.user_set(f"{_prefix(section)}_API_KEY"):
                 self.warnings.append(
                     f"[{section}] is configured but has no key: set {_prefix(section)}_API_KEY "
@@ -314,7 +326,7 @@ class _Builder:
         return headers
 
     def _default_provider(self, providers: Mapping[str, ProviderConfig]) -> str | None:
-        wanted = self.get("VDM_DEFAULT_PROVIDER").lower().replace("-", "_")
+        wanted = provider_key(self.get("VDM_DEFAULT_PROVIDER"))
         if wanted and wanted not in providers:
             self.problems.append(
                 f"VDM_DEFAULT_PROVIDER={wanted!r} ({self._source('VDM_DEFAULT_PROVIDER')}) is "

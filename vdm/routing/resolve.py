@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vdm.config.settings import Alias, ProviderConfig, Settings, normalize
+from vdm.config.settings import Alias, ProviderConfig, Settings, normalize, provider_key
 from vdm.protocol.errors import VdmError
 
 NO_PROVIDER = (
@@ -79,7 +79,7 @@ class _Resolver:
         return self._route(self.settings.providers[default], name)
 
     def _provider(self, prefix: str, requested: str) -> ProviderConfig:
-        provider = self.settings.providers.get(prefix.strip().lower().replace("-", "_"))
+        provider = self.settings.providers.get(provider_key(prefix))
         if provider is None:
             raise VdmError(
                 400,
@@ -117,8 +117,8 @@ class _Resolver:
         if len(self.seen) > MAX_CHAIN:
             raise VdmError(400, f"alias chain longer than {MAX_CHAIN}: {' → '.join(self.seen)}")
         prefix, sep, rest = alias.target.partition(":")
-        if sep and prefix.strip().lower().replace("-", "_") in self.settings.providers:
-            provider = self.settings.providers[prefix.strip().lower().replace("-", "_")]
+        provider = self.settings.providers.get(provider_key(prefix)) if sep else None
+        if provider is not None:
             return self._on_provider(provider, rest, alias.target)
         if sep and alias.target.count(":") == 1 and prefix.isalpha() and prefix.islower():
             # `groq:llama…` where groq is not configured: say so rather than send it anywhere.

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from vdm.config.settings import Alias, ProviderConfig, Settings
+from vdm.config.settings import ProviderConfig, Settings, provider_key
 from vdm.protocol.errors import VdmError
 from vdm.routing.resolve import resolve
 from vdm.upstream.client import UpstreamClient
@@ -88,12 +88,13 @@ def alias_entries(settings: Settings) -> list[dict[str, Any]]:
     return entries
 
 
-def _alias_model(alias: Alias, resolves_to: str | None) -> dict[str, str]:
-    target = resolves_to or alias.target
+def _alias_model(entry: Mapping[str, Any]) -> dict[str, str]:
+    """An `alias_entries` entry as a model of the list."""
+    target = entry["resolves_to"] or entry["target"]
     return {
         "type": "model",
-        "id": alias.name,
-        "display_name": f"{alias.name} → {target} ({alias.kind})",
+        "id": entry["name"],
+        "display_name": f"{entry['name']} → {target} ({entry['kind']})",
         "created_at": _EPOCH,
     }
 
@@ -118,7 +119,7 @@ class ModelCatalog:
         if cached is not None and cached[0] > self.clock() and not config.passthrough:
             return cached[1]
         client = self.client(config)
-        if config.api_version and not config.base_url.endswith("/openai/v1"):
+        if config.uses_deployments:
             return []  # Azure: the deployments are the models; aliases name them
         try:
             with anyio.fail_after(FETCH_TIMEOUT):
@@ -137,7 +138,7 @@ class ModelCatalog:
     async def models(self, query: Mapping[str, str], client_key: str | None) -> dict[str, Any]:
         settings = self.settings
         # Spelled as in `provider:model`, where `my-corp` names provider `my_corp`.
-        wanted = query.get("provider", "").strip().lower().replace("-", "_")
+        wanted = provider_key(query.get("provider", ""))
         if wanted and wanted not in settings.providers:
             raise VdmError(
                 404,
@@ -156,8 +157,7 @@ class ModelCatalog:
         data: list[dict[str, str]] = []
         for entry in alias_entries(settings):
             if entry["active"] and (not wanted or entry["provider"] == wanted):
-                alias = Alias(entry["name"], entry["provider"], entry["target"], "", entry["kind"])
-                data.append(_alias_model(alias, entry["resolves_to"]))
+                data.append(_alias_model(entry))
         for name in names:
             data.extend(lists[name])
         return {

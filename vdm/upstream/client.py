@@ -20,7 +20,7 @@ import httpx
 
 from vdm.config.secrets import redact, safe_url
 from vdm.config.settings import ProviderConfig
-from vdm.protocol.errors import VdmError, anthropic_error_type
+from vdm.protocol.errors import VdmError
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
 from vdm.upstream.pool import PooledTransport
@@ -60,27 +60,11 @@ def error_from_response(
     secrets: Iterable[str] = (),
 ) -> VdmError:
     """The VdmError for an upstream error response, keeping the upstream's own message (with
-    any key in it masked) and, from an Anthropic-format upstream, its error type."""
+    any key in it masked); the error type follows from the mapped status."""
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
     message = redact(_error_message(body) or f"HTTP {status}", secrets)
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
-    return VdmError(
-        mapped,
-        f"{provider} returned HTTP {status}: {message}",
-        error_type=_anthropic_error_type(body, mapped),
-        headers=passed,
-    )
-
-
-def _anthropic_error_type(body: bytes, status: int) -> str | None:
-    """`{"type": "error", "error": {"type": T}}`: keep T when it is Anthropic's and fits."""
-    if not body.startswith(b'{"type":"error"') and b'"type": "error"' not in body[:40]:
-        return None
-    try:
-        error = json.loads(body)["error"]["type"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return error if isinstance(error, str) and anthropic_error_type(status) == error else None
+    return VdmError(mapped, f"{provider} returned HTTP {status}: {message}", headers=passed)
 
 
 def _error_message(body: bytes) -> str:
@@ -133,7 +117,6 @@ class UpstreamClient:
             "accept": "application/json",
             **provider.custom_headers,
         }
-        self._secrets = provider.api_keys
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -141,7 +124,7 @@ class UpstreamClient:
     def chat_path(self, model: str) -> str:
         """Where chat completions go: `/chat/completions`, or for Azure the deployment's URL."""
         provider = self.provider
-        if provider.api_version and not provider.base_url.endswith("/openai/v1"):
+        if provider.api_version and provider.uses_deployments:
             deployment = quote(model, safe="")
             return (
                 f"/openai/deployments/{deployment}/chat/completions"
@@ -347,7 +330,8 @@ class UpstreamClient:
             await response.aclose()
 
     def _redact(self, client_key: str | None) -> tuple[str, ...]:
-        return (*self._secrets, client_key) if client_key else self._secrets
+        keys = self.provider.api_keys
+        return (*keys, client_key) if client_key else keys
 
 
 def _backoff(attempt: int) -> float:
