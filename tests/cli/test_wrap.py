@@ -206,3 +206,17 @@ def test_claude_vdm_is_vdm_wrap_claude(tmp_path: Path, fake: FakeOpenAI) -> None
     )
     assert proc.returncode == 5, proc.stderr
     assert "ARGS ['--model', 'fast', '-p', 'hi'] True" in proc.stdout
+
+
+def test_a_command_that_cannot_run_is_a_clear_error(tmp_path: Path, fake: FakeOpenAI) -> None:
+    proc = subprocess.run(
+        [*VDM, "wrap", "--", str(tmp_path / "no-such-command")],
+        env=_env(tmp_path, fake),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert "cannot run" in proc.stderr and "No such file" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -223,7 +223,13 @@ def test_stream_is_relayed_byte_for_byte_and_usage_is_logged(
     assert raw == b"".join(events)
     assert ant.last.json["model"] == "claude-haiku-4-5" and ant.last.json["stream"] is True
     assert ant.last.headers["accept"] == "text/event-stream"
-    lines = [r.getMessage() for r in caplog.records if r.name == "vdm.requests"]
+    # The request line is logged once the response is finished: possibly after the client
+    # has read it all.
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+        lines = [r.getMessage() for r in caplog.records if r.name == "vdm.requests"]
     assert len(lines) == 1, lines
     assert "fast -> anthropic:claude-haiku-4-5 stream ok" in lines[0]
     assert " input=321" in lines[0] and " output=45" in lines[0]

@@ -94,6 +94,8 @@ async def _run(
     from vdm.server.serve import serve
 
     stopped = anyio.Event()
+    failure: WrapError | None = None
+    returncode = 0
     async with anyio.create_task_group() as tg:
         tg.start_soon(
             partial(
@@ -104,25 +106,32 @@ async def _run(
                 graceful_timeout=GRACE_SECONDS,
             )
         )
-        try:
-            process = await anyio.open_process(
-                list(command), stdin=None, stdout=None, stderr=None, env=env
-            )
-        except OSError as exc:
-            stopped.set()
-            raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from exc
+        # Listen for SIGTERM/SIGHUP before the child exists, so none is missed (and none
+        # kills vdm with its default action) between the child's start and the forwarder's.
+        with anyio.open_signal_receiver(*FORWARDED_SIGNALS) as received:
+            try:
+                process = await anyio.open_process(
+                    list(command), stdin=None, stdout=None, stderr=None, env=env
+                )
+            except OSError as exc:
+                # Raised outside the task group, which would wrap it in an ExceptionGroup.
+                failure = WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}")
+                stopped.set()
+                process = None
 
-        async def forward() -> None:
-            with anyio.open_signal_receiver(*FORWARDED_SIGNALS) as received:
+            async def forward() -> None:
                 async for signum in received:
-                    if process.returncode is None:
+                    if process is not None and process.returncode is None:
                         process.send_signal(signum)
 
-        async with anyio.create_task_group() as forwarding:
-            forwarding.start_soon(forward)
-            returncode = await process.wait()
-            forwarding.cancel_scope.cancel()
+            if process is not None:
+                async with anyio.create_task_group() as forwarding:
+                    forwarding.start_soon(forward)
+                    returncode = await process.wait()
+                    forwarding.cancel_scope.cancel()
         stopped.set()  # the server finishes in-flight requests (GRACE_SECONDS), then returns
+    if failure is not None:
+        raise failure
     return returncode
 
 
