@@ -54,6 +54,7 @@ ADDED_P50_MS = {"a": 1.0, "b": 2.0, "d": 3.0}
 PACED_RPS_RATIO = 0.95
 PACED_TTFT_MS = 20.0
 START_TO_HEALTHY_S = 0.5
+WRAP_TO_CHILD_S = 0.2
 IDLE_RSS_MB = 60.0
 #: Shortest measuring window for paced streams (each lasts about half a second).
 PACED_MIN_S = 15.0
@@ -146,6 +147,25 @@ def start_vdm(
             raise RuntimeError(f"vdm did not become healthy: {log.read_text()[-2000:]}")
         time.sleep(0.002)
     return VdmProcess(proc, port, time.perf_counter() - started, log)
+
+
+def wrap_to_child(workdir: Path, upstream_port: int) -> tuple[float, float]:
+    """Seconds from starting ``vdm wrap -- date`` to the child's start (``date`` prints the
+    time it ran), and the same for ``date`` started directly (the floor)."""
+    child = ["date", "+%s%N"]
+    env = clean_env(
+        OPENAI_API_KEY="sk-bench",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{upstream_port}/v1",
+        HOME=str(workdir),
+    )
+    found: list[float] = []
+    for command in ([str(VDM), "wrap", "--quiet", "--", *child], child):
+        began = time.time_ns()
+        out = subprocess.run(
+            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=30, check=True
+        )
+        found.append((int(out.stdout.strip()) - began) / 1e9)
+    return found[0], found[1]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -436,7 +456,7 @@ class Check:
         )
 
 
-def checks(pairs: list[Pair], startup: float, idle_rss: float) -> list[Check]:
+def checks(pairs: list[Pair], startup: float, idle_rss: float, wrap: float) -> list[Check]:
     out: list[Check] = []
     for pair in pairs:
         key, c = pair.scenario.key, pair.concurrency
@@ -461,6 +481,7 @@ def checks(pairs: list[Pair], startup: float, idle_rss: float) -> list[Check]:
             )
     out.append(Check("start to healthy (median)", startup, START_TO_HEALTHY_S, "s"))
     out.append(Check("idle RSS after startup", idle_rss, IDLE_RSS_MB, "MB"))
+    out.append(Check("vdm wrap to the child's start (median)", wrap, WRAP_TO_CHILD_S, "s"))
     return out
 
 
@@ -487,6 +508,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="abcd", help="scenarios to run, e.g. 'a,c' (default all)")
     p.add_argument("--concurrency", default="1,50", help="comma list (default 1,50)")
     p.add_argument("--starts", type=int, default=3, help="vdm start-ups timed (default 3)")
+    p.add_argument("--wraps", type=int, default=7, help="vdm wrap start-ups timed (default 7)")
     p.add_argument("--json", type=Path, default=JSON_OUT, help=f"(default {JSON_OUT})")
     p.add_argument(
         "--vdm-env",
@@ -536,6 +558,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"(median {startup:.3f} s); idle RSS after startup {idle_rss:.1f} MB; "
                 f"fake upstream RSS {rss_mb(psutil.Process(upstream.pid)):.1f} MB"
             )
+            wraps = [wrap_to_child(workdir, upstream_port) for _ in range(max(1, args.wraps))]
+            wrap = statistics.median(w for w, _ in wraps)
+            direct_spawn = statistics.median(d for _, d in wraps)
+            print(
+                f"vdm wrap to the child's start: {', '.join(f'{w:.3f}' for w, _ in wraps)} s "
+                f"(median {wrap:.3f} s; the same child started directly: {direct_spawn:.4f} s)"
+            )
             pairs = asyncio.run(measure(args, upstream, upstream_port, vdm))
             time.sleep(0.5)
             after_rss = rss_mb(vdm.ps)
@@ -553,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nvdm memory: idle after startup {idle_rss:.1f} MB, idle after the load "
         f"{after_rss:.1f} MB, peak {peak_rss:.1f} MB (VmHWM)"
     )
-    results = checks(pairs, startup, idle_rss)
+    results = checks(pairs, startup, idle_rss, wrap)
     print("\ntargets")
     print("\n".join(r.line() for r in results))
     errors = sum(p.direct.errors + p.vdm.errors for p in pairs)
@@ -580,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
         "startup": {
             "start_to_healthy_s": [round(t, 4) for t in times],
             "median_s": round(startup, 4),
+            "wrap_to_child_s": [round(w, 4) for w, _ in wraps],
+            "wrap_to_child_median_s": round(wrap, 4),
+            "direct_spawn_median_s": round(direct_spawn, 4),
         },
         "memory_mb": {
             "idle_after_startup": round(idle_rss, 1),

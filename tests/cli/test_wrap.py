@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, JsonReply, SseReply, stream_chunks
 from tests.harness import clean_env
 
 VDM = [sys.executable, "-m", "vdm.cli"]
@@ -44,9 +45,11 @@ def _env(tmp_path: Path, fake: FakeOpenAI, **extra: str) -> dict[str, str]:
     )
 
 
-def _wrap(tmp_path: Path, env: dict[str, str], *child: str) -> subprocess.CompletedProcess[str]:
+def _wrap(
+    tmp_path: Path, env: dict[str, str], *child: str, options: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*VDM, "wrap", "--", sys.executable, *child],
+        [*VDM, "wrap", *options, "--", sys.executable, *child],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -131,10 +134,10 @@ def _start_waiting_child(tmp_path: Path, fake: FakeOpenAI) -> subprocess.Popen[s
         tmp_path,
         "wait.py",
         """
-        import signal, sys, time
-        def term(signum, frame):
-            print("CHILD GOT", signum, flush=True)
-            sys.exit(3)
+        import os, signal, sys, time
+        def term(signum, frame):  # may run inside print(): os.write, not print
+            os.write(1, f"CHILD GOT {signum}\\n".encode())
+            os._exit(3)
         signal.signal(signal.SIGTERM, term)
         print("READY", flush=True)
         deadline = time.monotonic() + 20
@@ -220,3 +223,133 @@ def test_a_command_that_cannot_run_is_a_clear_error(tmp_path: Path, fake: FakeOp
     assert proc.returncode == 1
     assert "cannot run" in proc.stderr and "No such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- the usage summary ------------------------------------------------------------------------
+
+#: A child that makes `n` streaming requests (argv[2]) to model argv[1] and prints the texts.
+SDK_CHILD_N = """
+import sys, anthropic
+client = anthropic.Anthropic(max_retries=0)
+for _ in range(int(sys.argv[2])):
+    try:
+        with client.messages.stream(
+            model=sys.argv[1], max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            print("TEXT:", stream.get_final_message().content[0].text)
+    except anthropic.APIStatusError as exc:
+        print("ERROR:", exc.status_code)
+"""
+
+
+def _summary_rows(stderr: str) -> dict[str, list[str]]:
+    """The summary table's rows by their first cell (split on runs of 2+ spaces)."""
+    import re
+
+    lines = stderr.splitlines()
+    start = lines.index("vdm: session usage")
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[start + 1 :] if line.strip()]
+    return {row[0]: row for row in rows}
+
+
+def test_the_summary_shows_the_model_tokens_and_cost_and_the_json_matches(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    for _ in range(2):
+        fake.enqueue(
+            SseReply(
+                stream_chunks("ok", prompt_tokens=1200, completion_tokens=34, cached_tokens=200)
+            )
+        )
+    child = _script(tmp_path, "child.py", SDK_CHILD_N)
+    out = tmp_path / "usage.json"
+    proc = _wrap(
+        tmp_path, _env(tmp_path, fake), child, "gpt-4o", "2", options=("--summary-json", str(out))
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("TEXT: ok") == 2
+    row = _summary_rows(proc.stderr)["openai:gpt-4o"]
+    header = _summary_rows(proc.stderr)["provider:model"]
+    cells = dict(zip(header, row, strict=True))
+    assert cells["requests"] == "2" and cells["errors"] == "0"
+    # input_tokens excludes the cached 200 of each request's 1,200 prompt tokens
+    assert cells["input"] == "2,000" and cells["output"] == "68" and cells["cache r/w"] == "400/0"
+    # gpt-4o: $2.50 in, $10 out, $1.25 cache read per million tokens
+    assert cells["cost"] == "$0.0062"
+    assert cells["ttft p50"].endswith("ms")
+
+    data = json.loads(out.read_text())
+    assert data["exit_code"] == 0
+    (model,) = data["models"]
+    assert model["provider"] == "openai" and model["model"] == "gpt-4o"
+    assert (model["requests"], model["errors"]) == (2, 0)
+    assert (model["input_tokens"], model["output_tokens"]) == (2000, 68)
+    assert model["cache_read_input_tokens"] == 400
+    assert model["cost_usd"] == pytest.approx((2000 * 2.5 + 68 * 10 + 400 * 1.25) / 1e6)
+    assert 0 < model["ttft_p50_ms"] <= model["total_time_s"] * 1000
+    assert data["total"]["requests"] == 2
+
+
+def test_quiet_prints_no_summary_but_still_writes_the_json(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    child = _script(tmp_path, "child.py", SDK_CHILD_N)
+    out = tmp_path / "usage.json"
+    proc = _wrap(
+        tmp_path,
+        _env(tmp_path, fake),
+        child,
+        "gpt-4o",
+        "1",
+        options=("--quiet", "--summary-json", str(out)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "session usage" not in proc.stderr
+    assert json.loads(out.read_text())["models"][0]["requests"] == 1
+
+
+def test_errors_are_counted_and_user_prices_extend_the_table(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    (tmp_path / "vandamme-config.toml").write_text(
+        '[openai.aliases]\nlocal = "my-model"\n\n'
+        '[prices]\n"openai:my-model" = { input = 100, output = 1000 }\n'
+    )
+    fake.enqueue(
+        SseReply(stream_chunks("ok", prompt_tokens=10, completion_tokens=5)),
+        JsonReply({"error": {"message": "boom", "type": "server_error"}}, status=400),
+    )
+    child = _script(tmp_path, "child.py", SDK_CHILD_N)
+    out = tmp_path / "usage.json"
+    proc = _wrap(
+        tmp_path, _env(tmp_path, fake), child, "local", "2", options=("--summary-json", str(out))
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "TEXT: ok" in proc.stdout and "ERROR: 400" in proc.stdout
+    (model,) = json.loads(out.read_text())["models"]
+    assert model["model"] == "my-model"
+    assert (model["requests"], model["errors"]) == (2, 1)
+    assert model["cost_usd"] == pytest.approx((10 * 100 + 5 * 1000) / 1e6)
+
+
+def test_logs_stay_off_the_childs_terminal_and_go_to_the_log_file(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    child = _script(tmp_path, "child.py", SDK_CHILD_N)
+    log = tmp_path / "vdm.log"
+    proc = _wrap(
+        tmp_path, _env(tmp_path, fake), child, "gpt-4o", "1", options=("--log-file", str(log))
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "gpt-4o -> openai:gpt-4o" not in proc.stderr
+    assert "gpt-4o -> openai:gpt-4o stream ok" in log.read_text()
+    assert "sk-upstream" not in log.read_text()
+
+
+def test_an_unconfigured_session_names_the_fix_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    child = _script(tmp_path, "child.py", f"open({str(marker)!r}, 'w').close()\n")
+    proc = _wrap(tmp_path, clean_env(HOME=str(tmp_path)), child)
+    assert proc.returncode == 1
+    assert "no provider configured" in proc.stderr and "vdm config setup" in proc.stderr
+    assert not marker.exists()

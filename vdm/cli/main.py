@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from vdm.cli.config_commands import config_app
+from vdm.cli.probe_commands import health_app, test_app
 
 app = typer.Typer(
     name="vdm",
@@ -14,6 +18,9 @@ app = typer.Typer(
 )
 server_app = typer.Typer(help="Run the long-lived gateway.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
+app.add_typer(config_app, name="config")
+app.add_typer(health_app, name="health")
+app.add_typer(test_app, name="test")
 
 
 @app.command()
@@ -28,30 +35,42 @@ def version() -> None:
 def server_start(
     host: str | None = typer.Option(None, help="Address to bind (default: HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to bind (default: PORT or 8082)."),
+    reload: bool = typer.Option(
+        False, "--reload", help="Restart when vdm's code or the configuration files change."
+    ),
+    fd: int | None = typer.Option(None, hidden=True, help="Serve on this listening socket."),
 ) -> None:
     """Start the gateway on HOST:PORT and serve until interrupted."""
     import dataclasses
 
-    import anyio
+    from vdm.cli.common import load_settings
 
-    from vdm.config.settings import ConfigError, Settings
-    from vdm.server.serve import configure_logging, serve
-
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        typer.echo(f"vdm: configuration error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    settings = load_settings()
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    if reload:
+        from vdm.cli.reload import supervise
+
+        raise typer.Exit(supervise(settings.host, settings.port))
+
+    import socket
+
+    import anyio
+
+    from vdm.server.serve import configure_logging, serve
+
     configure_logging(settings.log_level)
-    typer.echo(f"vdm listening on http://{settings.host}:{settings.port}", err=True)
+    sock = None
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+    else:
+        typer.echo(f"vdm listening on http://{settings.host}:{settings.port}", err=True)
     try:
-        anyio.run(lambda: serve(settings), backend="asyncio")
+        anyio.run(lambda: serve(settings, sock=sock), backend="asyncio")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OSError as exc:
@@ -70,11 +89,26 @@ def wrap(
     allow_remote: bool = typer.Option(
         False, "--allow-remote", help="Allow a --host other than loopback."
     ),
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary-json", help="Write the usage summary to this file as JSON.", dir_okay=False
+        ),
+    ] = None,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No usage summary on stderr."),
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Write vdm's request log here (the terminal is the child's).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run COMMAND (default: claude) with a private proxy: vdm wrap -- claude --model fast."""
     import ipaddress
 
-    from vdm.cli.wrap import WrapError
+    from vdm.cli.wrap import Report, WrapError
     from vdm.cli.wrap import wrap as run_wrap
     from vdm.config.settings import ConfigError
 
@@ -92,7 +126,13 @@ def wrap(
             raise typer.Exit(2)
         typer.echo(f"vdm wrap: warning: serving this session on {host}", err=True)
     try:
-        code = run_wrap(command or ["claude"], host=host, port=port)
+        code = run_wrap(
+            command or ["claude"],
+            host=host,
+            port=port,
+            report=Report(summary_json=summary_json, quiet=quiet),
+            log_file=log_file,
+        )
     except ConfigError as exc:
         typer.echo(f"vdm: configuration error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -18,13 +18,19 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-
-import anyio
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vdm.config.settings import Settings
+
+if TYPE_CHECKING:
+    from vdm.server.app import App
 
 log = logging.getLogger("vdm.wrap")
 
@@ -41,16 +47,6 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class Session:
     url: str
     secret: str
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(False)
-    return sock
 
 
 def child_env(environ: Mapping[str, str], session: Session) -> dict[str, str]:
@@ -88,60 +84,109 @@ def _reap_leftovers() -> None:
             pass
 
 
-async def _run(
-    settings: Settings, sock: socket.socket, command: Sequence[str], env: dict[str, str]
-) -> int:
+class _Signals:
+    """vdm's signal handling while the child runs, installed before the child starts.
+
+    SIGINT: the terminal sent it to the child too (same foreground process group); vdm stays
+    up (a handler, not SIG_IGN, which the child would inherit). SIGTERM/SIGHUP: forwarded to
+    the child; one that arrives while the child is being started is forwarded once it exists.
+    """
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self._pending: list[int] = []
+        self._previous = {signal.SIGINT: signal.signal(signal.SIGINT, _ignore)}
+        for signum in FORWARDED_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._forward)
+
+    def _forward(self, signum: int, frame: object) -> None:
+        if self.process is None:
+            self._pending.append(signum)
+        else:
+            self.process.send_signal(signum)  # a no-op once the child has been reaped
+
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        for signum in self._pending:
+            process.send_signal(signum)
+        self._pending.clear()
+
+    def forward_to_child(self, signum: int) -> None:
+        if self.process is not None:
+            self.process.send_signal(signum)
+
+    def reinstall(self) -> None:
+        """Our handlers again, after the event loop's (which leaves SIG_DFL behind)."""
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, self._forward)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+async def _serve_until_exit(
+    settings: Settings, sock: socket.socket, process: subprocess.Popen[bytes], signals: _Signals
+) -> App:
+    """Serve the session until the child exits; returns the app (its usage totals make the
+    summary). The child is already running: its first requests wait in the socket's backlog
+    while the server's modules load, which is most of the start-up time."""
+    import anyio
+
+    from vdm.server.app import App
     from vdm.server.serve import serve
 
+    app = App(settings)
     stopped = anyio.Event()
-    failure: WrapError | None = None
-    returncode = 0
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            partial(
-                serve,
-                settings,
-                sock=sock,
-                shutdown_trigger=stopped.wait,
-                graceful_timeout=GRACE_SECONDS,
-            )
-        )
-        # Listen for SIGTERM/SIGHUP before the child exists, so none is missed (and none
-        # kills vdm with its default action) between the child's start and the forwarder's.
+    # A signal may be delivered to the thread that waits for the child, which would leave a
+    # plain Python handler waiting until the loop next wakes: the loop's own handlers
+    # (a wake-up fd) take over while it runs.
+    try:
         with anyio.open_signal_receiver(*FORWARDED_SIGNALS) as received:
-            try:
-                process = await anyio.open_process(
-                    list(command), stdin=None, stdout=None, stderr=None, env=env
-                )
-            except OSError as exc:
-                # Raised outside the task group, which would wrap it in an ExceptionGroup.
-                failure = WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}")
-                stopped.set()
-                process = None
 
             async def forward() -> None:
                 async for signum in received:
-                    if process is not None and process.returncode is None:
-                        process.send_signal(signum)
+                    signals.forward_to_child(signum)
 
-            if process is not None:
-                async with anyio.create_task_group() as forwarding:
-                    forwarding.start_soon(forward)
-                    returncode = await process.wait()
-                    forwarding.cancel_scope.cancel()
-        stopped.set()  # the server finishes in-flight requests (GRACE_SECONDS), then returns
-    if failure is not None:
-        raise failure
-    return returncode
+            async with anyio.create_task_group() as forwarding:
+                forwarding.start_soon(forward)
+                async with anyio.create_task_group() as serving:
+                    serving.start_soon(
+                        partial(
+                            serve,
+                            settings,
+                            sock=sock,
+                            shutdown_trigger=stopped.wait,
+                            graceful_timeout=GRACE_SECONDS,
+                            app=app,
+                            announce=False,
+                        )
+                    )
+                    # Abandoned (the child is then reaped) only if the server fails.
+                    await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+                    stopped.set()  # in-flight requests get GRACE_SECONDS, then serve() returns
+                forwarding.cancel_scope.cancel()
+    finally:
+        signals.reinstall()
+    return app
 
 
 def _ignore(signum: int, frame: object) -> None:
-    """SIGINT while the child runs: the terminal sent it to the child too; vdm stays up.
-    (A handler, not SIG_IGN, which the child would inherit.)"""
+    """SIGINT while the child runs: the child has it; vdm stays up."""
 
 
 class WrapError(Exception):
     """`vdm wrap` could not start: the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What `vdm wrap` says when the child has exited."""
+
+    #: Write the summary as JSON here (even with `quiet`).
+    summary_json: Path | None = None
+    #: No summary on stderr.
+    quiet: bool = False
 
 
 def wrap(
@@ -150,24 +195,89 @@ def wrap(
     host: str = "127.0.0.1",
     port: int = 0,
     environ: Mapping[str, str] | None = None,
+    report: Report = Report(),
+    log_file: Path | None = None,
 ) -> int:
     """Run `command` behind a session proxy; returns the exit code for vdm."""
+    from vdm.cli.common import NO_PROVIDER, bind_socket
+    from vdm.usage.prices import user_prices
+
+    started = time.monotonic()
     environ = dict(os.environ if environ is None else environ)
     settings = Settings.load(environ)
+    if not settings.providers:
+        raise WrapError("".join([NO_PROVIDER, *(f"\n  {p}" for p in settings.problems)]))
     secret = secrets.token_urlsafe(32)
     try:
-        sock = bind(host, port)
+        sock = bind_socket(host, port)
     except OSError as exc:
         raise WrapError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound_port = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     session = Session(f"http://{url_host}:{bound_port}", secret)
     settings = replace(settings, host=host, port=bound_port, session_secret=secret)
+    # Said once, before the child owns the terminal; nothing is logged there afterwards.
+    _, price_problems = user_prices(settings.prices)
+    for line in (*settings.problems, *settings.warnings, *price_problems):
+        print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201
     env = child_env(environ, session)
-    previous = signal.signal(signal.SIGINT, _ignore)  # Ctrl-C is the child's
+    signals = _Signals()
     try:
-        returncode = anyio.run(_run, settings, sock, command, env, backend="asyncio")
+        try:
+            process = subprocess.Popen(list(command), env=env)
+        except OSError as exc:
+            sock.close()
+            raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+        signals.attach(process)
+        _configure_logging(settings.log_level, log_file)
+
+        import anyio
+
+        app = anyio.run(_serve_until_exit, settings, sock, process, signals, backend="asyncio")
+        returncode = process.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signals.restore()
         _reap_leftovers()
-    return exit_code(returncode)
+    code = exit_code(returncode)
+    _report(app, report, code, time.monotonic() - started)
+    return code
+
+
+def _configure_logging(level: str, log_file: Path | None) -> None:
+    """The child owns the terminal: vdm's logs go to `log_file`, or nowhere."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    if log_file is None:
+        root.addHandler(logging.NullHandler())
+        root.setLevel(logging.CRITICAL + 1)
+        logging.lastResort = None  # no "no handlers" fallback onto the child's screen
+        return
+    from vdm.server.serve import configure_logging
+
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    configure_logging(level, handler=handler)
+
+
+def _report(app: App, report: Report, code: int, duration: float) -> None:
+    import json
+
+    from vdm.usage.summary import summary_dict, summary_text
+
+    gateway = app.gateway
+    data = summary_dict(
+        gateway.usage.snapshot(),
+        gateway.prices,
+        exit_code=code,
+        duration_s=round(duration, 3),
+    )
+    if not report.quiet:
+        print(summary_text(data), file=sys.stderr)  # noqa: T201
+    if report.summary_json is not None:
+        try:
+            report.summary_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(  # noqa: T201
+                f"vdm wrap: cannot write {report.summary_json}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )

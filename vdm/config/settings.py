@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from vdm.config.secrets import mask
 from vdm.config.sources import (
@@ -149,6 +149,9 @@ class Settings:
     warnings: tuple[str, ...] = ()
     #: Every variable that was set, with its source: for `vdm config show`.
     values: Mapping[str, Value] = field(default_factory=dict, repr=False)
+    #: `[prices]` entries of the configuration files: name → (entry, source file), unchecked
+    #: (vdm/usage/prices.py reads them).
+    prices: Mapping[str, tuple[Any, str]] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -187,7 +190,9 @@ class _Builder:
         self.user_sections: set[str] = set()
         self.warnings: list[str] = []
         self.problems: list[str] = []
+        self.prices: dict[str, tuple[Any, str]] = {}
         for layer in layers:
+            self.prices.update(layer.prices)
             # An empty value (`OPENAI_BASE_URL=` in a .env) means unset, not "empty".
             self.values.update((k, v) for k, v in layer.values.items() if v.value.strip())
             self.warnings.extend(layer.warnings)
@@ -233,6 +238,7 @@ class _Builder:
             problems=tuple(self.problems),
             warnings=tuple(self.warnings),
             values=dict(self.values),
+            prices=dict(self.prices),
         )
 
     # -- providers ------------------------------------------------------------------------------

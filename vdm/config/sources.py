@@ -14,7 +14,7 @@ import logging
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ PROVIDER_KEYS: dict[str, str] = {
 }
 #: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.
 TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_"}
+#: The top-level table of prices per million tokens (`[prices]`), for the usage summary.
+PRICES = "prices"
 #: Top-level tables that are not providers.
 TOP_TABLES: dict[str, str] = {"fallback": "VDM_FALLBACK_", "custom-headers": "CUSTOM_HEADER_"}
 
@@ -81,6 +83,8 @@ class Layer:
     #: Provider sections the layer declares (`[ollama]`), even empty ones.
     sections: set[str]
     warnings: list[str]
+    #: `[prices]` entries: name → (table, source), checked by vdm/usage/prices.py.
+    prices: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
 def var_name(name: str) -> str:
@@ -111,6 +115,9 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
                 put(TOP_LEVEL[key], value, key)
             else:
                 layer.warnings.append(f"{source}: unknown key {key!r} (ignored)")
+            continue
+        if key == PRICES:
+            layer.prices.update({name: (entry, source) for name, entry in value.items()})
             continue
         if key in TOP_TABLES:
             for name, item in value.items():

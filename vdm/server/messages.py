@@ -29,6 +29,7 @@ from vdm.server.asgi import (
 )
 from vdm.server.state import Gateway
 from vdm.upstream.client import UpstreamClient
+from vdm.usage.recorder import Request
 
 log = logging.getLogger("vdm.requests")
 
@@ -64,17 +65,22 @@ async def create_message(
 ) -> None:
     started = time.perf_counter()
     request: MessagesRequest = parse(MessagesRequest, incoming.body)
-    route = resolve(request.model, gateway.settings)
+    try:
+        route = resolve(request.model, gateway.settings)
+    except VdmError:
+        gateway.usage.record(Request("", request.model, False, {}, None, 0.0))
+        raise
     client = gateway.client(route.provider)
     outcome = "ok"
     usage: dict[str, int] = {}
+    first_data: float | None = None
     try:
         if route.provider.api_format == "anthropic":
             call = passthrough.Passthrough(client, route.model, incoming, request.model)
             finished = await run_until_disconnect(
                 receive, partial(call.stream if request.stream else call.answer, send)
             )
-            outcome, usage = call.outcome, call.usage
+            outcome, usage, first_data = call.outcome, call.usage, call.first_data
         elif request.stream:
             data = _chat_body(gateway, request, route)
             relay = _StreamRelay(
@@ -83,10 +89,12 @@ async def create_message(
             relay.client_key = incoming.client_key
             finished = await run_until_disconnect(receive, relay.run)
             outcome, usage = relay.outcome, relay.translator.usage
+            first_data = relay.first_data
         else:
             data = _chat_body(gateway, request, route)
 
             async def answer(_: TaskGroup) -> None:
+                nonlocal first_data
                 reply = await client.post_json(
                     client.chat_path(route.model), data, client_key=incoming.client_key
                 )
@@ -94,6 +102,7 @@ async def create_message(
                     reply, model=request.model, stop_sequences=request.stop_sequences
                 )
                 usage.update(message["usage"])
+                first_data = time.perf_counter()
                 await send_json(send, 200, message)
 
             finished = await run_until_disconnect(receive, answer)
@@ -103,6 +112,17 @@ async def create_message(
         outcome = f"error {exc.status}"
         raise
     finally:
+        duration = time.perf_counter() - started
+        gateway.usage.record(
+            Request(
+                route.provider.name,
+                route.model,
+                outcome == "ok",
+                usage,
+                None if first_data is None else first_data - started,
+                duration,
+            )
+        )
         log.info(
             "%s -> %s:%s %s%s %.0f ms%s",
             request.model,
@@ -110,7 +130,7 @@ async def create_message(
             route.model,
             "stream " if request.stream else "",
             outcome,
-            (time.perf_counter() - started) * 1000,
+            duration * 1000,
             "".join(f" {k.removesuffix('_tokens')}={v}" for k, v in usage.items() if v),
         )
 
@@ -151,6 +171,8 @@ class _StreamRelay:
         self.closing = False
         self.outcome = "ok"
         self.pending: list[bytes] = []
+        #: When the first upstream data arrived (perf_counter), for time to first token.
+        self.first_data: float | None = None
 
     async def _ping(self) -> None:
         """`ping` events while the upstream is silent, so clients do not give up."""
@@ -186,6 +208,8 @@ class _StreamRelay:
             done = False
             try:
                 async for read in reads:
+                    if self.first_data is None:
+                        self.first_data = time.perf_counter()
                     for event in decoder.feed(read):
                         if event.data == "[DONE]":
                             done = True

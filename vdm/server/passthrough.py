@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from anyio.abc import TaskGroup
@@ -84,6 +85,8 @@ class Passthrough:
         self.client_key = incoming.client_key
         self.outcome = "ok"
         self.usage: dict[str, int] = {}
+        #: When the first upstream data arrived (perf_counter), for time to first token.
+        self.first_data: float | None = None
         self._pending: list[bytes] = []
         self._send: Send | None = None
 
@@ -91,6 +94,7 @@ class Passthrough:
         body, headers = await self.client.post_bytes(
             MESSAGES_PATH, self.data, client_key=self.client_key, headers=self.headers
         )
+        self.first_data = time.perf_counter()
         try:
             self.usage = usage_of(json.loads(body))
         except (ValueError, AttributeError):
@@ -127,6 +131,8 @@ class Passthrough:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             try:
                 async for read in reads:
+                    if self.first_data is None:
+                        self.first_data = time.perf_counter()
                     pending.append(read)
                     observer.feed(read)
                     last = read

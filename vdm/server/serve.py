@@ -13,12 +13,11 @@ from vdm.server.app import App
 log = logging.getLogger("vdm")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, handler: logging.Handler | None = None) -> None:
+    """vdm's log format at `level`, on stderr or `handler`."""
+    handler = handler or logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -47,18 +46,24 @@ async def serve(
     sock: socket.socket | None = None,
     shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
     graceful_timeout: float = 5.0,
+    app: App | None = None,
+    announce: bool = True,
 ) -> None:
     """Serve until `shutdown_trigger` returns (or SIGINT/SIGTERM when it is None); requests
-    still running then get `graceful_timeout` seconds to finish."""
+    still running then get `graceful_timeout` seconds to finish. `app` (default: a new one
+    for `settings`) lets the caller read its state afterwards, e.g. the usage totals;
+    `announce=False` leaves the configuration's problems for the caller to report."""
     from hypercorn.asyncio import serve as hypercorn_serve
 
-    app = App(settings)
+    app = app or App(settings)
     config = hypercorn_config(settings, sock)
     config.graceful_timeout = graceful_timeout  # type: ignore[attr-defined]
-    if not settings.providers:
-        log.warning("no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL)")
-    for problem in settings.problems:
-        log.warning("%s", problem)
-    for warning in settings.warnings:
-        log.warning("%s", warning)
+    if announce:
+        if not settings.providers:
+            log.warning(
+                "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL) "
+                "or run `vdm config setup`"
+            )
+        for problem in (*settings.problems, *settings.warnings, *app.gateway.price_problems):
+            log.warning("%s", problem)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]

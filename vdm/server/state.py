@@ -5,6 +5,8 @@ from __future__ import annotations
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.server.catalog import ModelCatalog
 from vdm.upstream.client import UpstreamClient
+from vdm.usage.prices import PriceTable, user_prices
+from vdm.usage.recorder import UsageRecorder
 
 
 class Gateway:
@@ -14,6 +16,9 @@ class Gateway:
         self.settings = settings
         self._clients: dict[str, UpstreamClient] = {}
         self.catalog = ModelCatalog(settings, self.client)
+        self.usage = UsageRecorder()
+        prices, self.price_problems = user_prices(settings.prices)
+        self.prices = PriceTable.with_user(prices)
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)

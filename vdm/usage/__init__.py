@@ -1,0 +1,1 @@
+"""Usage accounting: counters per provider:model, prices, and session summaries."""
