@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
 
-.PHONY: install install-claude run test check bench completions clean
+.PHONY: install install-claude run wrap test check bench completions clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(CLAUDE):
 
 run: install
 	$(VENV)/bin/vdm server start
+
+# The main job: Claude Code behind a private proxy, e.g. make wrap ARGS="--model openai:gpt-4o".
+# Uses the pinned Claude Code from .venv/node, or the `claude` on PATH when npm is missing.
+wrap: install install-claude
+	PATH="$(CURDIR)/$(VENV)/node/node_modules/.bin:$$PATH" $(VENV)/bin/vdm wrap -- claude $(ARGS)
 
 test: install install-claude
 	$(PY) -m pytest -q

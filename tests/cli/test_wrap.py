@@ -13,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.anthropic_upstream import (
+    AnthropicSseReply,
+    FakeAnthropic,
+    anthropic_stream_events,
+)
 from tests.fakes.openai_upstream import FakeOpenAI, JsonReply, SseReply, stream_chunks
 from tests.harness import clean_env
 
@@ -353,3 +358,37 @@ def test_an_unconfigured_session_names_the_fix_and_runs_nothing(tmp_path: Path) 
     assert proc.returncode == 1
     assert "no provider configured" in proc.stderr and "vdm config setup" in proc.stderr
     assert not marker.exists()
+
+
+def test_passthrough_streams_are_counted_with_their_cache_tokens(
+    tmp_path: Path, ant: FakeAnthropic
+) -> None:
+    """An Anthropic-format provider: the relayed bytes are observed for the summary."""
+    model = "claude-haiku-4-5-20251001"
+    ant.enqueue(
+        AnthropicSseReply(
+            anthropic_stream_events(
+                "ok",
+                model=model,
+                input_tokens=300,
+                output_tokens=40,
+                cache_read=5000,
+                cache_creation=1000,
+            )
+        )
+    )
+    child = _script(tmp_path, "child.py", SDK_CHILD_N)
+    out = tmp_path / "usage.json"
+    env = clean_env(
+        HOME=str(tmp_path), ANTHROPIC_API_KEY="sk-ant-up", ANTHROPIC_BASE_URL=ant.base_url
+    )
+    proc = _wrap(tmp_path, env, child, model, "1", options=("--summary-json", str(out)))
+    assert proc.returncode == 0, proc.stderr
+    assert "TEXT: ok" in proc.stdout
+    (row,) = json.loads(out.read_text())["models"]
+    assert (row["provider"], row["model"]) == ("anthropic", model)
+    assert (row["input_tokens"], row["output_tokens"]) == (300, 40)
+    assert (row["cache_read_input_tokens"], row["cache_creation_input_tokens"]) == (5000, 1000)
+    # claude-haiku-4: $1 in, $5 out, $0.10 cache read, $1.25 cache write per million
+    assert row["cost_usd"] == pytest.approx((300 * 1 + 40 * 5 + 5000 * 0.1 + 1000 * 1.25) / 1e6)
+    assert "anthropic:" + model in proc.stderr

@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from vdm.config.settings import NO_PROVIDER
+
+__all__ = ["NO_PROVIDER", "bind_socket", "fail", "load_settings", "require_provider"]
+
 if TYPE_CHECKING:
     from vdm.config.settings import Settings
 
@@ -16,11 +20,6 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-NO_PROVIDER = (
-    "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL) "
-    "or run `vdm config setup`"
-)
 
 
 def fail(message: str, code: int = EXIT_ERROR, *, prefix: str = "vdm") -> NoReturn:

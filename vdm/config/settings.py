@@ -62,6 +62,13 @@ _PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
 _PROVIDER_TABLES = tuple(TABLES.values())
 
 
+#: The one message for "nothing to route to", naming the fix.
+NO_PROVIDER = (
+    "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL for any "
+    "OpenAI-compatible endpoint) or run `vdm config setup`"
+)
+
+
 def provider_key(name: str) -> str:
     """Provider names compare case-insensitively with `-` and `_` equal: `My-Corp` → `my_corp`."""
     return name.strip().lower().replace("-", "_")

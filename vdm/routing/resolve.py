@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vdm.config.settings import Alias, ProviderConfig, Settings, normalize, provider_key
+from vdm.config.settings import (
+    NO_PROVIDER,
+    Alias,
+    ProviderConfig,
+    Settings,
+    normalize,
+    provider_key,
+)
 from vdm.protocol.errors import VdmError
 
-NO_PROVIDER = (
-    "no provider configured: set OPENAI_API_KEY (for OpenAI), or {P}_API_KEY and "
-    "{P}_BASE_URL for any OpenAI-compatible endpoint, then restart vdm"
-)
 #: Alias chains longer than this are certainly a mistake.
 MAX_CHAIN = 16
 
@@ -43,7 +46,7 @@ def resolve(requested: str, settings: Settings) -> Route:
     """The route for `requested`; raises VdmError(400) with the fix when there is none."""
     if not settings.providers:
         detail = "; ".join(settings.problems)
-        raise VdmError(400, NO_PROVIDER + (f" ({detail})" if detail else ""))
+        raise VdmError(400, NO_PROVIDER + ", then restart vdm" + (f" ({detail})" if detail else ""))
     return _Resolver(settings).resolve(requested)
 
 

@@ -8,9 +8,8 @@ from urllib.parse import parse_qsl
 
 from vdm import __version__
 from vdm.config.secrets import safe_url
-from vdm.config.settings import Settings
+from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.protocol.errors import VdmError
-from vdm.routing.resolve import NO_PROVIDER
 from vdm.server import messages
 from vdm.server.asgi import (
     ClientDisconnected,

@@ -7,7 +7,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 
-from vdm.config.settings import Settings
+from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.server.app import App
 
 log = logging.getLogger("vdm")
@@ -60,10 +60,7 @@ async def serve(
     config.graceful_timeout = graceful_timeout  # type: ignore[attr-defined]
     if announce:
         if not settings.providers:
-            log.warning(
-                "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL) "
-                "or run `vdm config setup`"
-            )
+            log.warning("%s", NO_PROVIDER)
         for problem in (*settings.problems, *settings.warnings, *app.gateway.price_problems):
             log.warning("%s", problem)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
