@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+#: The `anthropic-version` sent upstream when the client did not say which it speaks.
+ANTHROPIC_VERSION = "2023-06-01"
+
 
 class Wire(BaseModel):
     """Base for wire models: unknown fields are kept, never rejected."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from anyio.abc import TaskGroup
 
+from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.server.asgi import SSE_HEADERS, Incoming, Send, send_bytes
@@ -26,8 +27,6 @@ log = logging.getLogger("vdm.requests")
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
-#: Sent when the client did not say which API version it speaks.
-DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 _FORWARDED = (b"anthropic-version", b"anthropic-beta")
 #: Send what has been read once this many reads are waiting, even if more is ready.
 _MAX_PENDING = 256
@@ -40,7 +39,7 @@ def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
         if name in _FORWARDED:
             found.setdefault(name.decode(), []).append(value.decode("latin-1"))
     forwarded = {name: ",".join(values) for name, values in found.items()}
-    forwarded.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
+    forwarded.setdefault("anthropic-version", ANTHROPIC_VERSION)
     return forwarded
 
 

@@ -20,6 +20,7 @@ import httpx
 
 from vdm.config.secrets import redact, safe_url
 from vdm.config.settings import ProviderConfig
+from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.errors import VdmError
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
@@ -115,6 +116,13 @@ class UpstreamClient:
         self._static_headers = {
             "content-type": "application/json",
             "accept": "application/json",
+            # Anthropic refuses requests without it (GET /v1/models too); a passthrough
+            # request sends the client's own instead.
+            **(
+                {"anthropic-version": ANTHROPIC_VERSION}
+                if provider.api_format == "anthropic"
+                else {}
+            ),
             **provider.custom_headers,
         }
 
@@ -133,7 +141,14 @@ class UpstreamClient:
         return "/chat/completions"
 
     def models_path(self) -> str:
-        return "/v1/models" if self.provider.api_format == "anthropic" else "/models"
+        """Where the models list is: `/models`, `/v1/models` (Anthropic format), or Azure's
+        `/openai/models?api-version=…`."""
+        provider = self.provider
+        if provider.api_format == "anthropic":
+            return "/v1/models"
+        if provider.api_version and provider.uses_deployments:
+            return f"/openai/models?api-version={quote(provider.api_version, safe='')}"
+        return "/models"
 
     def _headers(self, key: str, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(self._static_headers)
