@@ -11,7 +11,6 @@ install is never hidden by a silent skip.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -40,7 +39,6 @@ from tests.harness import REPO, clean_env
 
 pytestmark = pytest.mark.e2e
 
-CLAUDE = REPO / ".venv" / "node" / "node_modules" / ".bin" / "claude"
 UPSTREAM_KEY = "sk-upstream-e2e-5678"
 CLIENT_KEY = "sk-test-client"
 MODEL = "openai:gpt-4o"
@@ -52,18 +50,6 @@ BILLING_HEADER = "x-anthropic-billing-header"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    if CLAUDE.is_file():
-        return CLAUDE
-    if shutil.which("npm"):
-        pytest.fail(
-            f"the Claude Code CLI is not installed at {CLAUDE}: run `make install-claude` "
-            "(npm is available, so this is a broken install, not a missing tool)"
-        )
-    pytest.skip("npm not found: cannot install the Claude Code CLI")
 
 
 @dataclass

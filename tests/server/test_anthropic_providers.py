@@ -404,6 +404,7 @@ def test_models_lists_every_provider_with_prefixed_ids_and_aliases(
     assert sorted(_models_fetches(ant)) == ["GET /nowhere/models", "GET /v1/models"]
     listed = next(r for r in ant.requests if r.path == "/v1/models")
     assert listed.headers["x-api-key"] == ANT_KEY
+    assert listed.headers["anthropic-version"] == "2023-06-01"  # Anthropic refuses it without
 
 
 def test_models_are_cached(both: RunningVdm, fake: FakeOpenAI, ant: FakeAnthropic) -> None:
