@@ -112,5 +112,39 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert settings.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("K='v 1' # comment", "v 1"),
+        ('K="a \\"b\\" c" # note', 'a "b" c'),
+        ('K="x\\ny"', "x\ny"),
+        ("K=plain # comment", "plain"),
+        ("K=has#hash", "has#hash"),
+        ("K='it''s'", "'it''s'"),
+    ],
+)
+def test_dotenv_values_quotes_and_comments(tmp_path: Path, line: str, value: str) -> None:
+    (tmp_path / ".env").write_text(line + "\n")
+    assert read_dotenv(tmp_path / ".env") == {"K": value}
+
+
+def test_credential_headers_are_secrets_for_redaction() -> None:
+    settings = Settings.from_mapping(
+        {
+            "OPENAI_API_KEY": "sk-1234567890",
+            "OPENAI_CUSTOM_HEADER_X_AUTH_TOKEN": "tok-abcdefghij",
+            "CUSTOM_HEADER_X_TEAM": "platform",
+        }
+    )
+    assert "tok-abcdefghij" in settings.secrets
+    assert "platform" not in settings.secrets
+
+
+def test_a_bad_value_names_its_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_mapping({"OPENAI_API_KEY": "k", "OPENAI_AUTH": "magic"})
+    assert caught.value.var == "OPENAI_AUTH" and "(env)" in str(caught.value)
+
+
 def test_missing_dotenv_is_fine(tmp_path: Path) -> None:
     assert read_dotenv(tmp_path / ".env") == {}

@@ -24,7 +24,6 @@ WIDTH = 80
 #: Where a value comes from when no layer sets it.
 BUILT_IN = "built-in"
 #: Header variables whose value is a credential (`CUSTOM_HEADER_AUTHORIZATION`).
-_SENSITIVE = ("KEY", "TOKEN", "SECRET", "AUTH", "COOKIE", "PASSWORD")
 
 
 # -- setup ----------------------------------------------------------------------------------------
@@ -336,6 +335,7 @@ def validate() -> None:
     from pathlib import Path
 
     from vdm.cli.common import EXIT_ERROR, NO_PROVIDER
+    from vdm.usage.prices import user_prices
 
     settings, problems = _load_all(os.environ, Path.cwd())
     if settings is not None:
@@ -343,6 +343,7 @@ def validate() -> None:
         if not settings.providers:
             problems.append(NO_PROVIDER)
         problems += _alias_problems(settings)
+        problems += user_prices(settings.prices)[1]
     warnings = list(settings.warnings) if settings is not None else []
     if problems:
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
@@ -359,41 +360,23 @@ def validate() -> None:
 
 
 def _load_all(env: Mapping[str, str], cwd: Path) -> tuple[Settings | None, list[str]]:
-    """Settings from the layers of sources.load_layers, collecting every error instead of
-    stopping at the first: a malformed file is reported and left out; a bad value (PORT=abc)
-    is reported and the variable left out, then the rest is loaded again."""
+    """Settings, collecting every error instead of stopping at the first: a malformed file
+    is reported and left out; a bad value (PORT=abc) is reported and the variable left out,
+    then the rest is loaded again."""
     from vdm.config.settings import ConfigError, Settings
-    from vdm.config.sources import (
-        CONFIG_NAME,
-        env_layer,
-        packaged_defaults,
-        read_dotenv,
-        read_toml,
-        user_config_path,
-    )
+    from vdm.config.sources import load_layers
 
     errors: list[str] = []
-    layers = [packaged_defaults()]
-    for path in (user_config_path(env), cwd / CONFIG_NAME):
-        try:
-            layer = read_toml(path) if path is not None else None
-        except ConfigError as exc:
-            errors.append(str(exc))
-            continue
-        if layer is not None:
-            layers.append(layer)
-    dotenv = cwd / ".env"
-    layers += [env_layer(read_dotenv(dotenv), str(dotenv)), env_layer(env, "env")]
+    layers = load_layers(env, cwd, errors)
     while True:
         try:
             return Settings.from_layers(layers), errors
         except ConfigError as exc:
             errors.append(str(exc))
-            var = str(exc).partition("=")[0]  # errors of values read `NAME='value' (source): …`
-            if not any(var in layer.values for layer in layers):
+            if exc.var is None or not any(exc.var in layer.values for layer in layers):
                 return None, errors
             for layer in layers:
-                layer.values.pop(var, None)
+                layer.values.pop(exc.var, None)
 
 
 def _alias_problems(settings: Settings) -> list[str]:
@@ -534,8 +517,9 @@ def short_paths(text: str, env: Mapping[str, str], cwd: Path) -> str:
 
 def _is_secret(var: str) -> bool:
     """Keys, and headers that carry a credential (`CUSTOM_HEADER_AUTHORIZATION`)."""
-    header = "CUSTOM_HEADER_" in var and any(s in var for s in _SENSITIVE)
-    return var.endswith("_API_KEY") or header
+    from vdm.config.secrets import is_credential_name
+
+    return var.endswith("_API_KEY") or ("CUSTOM_HEADER_" in var and is_credential_name(var))
 
 
 def _table(rows: list[tuple[str, str, str]], indent: int) -> Iterator[str]:

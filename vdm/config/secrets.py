@@ -40,3 +40,13 @@ def safe_url(url: str) -> str:
     if not sep or not at or "/" in userinfo:
         return url
     return f"{scheme}://{mask(userinfo)}@{host}"
+
+
+#: Words that make a header or variable name a credential (`CUSTOM_HEADER_AUTHORIZATION`).
+_CREDENTIAL_WORDS = ("KEY", "TOKEN", "SECRET", "AUTH", "COOKIE", "PASSWORD")
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether a variable or header name says it carries a credential."""
+    upper = name.upper().replace("-", "_")
+    return any(word in upper for word in _CREDENTIAL_WORDS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vdm.config.secrets import mask
+from vdm.config.secrets import is_credential_name, mask
 from vdm.config.sources import (
     DEFAULTS_SOURCE,
     PROVIDER_KEYS,
@@ -171,6 +171,11 @@ class Settings:
         """Every configured secret, for redaction."""
         keys = [k for p in self.providers.values() for k in p.api_keys]
         keys.extend(s for s in (self.proxy_api_key, self.session_secret) if s)
+        keys.extend(
+            v.value.strip()
+            for var, v in self.values.items()
+            if "CUSTOM_HEADER_" in var and is_credential_name(var) and v.value.strip()
+        )
         return tuple(keys)
 
     @classmethod
@@ -289,7 +294,8 @@ class _Builder:
         if api_format not in API_FORMATS:
             raise ConfigError(
                 f"{prefix}_API_FORMAT={api_format!r} ({self._source(f'{prefix}_API_FORMAT')}): "
-                f"use one of {', '.join(API_FORMATS)}"
+                f"use one of {', '.join(API_FORMATS)}",
+                var=f"{prefix}_API_FORMAT",
             )
         base_url = self._base_url(prefix, api_format)
         if not base_url:
@@ -303,7 +309,11 @@ class _Builder:
         default_auth = "x-api-key" if api_format == "anthropic" else "bearer"
         auth = (self.get(f"{prefix}_AUTH") or default_auth).lower()
         if auth not in AUTH_SCHEMES:
-            raise ConfigError(f"{prefix}_AUTH={auth!r}: use one of {', '.join(AUTH_SCHEMES)}")
+            raise ConfigError(
+                f"{prefix}_AUTH={auth!r} ({self._source(f'{prefix}_AUTH')}): use one of "
+                f"{', '.join(AUTH_SCHEMES)}",
+                var=f"{prefix}_AUTH",
+            )
         raw_key = self.get(f"{prefix}_API_KEY")
         passthrough = raw_key.upper() == PASSTHRU
         return ProviderConfig(
@@ -425,7 +435,7 @@ def _int(builder: _Builder, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(
-            f"{name}={raw!r} ({builder._source(name)}): expected a whole number"
+            f"{name}={raw!r} ({builder._source(name)}): expected a whole number", var=name
         ) from None
 
 
@@ -437,8 +447,10 @@ def _float(builder: _Builder, name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(
-            f"{name}={raw!r} ({builder._source(name)}): expected a number of seconds"
+            f"{name}={raw!r} ({builder._source(name)}): expected a number of seconds", var=name
         ) from None
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r} ({builder._source(name)}): must be greater than 0")
+        raise ConfigError(
+            f"{name}={raw!r} ({builder._source(name)}): must be greater than 0", var=name
+        )
     return value

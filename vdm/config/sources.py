@@ -15,6 +15,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,12 @@ TOP_TABLES: dict[str, str] = {"fallback": "VDM_FALLBACK_", "custom-headers": "CU
 
 
 class ConfigError(ValueError):
-    """A setting that cannot be used; the message names where it is and the fix."""
+    """A setting that cannot be used; the message names where it is and the fix. `var` is
+    the variable at fault, when one is (`PORT` for `PORT=abc`)."""
+
+    def __init__(self, message: str, *, var: str | None = None) -> None:
+        super().__init__(message)
+        self.var = var
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +162,15 @@ def read_toml(path: Path) -> Layer | None:
     return flatten_toml(data, str(path))
 
 
+@lru_cache(maxsize=1)
+def packaged_toml() -> dict[str, Any]:
+    """The packaged defaults.toml, parsed (tables in file order). Do not modify it."""
+    text = resources.files("vdm.config").joinpath(DEFAULTS_SOURCE).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
 def packaged_defaults() -> Layer:
-    text = resources.files("vdm.config").joinpath("defaults.toml").read_text(encoding="utf-8")
-    return flatten_toml(tomllib.loads(text), DEFAULTS_SOURCE)
+    return flatten_toml(packaged_toml(), DEFAULTS_SOURCE)
 
 
 def user_config_path(env: Mapping[str, str]) -> Path | None:
@@ -194,25 +206,50 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not sep or not key.replace("_", "").isalnum():
             log.warning("%s:%d: ignored a line that is not KEY=VALUE", path, number)
             continue
-        value = value.strip()
-        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) > 1:
-            value = value[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        values[key] = _dotenv_value(value.strip())
     return values
 
 
-def load_layers(env: Mapping[str, str] | None, cwd: Path | None) -> list[Layer]:
-    """Every layer, lowest first."""
+def _dotenv_value(value: str) -> str:
+    """A `.env` value: quotes removed (`\\n` and `\\"` unescaped inside double quotes), and a
+    ` # comment` after the value dropped."""
+    quote = value[:1]
+    if quote in ("'", '"'):
+        end = 1
+        while (end := value.find(quote, end)) != -1:
+            if quote == '"' and value[end - 1] == "\\":
+                end += 1
+                continue
+            rest = value[end + 1 :].strip()
+            if not rest or rest.startswith("#"):
+                inner = value[1:end]
+                if quote == '"':
+                    inner = inner.replace("\\n", "\n").replace('\\"', '"')
+                return inner
+            break
+    if " #" in value:
+        value = value.split(" #", 1)[0].rstrip()
+    return value
+
+
+def load_layers(
+    env: Mapping[str, str] | None, cwd: Path | None, errors: list[str] | None = None
+) -> list[Layer]:
+    """Every layer, lowest first. A malformed TOML file is a ConfigError, or, when `errors`
+    is given, recorded there and left out (to list every problem at once)."""
     environ = dict(os.environ if env is None else env)
     cwd = cwd or Path.cwd()
     layers = [packaged_defaults()]
     user = user_config_path(environ)
     for path in (user, cwd / CONFIG_NAME):
-        if path is not None and (layer := read_toml(path)) is not None:
+        try:
+            layer = read_toml(path) if path is not None else None
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+            continue
+        if layer is not None:
             layers.append(layer)
     dotenv = cwd / ".env"
     layers.append(env_layer(read_dotenv(dotenv), str(dotenv)))
