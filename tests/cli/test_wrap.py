@@ -108,15 +108,19 @@ def test_user_custom_headers_are_kept_and_a_placeholder_key_is_set(
         """
         import os
         print(repr(os.environ["ANTHROPIC_CUSTOM_HEADERS"]))
-        print("KEY", os.environ["ANTHROPIC_API_KEY"])
+        print("KEY", os.environ.get("ANTHROPIC_API_KEY"))
+        print("TOKEN", os.environ.get("ANTHROPIC_AUTH_TOKEN"))
         """,
     )
     proc = _wrap(tmp_path, _env(tmp_path, fake, ANTHROPIC_CUSTOM_HEADERS="x-mine: 1"), child)
     assert proc.returncode == 0, proc.stderr
     assert "'x-mine: 1\\nx-vdm-session: " in proc.stdout
-    assert "KEY vdm-wrap-placeholder" in proc.stdout
+    assert "TOKEN vdm-wrap-placeholder" in proc.stdout and "KEY None" in proc.stdout
     proc = _wrap(tmp_path, _env(tmp_path, fake, ANTHROPIC_API_KEY="sk-ant-mine"), child)
     assert "KEY sk-ant-mine" in proc.stdout  # the user's own key is left alone
+    assert "TOKEN None" in proc.stdout  # no placeholder next to the user's own key
+    proc = _wrap(tmp_path, _env(tmp_path, fake, ANTHROPIC_AUTH_TOKEN="oauth-mine"), child)
+    assert "TOKEN oauth-mine" in proc.stdout and "KEY None" in proc.stdout
 
 
 def test_a_per_project_config_is_honoured(tmp_path: Path, fake: FakeOpenAI) -> None:

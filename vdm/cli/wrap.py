@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vdm.wrap")
 
-#: Set for the child when the user has neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN,
-#: so Claude Code does not ask to log in.
+#: Set for the child as ANTHROPIC_AUTH_TOKEN when the user has neither ANTHROPIC_API_KEY nor
+#: ANTHROPIC_AUTH_TOKEN, so Claude Code neither asks to log in nor uses a Claude login's OAuth
+#: token. (As ANTHROPIC_API_KEY it would make Claude Code's TUI ask "Detected a custom API key
+#: … use it?", default No, and a No is remembered in ~/.claude.json.)
 PLACEHOLDER_KEY = "vdm-wrap-placeholder"
 SESSION_HEADER = "x-vdm-session"
 #: Seconds in-flight requests get once the child has exited.
@@ -54,7 +56,7 @@ def child_env(environ: Mapping[str, str], session: Session) -> dict[str, str]:
     env = dict(environ)
     env["ANTHROPIC_BASE_URL"] = session.url
     if not env.get("ANTHROPIC_API_KEY") and not env.get("ANTHROPIC_AUTH_TOKEN"):
-        env["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
+        env["ANTHROPIC_AUTH_TOKEN"] = PLACEHOLDER_KEY
     header = f"{SESSION_HEADER}: {session.secret}"
     existing = env.get("ANTHROPIC_CUSTOM_HEADERS", "").strip()
     env["ANTHROPIC_CUSTOM_HEADERS"] = f"{existing}\n{header}" if existing else header
