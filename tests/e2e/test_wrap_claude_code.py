@@ -193,10 +193,13 @@ def test_claude_print_mode_runs_a_bash_tool_through_vdm_wrap(
     home.mkdir()
     project.mkdir()
     started = time.monotonic()
+    summary = tmp_path / "usage.json"
     proc = subprocess.Popen(
         [
             *VDM,
             "wrap",
+            "--summary-json",
+            str(summary),
             "--",
             str(claude_bin),
             "-p",
@@ -252,6 +255,15 @@ def test_claude_print_mode_runs_a_bash_tool_through_vdm_wrap(
     output = _text(tool_message["content"])
     assert marker in output, why
     assert any(prompt in _text(m.get("content")) for m in messages[:index]), why
+
+    # The session's summary: every upstream request, under the model it went to.
+    assert "vdm: session usage" in stderr and "openai:gpt-4o" in stderr, why
+    usage = json.loads(summary.read_text())
+    (row,) = usage["models"]
+    assert (row["provider"], row["model"]) == ("openai", "gpt-4o"), usage
+    assert row["requests"] == len(fake.requests) and row["errors"] == 0, usage
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0, usage
+    assert usage["exit_code"] == 0, usage
 
     # What vdm handed the child, as its Bash tool saw it.
     urls = re.findall(r"http://127\.0\.0\.1:(\d+)", output)
