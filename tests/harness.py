@@ -95,10 +95,50 @@ def _wait_listening(port: int, timeout: float = 5.0) -> None:
     raise TimeoutError(f"vdm did not start listening on port {port}")
 
 
+#: The variables of the shell running the tests that a child process (or settings) may see.
+KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "SYSTEMROOT", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class Place:
+    """A temporary HOME and a temporary project directory, for configuration files."""
+
+    home: Path
+    cwd: Path
+
+    @classmethod
+    def make(cls, tmp_path: Path) -> Place:
+        home, cwd = tmp_path / "home", tmp_path / "project"
+        home.mkdir()
+        cwd.mkdir()
+        return cls(home, cwd)
+
+    @property
+    def user_toml(self) -> Path:
+        return self.home / ".config" / "vandamme-proxy" / "vandamme-config.toml"
+
+    @property
+    def project_toml(self) -> Path:
+        return self.cwd / "vandamme-config.toml"
+
+    @property
+    def dotenv(self) -> Path:
+        return self.cwd / ".env"
+
+    def write(self, name: str, text: str) -> Path:
+        """Write `text` to the user TOML (`name="user"`) or to `name` in the project."""
+        path = self.user_toml if name == "user" else self.cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def load(self, **env: str) -> Settings:
+        return Settings.load(env={"HOME": str(self.home), **env}, cwd=self.cwd)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """An environment for a child process built from scratch: PATH and a few locale
     variables only, never the shell's ANTHROPIC_*/OPENAI_* or base URLs."""
-    keep = ("PATH", "LANG", "LC_ALL", "TERM", "SYSTEMROOT", "TMPDIR")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     env.update(extra)
     return env

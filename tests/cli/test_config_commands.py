@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.harness import REPO
+from tests.harness import KEEP_ENV, REPO, Place
 from vdm.cli.common import NO_PROVIDER
 from vdm.cli.main import app
 from vdm.config.secrets import mask
@@ -24,38 +23,18 @@ runner = CliRunner()
 OPENAI_KEY = "sk-proj-abcdefghijklmnop1234"
 GROQ_KEY = "gsk_zyxwvutsrqponmlk9876"
 PROXY_KEY = "team-proxy-secret-42"
-#: Variables of the shell running the tests that settings may see (HOME is set per test).
-KEEP = ("PATH", "LANG", "LC_ALL", "TERM", "SYSTEMROOT", "TMPDIR")
-
-
-@dataclass(frozen=True)
-class Place:
-    home: Path
-    cwd: Path
-
-    @property
-    def user_toml(self) -> Path:
-        return self.home / ".config" / "vandamme-proxy" / "vandamme-config.toml"
-
-    def write(self, name: str, text: str) -> Path:
-        path = self.user_toml if name == "user" else self.cwd / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        return path
 
 
 @pytest.fixture
 def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Place:
     """An empty HOME and project directory; no variable of the shell (OPENAI_API_KEY, …)."""
     for name in list(os.environ):
-        if name not in KEEP and not name.startswith("PYTEST_"):
+        if name not in KEEP_ENV and not name.startswith("PYTEST_"):
             monkeypatch.delenv(name)
-    home, cwd = tmp_path / "home", tmp_path / "project"
-    home.mkdir()
-    cwd.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(cwd)
-    return Place(home, cwd)
+    place = Place.make(tmp_path)
+    monkeypatch.setenv("HOME", str(place.home))
+    monkeypatch.chdir(place.cwd)
+    return place
 
 
 def vdm(*args: str, **env: str) -> tuple[int, str]:

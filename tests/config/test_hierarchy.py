@@ -15,35 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import Place
 from vdm.config.secrets import mask, redact
 from vdm.config.settings import ConfigError, Settings
 
 PRESETS = tomllib.loads(
     resources.files("vdm.config").joinpath("defaults.toml").read_text(encoding="utf-8")
 )
-
-
-@dataclass(frozen=True)
-class Place:
-    """A temporary HOME and a temporary project directory."""
-
-    home: Path
-    cwd: Path
-
-    @property
-    def user_toml(self) -> Path:
-        return self.home / ".config" / "vandamme-proxy" / "vandamme-config.toml"
-
-    @property
-    def project_toml(self) -> Path:
-        return self.cwd / "vandamme-config.toml"
-
-    @property
-    def dotenv(self) -> Path:
-        return self.cwd / ".env"
-
-    def load(self, **env: str) -> Settings:
-        return Settings.load(env={"HOME": str(self.home), **env}, cwd=self.cwd)
 
 
 def write(path: Path, text: str) -> Path:
@@ -54,10 +32,7 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def place(tmp_path: Path) -> Place:
-    home, cwd = tmp_path / "home", tmp_path / "project"
-    home.mkdir()
-    cwd.mkdir()
-    return Place(home, cwd)
+    return Place.make(tmp_path)
 
 
 # -- 1. precedence ------------------------------------------------------------------------------
