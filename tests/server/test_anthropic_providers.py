@@ -295,14 +295,26 @@ def test_count_tokens_is_answered_by_the_provider(vdm: RunningVdm, ant: FakeAnth
 def test_upstream_errors_keep_status_and_type(
     vdm: RunningVdm, ant: FakeAnthropic, status: int, error_type: str, stream: bool
 ) -> None:
-    ant.enqueue(anthropic_error(status, message=f"upstream says {status}"))
+    attempts = 1 + vdm.settings.max_retries if status == 529 else 1  # overloaded is retried
+    for _ in range(attempts):
+        ant.enqueue(anthropic_error(status, message=f"upstream says {status}"))
     response = _post(vdm, _hello(stream=stream))
     assert response.status_code == status
     body = response.json()
     assert body["type"] == "error"
     assert body["error"]["type"] == error_type
     assert f"upstream says {status}" in body["error"]["message"]
-    assert len(ant.requests) == 1
+    assert len(ant.requests) == attempts
+
+
+def test_an_overloaded_anthropic_upstream_is_retried(ant: FakeAnthropic) -> None:
+    env = {"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_BASE_URL": ant.base_url, "MAX_RETRIES": "1"}
+    ant.enqueue(anthropic_error(529, message="Overloaded"))
+    with running_vdm(env) as vdm:
+        response = _post(vdm, _hello(stream=True))
+    assert response.status_code == 200
+    assert b"event: message_stop" in response.content
+    assert len(ant.requests) == 2
 
 
 # --- other Anthropic-format providers ------------------------------------------------------------

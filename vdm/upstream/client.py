@@ -47,8 +47,9 @@ STATUS_MAP: dict[int, int] = {
     529: 529,
 }
 
-#: Statuses worth another attempt before anything reached the client.
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: Statuses worth another attempt before anything reached the client (529: Anthropic's
+#: "overloaded", which its own SDKs retry).
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 529})
 #: Response headers passed on to the client with an error.
 _PASS_HEADERS = ("retry-after",)
 
