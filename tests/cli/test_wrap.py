@@ -396,3 +396,89 @@ def test_passthrough_streams_are_counted_with_their_cache_tokens(
     # claude-haiku-4: $1 in, $5 out, $0.10 cache read, $1.25 cache write per million
     assert row["cost_usd"] == pytest.approx((300 * 1 + 40 * 5 + 5000 * 0.1 + 1000 * 1.25) / 1e6)
     assert "anthropic:" + model in proc.stderr
+
+
+def test_processes_the_child_left_behind_are_stopped(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """A background process whose parent (the child) has exited is re-parented to vdm, which
+    stops it before it exits."""
+    import psutil
+
+    child = _script(
+        tmp_path,
+        "leave.py",
+        """
+        import subprocess, sys
+        left = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(30)"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print("LEFT", left.pid, flush=True)
+        sys.exit(4)
+        """,
+    )
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child)
+    assert proc.returncode == 4, proc.stderr
+    pid = int(proc.stdout.split("LEFT", 1)[1].split()[0])
+    try:
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    if alive:
+        psutil.Process(pid).kill()
+    assert not alive, "the left-behind process outlived vdm wrap"
+
+
+def test_a_log_file_that_cannot_be_written_stops_vdm_before_the_child(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    marker = tmp_path / "ran"
+    child = _script(tmp_path, "child.py", f"open({str(marker)!r}, 'w').close()\n")
+    bad = tmp_path / "missing" / "vdm.log"
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child, options=("--log-file", str(bad)))
+    assert proc.returncode == 1
+    assert f"vdm wrap: cannot write the log file {bad}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists()
+
+
+def test_a_stream_cut_by_the_end_of_the_session_counts_as_an_error(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """A grandchild still streaming when the child exits gets the grace period, then is cut:
+    the summary says so instead of counting a success with no tokens."""
+    fake.enqueue(SseReply(stream_chunks("slow answer", pieces=4), pauses={2: 20.0}))
+    started = tmp_path / "started"
+    grandchild = _script(
+        tmp_path,
+        "stream.py",
+        f"""
+        import anthropic
+        client = anthropic.Anthropic(max_retries=0)
+        with client.messages.stream(
+            model="gpt-4o", max_tokens=20, messages=[{{"role": "user", "content": "hi"}}]
+        ) as stream:
+            for _ in stream.text_stream:
+                open({str(started)!r}, "w").close()
+        """,
+    )
+    child = _script(
+        tmp_path,
+        "child.py",
+        f"""
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, {grandchild!r}], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not os.path.exists({str(started)!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print("STREAMING", os.path.exists({str(started)!r}))
+        """,
+    )
+    out = tmp_path / "usage.json"
+    proc = _wrap(tmp_path, _env(tmp_path, fake), child, options=("--summary-json", str(out)))
+    assert proc.returncode == 0, proc.stderr
+    assert "STREAMING True" in proc.stdout
+    (row,) = json.loads(out.read_text())["models"]
+    assert (row["requests"], row["errors"]) == (1, 1)
+    assert row["ttft_p50_ms"] is not None  # the stream had started

@@ -20,6 +20,7 @@ from vdm.usage.prices import Price, PriceError, PriceTable, parse_price, user_pr
         ("anthropic", "claude-opus-4-5-20251101", (5.0, 25.0, 0.5)),
         ("anthropic", "claude-opus-4-1-20250805", (15.0, 75.0, 1.5)),
         ("anthropic", "claude-opus-4-20250514", (15.0, 75.0, 1.5)),
+        ("anthropic", "claude-opus-4-0", (15.0, 75.0, 1.5)),  # the alias of Opus 4
         ("anthropic", "claude-sonnet-4-5-20250929", (3.0, 15.0, 0.3)),
         ("ollama", "qwen3:8b", (0.0, 0.0, 0.0)),
     ],

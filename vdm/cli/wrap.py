@@ -223,6 +223,8 @@ def wrap(
     for line in (*settings.problems, *settings.warnings, *price_problems):
         print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201
     env = child_env(environ, session)
+    handler = _open_log(log_file, sock)
+    _become_subreaper()
     signals = _Signals()
     try:
         try:
@@ -231,7 +233,7 @@ def wrap(
             sock.close()
             raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
         signals.attach(process)
-        _configure_logging(settings.log_level, log_file)
+        _configure_logging(settings.log_level, handler)
 
         import anyio
 
@@ -245,19 +247,47 @@ def wrap(
     return code
 
 
-def _configure_logging(level: str, log_file: Path | None) -> None:
-    """The child owns the terminal: vdm's logs go to `log_file`, or nowhere."""
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
+def _open_log(log_file: Path | None, sock: socket.socket) -> logging.Handler | None:
+    """The `--log-file` handler, opened before the child starts so that a path that cannot be
+    written stops vdm cleanly, not a running child."""
     if log_file is None:
+        return None
+    try:
+        return logging.FileHandler(log_file, encoding="utf-8")
+    except OSError as exc:
+        sock.close()
+        raise WrapError(f"cannot write the log file {log_file}: {exc.strerror or exc}") from None
+
+
+def _become_subreaper() -> None:
+    """Processes the child leaves behind are re-parented to vdm, not to init, so that they
+    can be found and stopped when the child exits (Linux; elsewhere only the child's own
+    descendants still alive under it are)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _configure_logging(level: str, handler: logging.Handler | None) -> None:
+    """The child owns the terminal: vdm's logs go to the `--log-file` handler, or nowhere."""
+    root = logging.getLogger()
+    for existing in root.handlers[:]:
+        root.removeHandler(existing)
+    if handler is None:
         root.addHandler(logging.NullHandler())
         root.setLevel(logging.CRITICAL + 1)
         logging.lastResort = None  # no "no handlers" fallback onto the child's screen
         return
     from vdm.server.serve import configure_logging
 
-    handler = logging.FileHandler(log_file, encoding="utf-8")
     configure_logging(level, handler=handler)
 
 

@@ -74,22 +74,21 @@ async def create_message(
     outcome = "ok"
     usage: dict[str, int] = {}
     first_data: float | None = None
+    #: The streaming or passthrough call: its outcome, usage and first data, even when cut.
+    call: passthrough.Passthrough | _StreamRelay | None = None
     try:
         if route.provider.api_format == "anthropic":
             call = passthrough.Passthrough(client, route.model, incoming, request.model)
             finished = await run_until_disconnect(
                 receive, partial(call.stream if request.stream else call.answer, send)
             )
-            outcome, usage, first_data = call.outcome, call.usage, call.first_data
         elif request.stream:
             data = _chat_body(gateway, request, route)
-            relay = _StreamRelay(
+            call = _StreamRelay(
                 request, client, data, send, gateway.settings.ping_interval, route.model
             )
-            relay.client_key = incoming.client_key
-            finished = await run_until_disconnect(receive, relay.run)
-            outcome, usage = relay.outcome, relay.translator.usage
-            first_data = relay.first_data
+            call.client_key = incoming.client_key
+            finished = await run_until_disconnect(receive, call.run)
         else:
             data = _chat_body(gateway, request, route)
 
@@ -111,7 +110,17 @@ async def create_message(
     except VdmError as exc:
         outcome = f"error {exc.status}"
         raise
+    except Exception:
+        outcome = "internal error"
+        raise
+    except BaseException:  # cancelled: the server stopped before the request finished
+        outcome = "cancelled"
+        raise
     finally:
+        if call is not None:
+            usage, first_data = call.usage, call.first_data
+            if outcome == "ok":
+                outcome = call.outcome
         duration = time.perf_counter() - started
         gateway.usage.record(
             Request(
@@ -173,6 +182,10 @@ class _StreamRelay:
         self.pending: list[bytes] = []
         #: When the first upstream data arrived (perf_counter), for time to first token.
         self.first_data: float | None = None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return self.translator.usage
 
     async def _ping(self) -> None:
         """`ping` events while the upstream is silent, so clients do not give up."""
