@@ -39,8 +39,13 @@ def reloading(tmp_path: Path, fake: FakeOpenAI) -> Iterator[tuple[str, subproces
     try:
         yield f"http://127.0.0.1:{port}", proc
     finally:
-        proc.kill()
-        proc.communicate(timeout=10)
+        if proc.poll() is None:
+            proc.terminate()  # the supervisor stops its server; SIGKILL would leave it to
+        try:  # die with its parent, later
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=5)
 
 
 def _alias_target(url: str) -> str | None:
@@ -76,14 +81,19 @@ def test_an_edit_restarts_the_server_with_the_new_configuration(
     assert _ask(url) == 200
     assert fake.last.json["model"] == "gpt-4o-mini"
 
-    # A broken edit: the server stops with the error named, the supervisor waits.
+    # A broken edit: the server stops with the error named, and clients are refused at once
+    # (not left waiting in the backlog) until...
     config = tmp_path / "vandamme-config.toml"
     time.sleep(0.05)  # a distinct modification time
     config.write_text("[openai.aliases\n")
-    # ...and the fix is picked up on the same port.
     deadline = time.monotonic() + 15
     while _alias_target(url) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
+    refused_in = time.monotonic()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health", timeout=5)
+    assert time.monotonic() - refused_in < 2
+    # ...the fix is picked up on the same port.
     config.write_text(CONFIG.format(target="gpt-4.1"))
     _wait_for(url, "gpt-4.1")
     assert _ask(url) == 200
@@ -93,6 +103,39 @@ def test_an_edit_restarts_the_server_with_the_new_configuration(
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "changed: restarting the server" in err
-    assert "invalid TOML" in err and "waiting for a change" in err
+    assert "invalid TOML" in err and "closed until a change restarts it" in err
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def _server_pids(supervisor: int) -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.Process(supervisor).children()]
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if psutil.pid_exists(p)]
+        time.sleep(0.05)
+    return alive
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["SIGHUP", "SIGKILL"])
+def test_the_server_never_outlives_its_supervisor(
+    reloading: tuple[str, subprocess.Popen[str]], signum: int
+) -> None:
+    url, proc = reloading
+    _wait_for(url, "gpt-4o-mini")
+    servers = _server_pids(proc.pid)
+    assert servers
+    proc.send_signal(signum)
+    proc.communicate(timeout=20)
+    assert proc.returncode == (0 if signum == signal.SIGHUP else -signal.SIGKILL)
+    assert _wait_gone(servers) == [], "the server outlived its supervisor"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=2)

@@ -6,14 +6,17 @@ while the old server finishes its requests and the new one starts. Changes are f
 polling modification times twice a second (no extra dependency): vdm's own source and data
 files, `./vandamme-config.toml`, `./.env` and the user's configuration file.
 
-A server that exits by itself (a configuration error after an edit, say) is reported, and the
-supervisor waits for the next change. Ctrl-C stops both (exit 130); SIGTERM stops both (0).
+A server that exits by itself (a configuration error after an edit, say) is reported, the
+port is closed so that clients are refused at once rather than left waiting, and the
+supervisor binds it again at the next change. Ctrl-C stops both (exit 130); SIGTERM or SIGHUP
+stops both (0). A server whose supervisor dies (even by SIGKILL) is stopped too (Linux).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,17 +63,32 @@ def changed(before: Snapshot, after: Snapshot) -> list[Path]:
 
 
 class _Stop(Exception):
-    """SIGTERM to the supervisor."""
+    """SIGTERM or SIGHUP to the supervisor."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_stop(signum: int, frame: object) -> None:
     raise _Stop
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the server process, before exec: SIGTERM when the supervisor dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _start(host: str, port: int, fd: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "vdm.cli", "server", "start"]
     command += ["--host", host, "--port", str(port), "--fd", str(fd)]
-    return subprocess.Popen(command, pass_fds=(fd,))
+    return subprocess.Popen(command, pass_fds=(fd,), preexec_fn=_die_with_parent)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -87,7 +105,7 @@ def supervise(host: str, port: int, cwd: Path | None = None) -> int:
     """Serve on host:port, restarting the server on changes; returns vdm's exit code."""
     cwd = cwd or Path.cwd()
     try:
-        sock = bind_socket(host, port)
+        sock: socket.socket | None = bind_socket(host, port)
     except OSError as exc:
         typer.echo(f"vdm: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         return 1
@@ -97,21 +115,31 @@ def supervise(host: str, port: int, cwd: Path | None = None) -> int:
         f"./{CONFIG_NAME}, ./.env or the user configuration changes)",
         err=True,
     )
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {s: signal.signal(s, _on_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     proc: subprocess.Popen[bytes] | None = None
     try:
         while True:
             before = snapshot(files)
-            proc = _start(host, port, sock.fileno())
-            reported = False
-            while not (edits := changed(before, snapshot(files))):
-                if not reported and proc.poll() is not None:
+            if sock is None:
+                try:
+                    sock = bind_socket(host, port)
+                except OSError as exc:
                     typer.echo(
-                        f"vdm: the server exited with code {proc.returncode}; "
-                        "waiting for a change to restart it",
+                        f"vdm: cannot listen on {host}:{port} again: {exc.strerror or exc}",
                         err=True,
                     )
-                    reported = True
+                    return 1
+            proc = _start(host, port, sock.fileno())
+            while not (edits := changed(before, snapshot(files))):
+                if sock is not None and proc.poll() is not None:
+                    # Refuse clients at once instead of leaving them in the backlog.
+                    sock.close()
+                    sock = None
+                    typer.echo(
+                        f"vdm: the server exited with code {proc.returncode}; the port is "
+                        "closed until a change restarts it",
+                        err=True,
+                    )
                 time.sleep(POLL_SECONDS)
             names = ", ".join(sorted(str(p) for p in edits)[:3])
             typer.echo(f"vdm: {names} changed: restarting the server", err=True)
@@ -122,7 +150,9 @@ def supervise(host: str, port: int, cwd: Path | None = None) -> int:
     except _Stop:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if proc is not None:
             _stop(proc)
-        sock.close()
+        if sock is not None:
+            sock.close()
