@@ -314,3 +314,15 @@ def test_a_symlinked_file_stays_a_symlink(dirs: tuple[Path, Path]) -> None:
     assert (cwd / ".env").is_symlink()
     assert read_dotenv(real) == {"A": "1", "GROQ_API_KEY": "gsk_1234567890"}
     assert stat.S_IMODE(real.stat().st_mode) == 0o600
+
+
+def test_credentials_in_a_current_base_url_are_masked_and_kept(dirs: tuple[Path, Path]) -> None:
+    home, cwd = dirs
+    url = "https://bob:s3cretTOKENvalue99@llm.corp.example/v1"
+    (cwd / "vandamme-config.toml").write_text(f'[mycorp]\nbase-url = "{url}"\n')
+    script = Script("2", "custom", "mycorp", "", "", "k-1234567890", "", "n", "")
+    assert setup(script, {"HOME": str(home)}, cwd) == 0
+    said = "\n".join(script.said)
+    assert "s3cretTOKENvalue99" not in said
+    assert "[https://bob…ue99@llm.corp.example/v1]" in said
+    assert tomllib.loads((cwd / "vandamme-config.toml").read_text())["mycorp"]["base-url"] == url

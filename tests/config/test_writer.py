@@ -58,6 +58,21 @@ def test_a_multi_line_value_is_replaced_whole_and_its_key_spelling_kept() -> Non
     assert tomllib.loads(text)["groq"]["notes"] == '[not-a-table]\nfast = "no"\n'
 
 
+def test_the_comments_of_a_replaced_multi_line_value_stay_above_it() -> None:
+    before = (
+        "[openai]\n"
+        "api-key = [\n"
+        '  "k1",  # work\n'
+        '  "k#2",  # personal\n'
+        "]  # two keys, round robin\n"
+        "timeout = 60\n"
+    )
+    text = set_toml(before, ("openai", "api-key"), "sk-new")
+    assert text == (
+        '[openai]\n# work\n# personal\n# two keys, round robin\napi-key = "sk-new"\ntimeout = 60\n'
+    )
+
+
 def test_new_settings_land_in_their_table_and_nothing_else_changes() -> None:
     text = set_toml_values(
         HAND_WRITTEN,
@@ -190,6 +205,14 @@ def test_dotenv_replaces_the_line_in_place_and_keeps_the_rest(tmp_path: Path) ->
     text = set_dotenv(before, "OPENAI_API_KEY", "sk-new")
     assert text == "# keys\nexport OPENAI_API_KEY=sk-new # mine\nDATABASE_URL=postgres://x\n"
     assert _env(tmp_path, text) == {"OPENAI_API_KEY": "sk-new", "DATABASE_URL": "postgres://x"}
+
+
+def test_dotenv_keeps_the_comment_after_a_quoted_value_with_an_escaped_quote(
+    tmp_path: Path,
+) -> None:
+    text = set_dotenv('OPENAI_API_KEY="a\\"b" # work key\n', "OPENAI_API_KEY", "sk-new")
+    assert text == "OPENAI_API_KEY=sk-new # work key\n"
+    assert _env(tmp_path, text) == {"OPENAI_API_KEY": "sk-new"}
 
 
 def test_dotenv_replaces_the_last_definition_which_is_the_one_that_counts(

@@ -27,7 +27,7 @@ import typer
 
 from vdm.cli.common import EXIT_INTERRUPTED
 from vdm.cli.config_commands import short_paths
-from vdm.config.secrets import mask
+from vdm.config.secrets import mask, safe_url
 from vdm.config.settings import (
     API_FORMATS,
     NOT_PROVIDERS,
@@ -182,7 +182,8 @@ class Wizard:
             self.settings = None
 
     def ask(self, prompt: str, default: str = "", check: Callable[[str], str | None] = _ok) -> str:
-        shown = f"{prompt} [{default}]: " if default else f"{prompt}: "
+        """An answer; Enter gives `default`, which is shown with any URL credentials masked."""
+        shown = f"{prompt} [{safe_url(default)}]: " if default else f"{prompt}: "
         while True:
             answer = self.console.ask(shown).strip() or default
             problem = check(answer)
@@ -486,6 +487,7 @@ def _short(path: Path | str, env: Mapping[str, str], cwd: Path) -> str:
 def describe(change: Change, is_toml: bool) -> str:
     """One change as shown to the user, the key masked."""
     value = mask(change.value) if change.secret and change.value != PASSTHRU else change.value
+    value = safe_url(value)  # credentials in a base URL
     if is_toml:
         shown = f'"{value}"' if not change.secret else value
         return f"{dotted(change.path)} = {shown}"

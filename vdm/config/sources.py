@@ -206,30 +206,30 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not sep or not key.replace("_", "").isalnum():
             log.warning("%s:%d: ignored a line that is not KEY=VALUE", path, number)
             continue
-        values[key] = _dotenv_value(value.strip())
+        values[key] = dotenv_parts(value)[0]
     return values
 
 
-def _dotenv_value(value: str) -> str:
-    """A `.env` value: quotes removed (`\\n` and `\\"` unescaped inside double quotes), and a
-    ` # comment` after the value dropped."""
-    quote = value[:1]
+def dotenv_parts(raw: str) -> tuple[str, str]:
+    """A `.env` value and its trailing comment: quotes removed (`\\n` and `\\"` unescaped
+    inside double quotes), and the ` # comment` after the value returned apart."""
+    raw = raw.strip()
+    quote = raw[:1]
     if quote in ("'", '"'):
         end = 1
-        while (end := value.find(quote, end)) != -1:
-            if quote == '"' and value[end - 1] == "\\":
+        while (end := raw.find(quote, end)) != -1:
+            if quote == '"' and raw[end - 1] == "\\":
                 end += 1
                 continue
-            rest = value[end + 1 :].strip()
+            rest = raw[end + 1 :].strip()
             if not rest or rest.startswith("#"):
-                inner = value[1:end]
+                inner = raw[1:end]
                 if quote == '"':
                     inner = inner.replace("\\n", "\n").replace('\\"', '"')
-                return inner
+                return inner, rest
             break
-    if " #" in value:
-        value = value.split(" #", 1)[0].rstrip()
-    return value
+    value, sep, comment = raw.partition(" #")
+    return (value.rstrip(), "#" + comment) if sep else (raw, "")
 
 
 def load_layers(

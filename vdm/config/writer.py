@@ -19,7 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vdm.config.sources import PROVIDER_KEYS, TABLES, TOP_LEVEL, TOP_TABLES, var_name
+from vdm.config.sources import (
+    PROVIDER_KEYS,
+    TABLES,
+    TOP_LEVEL,
+    TOP_TABLES,
+    dotenv_parts,
+    var_name,
+)
 
 #: A setting's place in a TOML document: the table names, then the key.
 TomlPath = tuple[str, ...]
@@ -170,6 +177,28 @@ def _comment(line: str) -> str:
     return ""
 
 
+def _comments(block: str) -> list[str]:
+    """Every `# comment` of a (multi-line) entry, outside its strings, in order."""
+    found: list[str] = []
+    i, n = 0, len(block)
+    while i < n:
+        c = block[i]
+        if c == "#":
+            end = block.find("\n", i)
+            end = n if end < 0 else end
+            found.append(block[i:end].rstrip("\r"))
+            i = end
+        elif c in "\"'":
+            delim = c * 3 if block.startswith(c * 3, i) else c
+            i += len(delim)
+            while i < n and not block.startswith(delim, i):
+                i += 2 if c == '"' and block[i] == "\\" else 1
+            i += len(delim)
+        else:
+            i += 1
+    return found
+
+
 def _attached_start(lines: list[str], index: int) -> int:
     """The first line of the comment block directly above line `index` (it belongs there)."""
     while index > 0 and lines[index - 1].strip().startswith("#"):
@@ -208,9 +237,14 @@ def set_toml(text: str, path: TomlPath, value: TomlValue) -> str:
         first = lines[entry.start]
         indent = first[: len(first) - len(first.lstrip())]
         key_text = first[: _key_end(first)].strip()
-        comment = _comment(first) if entry.start == entry.end else ""
-        new = f"{indent}{key_text} = {toml_value(value)}" + (f"  {comment}" if comment else "")
-        lines[entry.start : entry.end + 1] = [new]
+        new = f"{indent}{key_text} = {toml_value(value)}"
+        if entry.start == entry.end:
+            comment = _comment(first)
+            lines[entry.start] = new + (f"  {comment}" if comment else "")
+        else:  # the comments inside a multi-line value go above the new line
+            block = "\n".join(lines[entry.start : entry.end + 1])
+            kept = [f"{indent}{c}" for c in _comments(block)]
+            lines[entry.start : entry.end + 1] = [*kept, new]
     else:
         _insert(lines, tables, entries, table, key, value)
     result = newline.join(lines) + newline
@@ -355,11 +389,5 @@ def set_dotenv(text: str, name: str, value: str) -> str:
 
 
 def _dotenv_comment(rest: str) -> str:
-    """The ` # comment` after an unquoted value, as read_dotenv sees it."""
-    rest = rest.strip()
-    if rest[:1] in ("'", '"'):
-        close = rest.find(rest[0], 1)
-        tail = rest[close + 1 :].strip() if close > 0 else ""
-        return tail if tail.startswith("#") else ""
-    _, sep, comment = rest.partition(" #")
-    return "#" + comment if sep else ""
+    """The ` # comment` after a value, as read_dotenv sees it."""
+    return dotenv_parts(rest)[1]
