@@ -25,14 +25,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.openai_script import reply_to, text_of, tool_names
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
-    JsonReply,
     Recorded,
     Reply,
     SseReply,
-    ToolCallSpec,
-    completion,
     stream_chunks,
 )
 from tests.harness import REPO, clean_env
@@ -187,26 +185,6 @@ def _run_claude(
     return run
 
 
-def _tool_names(body: Any) -> list[str]:
-    if not isinstance(body, dict):
-        return []
-    names = []
-    for tool in body.get("tools") or []:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict):
-            names.append(str(function.get("name")))
-    return names
-
-
-def _text(content: Any) -> str:
-    """The text of an OpenAI message content (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
 def _summary(request: Recorded) -> str:
     body = request.json
     if not isinstance(body, dict):
@@ -217,7 +195,7 @@ def _summary(request: Recorded) -> str:
     return (
         f"{request.method} {request.path} model={body.get('model')!r} "
         f"stream={body.get('stream')!r} max_completion_tokens="
-        f"{body.get('max_completion_tokens')!r} tools={_tool_names(body)} roles={roles} "
+        f"{body.get('max_completion_tokens')!r} tools={tool_names(body)} roles={roles} "
         f"last={last}"
     )
 
@@ -248,33 +226,26 @@ def _assert_success(run: ClaudeRun, fake: FakeOpenAI, server: VdmProcess | None)
 
 def _main_loop(fake: FakeOpenAI) -> list[dict[str, Any]]:
     """Bodies of the agent's main-loop calls: the ones offering the Bash tool."""
-    return [r.json for r in fake.requests if "Bash" in _tool_names(r.json)]
-
-
-def _answer(body: Any, text: str = "", tool_calls: list[ToolCallSpec] | None = None) -> Reply:
-    """Reply in the shape the request asked for (streamed or not)."""
-    if isinstance(body, dict) and body.get("stream"):
-        return SseReply(stream_chunks(text, tool_calls=tool_calls))
-    return JsonReply(completion(text or None, tool_calls=tool_calls))
+    return [r.json for r in fake.requests if "Bash" in tool_names(r.json)]
 
 
 def _assert_claude_code_prompt(body: dict[str, Any], why: str) -> None:
     """The request still carries Claude Code's own system prompt, environment and tools."""
     messages = body["messages"]
     assert messages[0]["role"] == "system", why
-    assert "Claude" in _text(messages[0]["content"]), why
+    assert "Claude" in text_of(messages[0]["content"]), why
     env_messages = [
         m
         for m in messages[1:]
         if m.get("role") == "system"
         and (
-            "# Environment" in _text(m.get("content"))
-            or "Primary working directory" in _text(m.get("content"))
+            "# Environment" in text_of(m.get("content"))
+            or "Primary working directory" in text_of(m.get("content"))
         )
     ]
     assert env_messages, f"no environment system message after the first one\n{why}"
-    assert "e2e-project" in _text(env_messages[0]["content"]), why
-    assert "Bash" in _tool_names(body), why
+    assert "e2e-project" in text_of(env_messages[0]["content"]), why
+    assert "Bash" in tool_names(body), why
     bash = next(t["function"] for t in body["tools"] if t["function"]["name"] == "Bash")
     assert all(t.get("type") == "function" for t in body["tools"]), why
     assert "command" in bash["parameters"]["properties"], why
@@ -289,7 +260,7 @@ def test_say_hello_through_vdm_server_start(
     reply_text = "Hello from the fake upstream, via vdm!"
 
     def script(request: Recorded) -> Reply:
-        return _answer(request.json, reply_text)
+        return reply_to(request.json, reply_text)
 
     fake.default = script
     run = _run_claude(
@@ -322,7 +293,7 @@ def test_say_hello_through_vdm_server_start(
     assert not leaked & body.keys(), why
     _assert_claude_code_prompt(body, why)
     users = [m for m in body["messages"] if m["role"] == "user"]
-    assert any("say hello" in _text(m["content"]) for m in users), why
+    assert any("say hello" in text_of(m["content"]) for m in users), why
 
 
 def test_bash_tool_round_trip(
@@ -335,10 +306,10 @@ def test_bash_tool_round_trip(
         body = request.json if isinstance(request.json, dict) else {}
         messages = body.get("messages") or [{}]
         if messages[-1].get("role") == "tool":
-            return _answer(body, f"The command printed: {_text(messages[-1].get('content'))}")
-        if "Bash" in _tool_names(body):
-            return _answer(body, tool_calls=[("Bash", arguments, call_id)])
-        return _answer(body, "OK")  # a side request (title, summary, ...)
+            return reply_to(body, f"The command printed: {text_of(messages[-1].get('content'))}")
+        if "Bash" in tool_names(body):
+            return reply_to(body, tool_calls=[("Bash", arguments, call_id)])
+        return reply_to(body, "OK")  # a side request (title, summary, ...)
 
     fake.default = script
     run = _run_claude(
@@ -367,11 +338,11 @@ def test_bash_tool_round_trip(
     tool_message = messages[index + 1]
     assert tool_message["role"] == "tool", why
     assert tool_message["tool_call_id"] == call_id, why
-    assert "hello" in _text(tool_message["content"]), why  # the real output of `echo hello`
+    assert "hello" in text_of(tool_message["content"]), why  # the real output of `echo hello`
     assert second["model"] == "gpt-4o", why
     assert second["stream"] is True, why
     _assert_claude_code_prompt(second, why)
-    assert any("run echo hello" in _text(m.get("content")) for m in messages[:index]), why
+    assert any("run echo hello" in text_of(m.get("content")) for m in messages[:index]), why
 
 
 def test_broken_stream_falls_back_to_non_streaming(
@@ -384,11 +355,11 @@ def test_broken_stream_falls_back_to_non_streaming(
 
     def script(request: Recorded) -> Reply:
         body = request.json if isinstance(request.json, dict) else {}
-        if body.get("stream") and "Bash" in _tool_names(body) and not broken:
+        if body.get("stream") and "Bash" in tool_names(body) and not broken:
             broken.append(1)
             # The role chunk and one text delta, then the connection drops mid-body.
             return SseReply(stream_chunks("Partial text that never ends", pieces=4), cut_after=2)
-        return _answer(body, recovered)
+        return reply_to(body, recovered)
 
     fake.default = script
     run = _run_claude(claude_bin, vdm_server.url, tmp_path, "say hello")

@@ -28,21 +28,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from tests.e2e.openai_script import messages_of, reply_to, text_of, tool_names
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
-    JsonReply,
     Recorded,
     Reply,
-    SseReply,
-    ToolCallSpec,
-    completion,
-    stream_chunks,
 )
 from tests.harness import clean_env
 from vdm.cli.wrap import PLACEHOLDER_KEY, SESSION_HEADER
@@ -63,47 +58,16 @@ TUI_EXIT_TIMEOUT = 15.0
 # --- helpers shared by both tests --------------------------------------------------------------
 
 
-def _tool_names(body: Any) -> list[str]:
-    if not isinstance(body, dict):
-        return []
-    return [
-        str(tool["function"].get("name"))
-        for tool in body.get("tools") or []
-        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
-    ]
-
-
-def _text(content: Any) -> str:
-    """The text of an OpenAI message content (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def _messages(request: Recorded) -> list[dict[str, Any]]:
-    body = request.json if isinstance(request.json, dict) else {}
-    return [m for m in body.get("messages") or [] if isinstance(m, dict)]
-
-
-def _answer(body: Any, text: str = "", tool_calls: list[ToolCallSpec] | None = None) -> Reply:
-    """A reply in the shape the request asked for (streamed or not)."""
-    if isinstance(body, dict) and body.get("stream"):
-        return SseReply(stream_chunks(text, tool_calls=tool_calls))
-    return JsonReply(completion(text or None, tool_calls=tool_calls))
-
-
 def _requests_summary(fake: FakeOpenAI) -> str:
     lines = ["upstream requests:"]
     for i, request in enumerate(fake.requests):
         body = request.json if isinstance(request.json, dict) else {}
-        messages = _messages(request)
+        messages = messages_of(request)
         last = json.dumps(messages[-1])[:400] if messages else "-"
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         lines.append(
             f"  {i}: {request.method} {request.path} model={body.get('model')!r} "
-            f"stream={body.get('stream')!r} tools={_tool_names(body)} "
+            f"stream={body.get('stream')!r} tools={tool_names(body)} "
             f"auth={request.headers.get('authorization')!r} headers={headers} last={last}"
         )
     return "\n".join(lines)
@@ -181,12 +145,12 @@ def test_claude_print_mode_runs_a_bash_tool_through_vdm_wrap(
 
     def script(request: Recorded) -> Reply:
         body = request.json if isinstance(request.json, dict) else {}
-        messages = _messages(request) or [{}]
-        if messages[-1].get("role") == "tool" and marker in _text(messages[-1].get("content")):
-            return _answer(body, final)
-        if "Bash" in _tool_names(body) and not any(m.get("role") == "tool" for m in messages):
-            return _answer(body, tool_calls=[("Bash", arguments, call_id)])
-        return _answer(body, "OK")  # a side request, or a tool result without the marker
+        messages = messages_of(request) or [{}]
+        if messages[-1].get("role") == "tool" and marker in text_of(messages[-1].get("content")):
+            return reply_to(body, final)
+        if "Bash" in tool_names(body) and not any(m.get("role") == "tool" for m in messages):
+            return reply_to(body, tool_calls=[("Bash", arguments, call_id)])
+        return reply_to(body, "OK")  # a side request, or a tool result without the marker
 
     fake.default = script
     home, project = tmp_path / "home", tmp_path / "project"
@@ -237,9 +201,9 @@ def test_claude_print_mode_runs_a_bash_tool_through_vdm_wrap(
 
     # The request that carried the tool result back: the call id round-tripped, and the
     # result is the real output of the command.
-    followups = [r for r in fake.requests if any(m.get("role") == "tool" for m in _messages(r))]
+    followups = [r for r in fake.requests if any(m.get("role") == "tool" for m in messages_of(r))]
     assert followups, f"no upstream request carried a tool result\n{why}"
-    messages = _messages(followups[0])
+    messages = messages_of(followups[0])
     index = next(
         (i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("tool_calls")),
         None,
@@ -252,9 +216,9 @@ def test_claude_print_mode_runs_a_bash_tool_through_vdm_wrap(
     tool_message = messages[index + 1]
     assert tool_message["role"] == "tool", why
     assert tool_message["tool_call_id"] == call_id, why
-    output = _text(tool_message["content"])
+    output = text_of(tool_message["content"])
     assert marker in output, why
-    assert any(prompt in _text(m.get("content")) for m in messages[:index]), why
+    assert any(prompt in text_of(m.get("content")) for m in messages[:index]), why
 
     # The session's summary: every upstream request, under the model it went to.
     assert "vdm: session usage" in stderr and "openai:gpt-4o" in stderr, why
@@ -423,10 +387,10 @@ def test_claude_code_tui_through_vdm_wrap_under_tmux(
 
     def script(request: Recorded) -> Reply:
         body = request.json if isinstance(request.json, dict) else {}
-        users = [m for m in _messages(request) if m.get("role") == "user"]
-        if "Bash" in _tool_names(body) and any(prompt in _text(m.get("content")) for m in users):
-            return _answer(body, answer)
-        return _answer(body, "OK")  # a side request (title, summary, …)
+        users = [m for m in messages_of(request) if m.get("role") == "user"]
+        if "Bash" in tool_names(body) and any(prompt in text_of(m.get("content")) for m in users):
+            return reply_to(body, answer)
+        return reply_to(body, "OK")  # a side request (title, summary, …)
 
     fake.default = script
     home, project = tmp_path / "home", tmp_path / "project"
@@ -506,8 +470,8 @@ def test_claude_code_tui_through_vdm_wrap_under_tmux(
         main = [
             r
             for r in fake.requests
-            if "Bash" in _tool_names(r.json)
-            and any(prompt in _text(m.get("content")) for m in _messages(r))
+            if "Bash" in tool_names(r.json)
+            and any(prompt in text_of(m.get("content")) for m in messages_of(r))
         ]
         assert main, f"the typed prompt never reached the upstream\n{report}"
         assert main[0].json["model"] == "gpt-4o", report

@@ -330,7 +330,7 @@ async def in_process_gateway(settings: Settings, timeout: float) -> AsyncIterato
     """Serve `settings` on 127.0.0.1 at a port the OS picks until the block ends. Like
     `vdm wrap`'s session proxy, it only accepts requests carrying a random session secret."""
     from vdm.server.auth import SESSION_HEADER
-    from vdm.server.serve import serve
+    from vdm.server.serve import serving
 
     # Bound here and handed to Hypercorn: listening before the first request, and no other
     # process can take the port in between.
@@ -351,29 +351,17 @@ async def in_process_gateway(settings: Settings, timeout: float) -> AsyncIterato
         proxy_api_key=None,  # the session secret guards it; no client key is sent
     )
     url = f"http://127.0.0.1:{port}"
-    stopped = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            partial(
-                serve,
-                served,
-                sock=sock,
-                shutdown_trigger=stopped.wait,
-                graceful_timeout=1.0,
-                announce=False,
-            )
-        )
-        try:
-            async with httpx.AsyncClient(
-                base_url=url,
-                headers={SESSION_HEADER.decode(): secret, "anthropic-version": ANTHROPIC_VERSION},
-                # Retries inside the gateway may take a little longer than one attempt.
-                timeout=timeout * 2 + 5.0,
-                trust_env=False,
-            ) as client:
-                yield Gateway(url, client, timeout)
-        finally:
-            stopped.set()
+    async with (
+        serving(served, sock, graceful_timeout=1.0),
+        httpx.AsyncClient(
+            base_url=url,
+            headers={SESSION_HEADER.decode(): secret, "anthropic-version": ANTHROPIC_VERSION},
+            # Retries inside the gateway may take a little longer than one attempt.
+            timeout=timeout * 2 + 5.0,
+            trust_env=False,
+        ) as client,
+    ):
+        yield Gateway(url, client, timeout)
 
 
 async def ping(gateway: Gateway, name: str, model: str) -> Probe:

@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,11 +134,8 @@ async def _serve_until_exit(
     while the server's modules load, which is most of the start-up time."""
     import anyio
 
-    from vdm.server.app import App
-    from vdm.server.serve import serve
+    from vdm.server.serve import serving
 
-    app = App(settings)
-    stopped = anyio.Event()
     # A signal may be delivered to the thread that waits for the child, which would leave a
     # plain Python handler waiting until the loop next wakes: the loop's own handlers
     # (a wake-up fd) take over while it runs.
@@ -152,21 +148,10 @@ async def _serve_until_exit(
 
             async with anyio.create_task_group() as forwarding:
                 forwarding.start_soon(forward)
-                async with anyio.create_task_group() as serving:
-                    serving.start_soon(
-                        partial(
-                            serve,
-                            settings,
-                            sock=sock,
-                            shutdown_trigger=stopped.wait,
-                            graceful_timeout=GRACE_SECONDS,
-                            app=app,
-                            announce=False,
-                        )
-                    )
-                    # Abandoned (the child is then reaped) only if the server fails.
+                async with serving(settings, sock, graceful_timeout=GRACE_SECONDS) as app:
+                    # Abandoned (the child is then reaped) only if the server fails. When the
+                    # block ends, in-flight requests get GRACE_SECONDS.
                     await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
-                    stopped.set()  # in-flight requests get GRACE_SECONDS, then serve() returns
                 forwarding.cancel_scope.cancel()
     finally:
         signals.reinstall()

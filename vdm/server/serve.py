@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.server.app import App
@@ -64,3 +66,32 @@ async def serve(
         for problem in (*settings.problems, *settings.warnings, *app.gateway.price_problems):
             log.warning("%s", problem)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, sock: socket.socket, *, graceful_timeout: float, app: App | None = None
+) -> AsyncIterator[App]:
+    """Serve on `sock` in a task group while the block runs (the caller reports the
+    configuration's problems); when it ends, requests still running get `graceful_timeout`
+    seconds, and the block exits once the server has stopped."""
+    import anyio
+
+    app = app or App(settings)
+    stopped = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            partial(
+                serve,
+                settings,
+                sock=sock,
+                shutdown_trigger=stopped.wait,
+                graceful_timeout=graceful_timeout,
+                app=app,
+                announce=False,
+            )
+        )
+        try:
+            yield app
+        finally:
+            stopped.set()
