@@ -240,7 +240,11 @@ def anthropic_body(scenario: Scenario) -> dict[str, Any]:
 def openai_body(scenario: Scenario) -> bytes:
     """The exact body vdm sends upstream for the scenario's request (vdm's own translator)."""
     from vdm.protocol.anthropic import MessagesRequest
+    from vdm.protocol.capabilities import caps_for
+    from vdm.protocol.codec import Target
     from vdm.protocol.openai_from_anthropic import chat_request_from_messages
 
     request = MessagesRequest.model_validate(anthropic_body(scenario))
-    return dumps(chat_request_from_messages(request, scenario.model))
+    model = scenario.model
+    target = Target("openai", model, caps_for("openai", model), model)
+    return dumps(chat_request_from_messages(request, target))

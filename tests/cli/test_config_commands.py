@@ -247,7 +247,7 @@ def test_env_lists_every_variable_vdm_reads_with_value_and_source(example: Place
     assert _row(top, "VDM_FALLBACK_{NAME}", "unset")
     openai = out.split("\nopenai: configured\n")[1].split("\n\n")[0]
     for suffix in PROVIDER_KEYS.values():
-        assert _row(openai, f"OPENAI_{suffix} ")
+        assert _row(openai, f" OPENAI_{suffix} ")
     assert _row(openai, "OPENAI_API_KEY", mask(OPENAI_KEY)).endswith("./.env")
     assert _row(openai, "OPENAI_ALIAS_FAST", "gpt-4o-mini").endswith("./vandamme-config.toml")
     assert _row(openai, "OPENAI_ALIAS_SONNET", "gpt-5.1").endswith("defaults.toml")

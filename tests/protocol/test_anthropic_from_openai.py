@@ -7,145 +7,33 @@ client would reconstruct from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vdm.protocol.anthropic_from_openai import MessagesStreamFromChat, message_from_chat
+from tests.protocol.grammar import Result, Translation, check_grammar, parse_sse
+from tests.protocol.targets import target
+from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
 from vdm.protocol.errors import VdmError
+from vdm.protocol.signatures import split_thought_id
 from vdm.protocol.sse import SseDecoder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai_streams"
 
-# --- SSE grammar checker ----------------------------------------------------------------------
 
-DELTA_FOR_BLOCK = {
-    "text": {"text_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "redacted_thinking": set(),
-    "tool_use": {"input_json_delta"},
-}
+def sse(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
-def parse_sse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """Our own strict parser of what vdm writes: `event: NAME\\ndata: JSON\\n\\n` frames."""
-    text = raw.decode("utf-8")
-    assert text == "" or text.endswith("\n\n"), "stream must end with a complete event"
-    events = []
-    for frame in text.split("\n\n")[:-1]:
-        lines = frame.split("\n")
-        assert len(lines) == 2, f"expected one event line and one data line: {frame!r}"
-        assert lines[0].startswith("event: "), frame
-        assert lines[1].startswith("data: "), frame
-        events.append((lines[0][len("event: ") :], json.loads(lines[1][len("data: ") :])))
-    return events
+class MessagesStreamFromChat(Translation):
+    """The Chat decoder fed parsed chunks, through the Anthropic encoder."""
 
+    def __init__(self, model: str = "m", stop_sequences: list[str] | None = None) -> None:
+        super().__init__(ChatStreamDecoder(target(model), stop_sequences), model)
 
-@dataclass
-class Block:
-    index: int
-    start: dict[str, Any]
-    deltas: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def type(self) -> str:
-        return self.start["type"]  # type: ignore[no-any-return]
-
-    @property
-    def text(self) -> str:
-        return "".join(d.get("text", "") for d in self.deltas)
-
-    @property
-    def thinking(self) -> str:
-        return "".join(d.get("thinking", "") for d in self.deltas)
-
-    @property
-    def partial_json(self) -> list[str]:
-        return [d["partial_json"] for d in self.deltas if d["type"] == "input_json_delta"]
-
-    @property
-    def input(self) -> Any:
-        joined = "".join(self.partial_json)
-        return json.loads(joined) if joined else {}
-
-
-@dataclass
-class Result:
-    events: list[tuple[str, dict[str, Any]]]
-    message: dict[str, Any]
-    blocks: list[Block]
-    stop_reason: str | None
-    stop_sequence: str | None
-    usage: dict[str, Any]
-
-    def of_type(self, kind: str) -> list[Block]:
-        return [b for b in self.blocks if b.type == kind]
-
-    @property
-    def text(self) -> str:
-        return "".join(b.text for b in self.of_type("text"))
-
-    @property
-    def thinking(self) -> str:
-        return "".join(b.thinking for b in self.of_type("thinking"))
-
-
-def check_grammar(raw: bytes) -> Result:
-    """Assert the Anthropic SSE grammar (DESIGN.md) and return what a client reconstructs."""
-    events = parse_sse(raw)
-    assert events, "no events"
-    for name, data in events:
-        assert name == data.get("type"), f"event name {name!r} != data type {data.get('type')!r}"
-    names = [name for name, _ in events]
-    assert names[0] == "message_start", names
-    assert names.count("message_start") == 1, names
-    assert names[-2:] == ["message_delta", "message_stop"], names
-    assert names.count("message_delta") == 1 and names.count("message_stop") == 1, names
-
-    blocks: list[Block] = []
-    open_block: Block | None = None
-    for name, data in events[1:-2]:
-        if name == "ping":
-            continue
-        if name == "content_block_start":
-            assert open_block is None, f"block {data['index']} starts before the previous stops"
-            assert data["index"] == len(blocks), f"index {data['index']}, expected {len(blocks)}"
-            assert data["content_block"]["type"] in DELTA_FOR_BLOCK, data
-            open_block = Block(data["index"], data["content_block"])
-            blocks.append(open_block)
-        elif name == "content_block_delta":
-            assert open_block is not None, f"delta outside a block: {data}"
-            assert data["index"] == open_block.index, f"delta for {data['index']} in {open_block}"
-            assert data["delta"]["type"] in DELTA_FOR_BLOCK[open_block.type], (
-                f"{data['delta']['type']} in a {open_block.type} block"
-            )
-            open_block.deltas.append(data["delta"])
-        elif name == "content_block_stop":
-            assert open_block is not None, f"stop outside a block: {data}"
-            assert data["index"] == open_block.index
-            if open_block.type == "text":
-                assert any(d.get("text") for d in open_block.deltas), "empty text block"
-            if open_block.type == "thinking":
-                assert any(d.get("thinking") for d in open_block.deltas), "empty thinking block"
-            open_block = None
-        else:
-            raise AssertionError(f"unexpected event {name!r} inside the message")
-    assert open_block is None, "message_delta while a block is open"
-
-    start = events[0][1]["message"]
-    assert start["type"] == "message" and start["role"] == "assistant"
-    assert start["content"] == []
-    delta = events[-2][1]
-    return Result(
-        events=events,
-        message=start,
-        blocks=blocks,
-        stop_reason=delta["delta"]["stop_reason"],
-        stop_sequence=delta["delta"].get("stop_sequence"),
-        usage=delta.get("usage") or {},
-    )
+    def feed(self, chunk: dict[str, Any] | bytes) -> list[bytes]:  # type: ignore[override]
+        return super().feed(chunk if isinstance(chunk, bytes) else sse(chunk))
 
 
 def run(
@@ -214,7 +102,7 @@ def test_checker_rejects_bad_streams(body: bytes) -> None:
 
 
 def test_text_message() -> None:
-    msg = message_from_chat(completion({"content": "Hello!"}), model="gpt-4o")
+    msg = message_from_chat(completion({"content": "Hello!"}), target("gpt-4o"))
     assert msg["type"] == "message" and msg["role"] == "assistant"
     assert msg["model"] == "gpt-4o"
     assert msg["id"].startswith("msg_")
@@ -225,7 +113,7 @@ def test_text_message() -> None:
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
 def test_reasoning_becomes_thinking_block_before_text(key: str) -> None:
-    msg = message_from_chat(completion({key: "Let me think.", "content": "42"}), model="m")
+    msg = message_from_chat(completion({key: "Let me think.", "content": "42"}), target("m"))
     thinking, text = msg["content"]
     assert thinking["type"] == "thinking"
     assert thinking["thinking"] == "Let me think."
@@ -243,7 +131,7 @@ def test_tool_calls_become_tool_use_blocks() -> None:
         {"id": "call_def", "type": "function", "function": {"name": "Read", "arguments": "{}"}},
     ]
     msg = message_from_chat(
-        completion({"content": "Checking.", "tool_calls": calls}, "tool_calls"), model="m"
+        completion({"content": "Checking.", "tool_calls": calls}, "tool_calls"), target("m")
     )
     assert msg["content"] == [
         {"type": "text", "text": "Checking."},
@@ -256,7 +144,7 @@ def test_tool_calls_become_tool_use_blocks() -> None:
 def test_invalid_json_arguments_are_kept_as_an_object() -> None:
     raw = '{"command": "ls'
     calls = [{"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": raw}}]
-    msg = message_from_chat(completion({"tool_calls": calls}, "tool_calls"), model="m")
+    msg = message_from_chat(completion({"tool_calls": calls}, "tool_calls"), target("m"))
     (block,) = msg["content"]
     assert block["type"] == "tool_use" and block["id"] == "call_1"
     assert isinstance(block["input"], dict)  # Anthropic requires an object
@@ -274,20 +162,20 @@ def test_invalid_json_arguments_are_kept_as_an_object() -> None:
     ],
 )
 def test_finish_reasons(finish: str, expected: str) -> None:
-    msg = message_from_chat(completion({"content": "x"}, finish), model="m")
+    msg = message_from_chat(completion({"content": "x"}, finish), target("m"))
     assert msg["stop_reason"] == expected
 
 
 def test_stop_with_tool_calls_is_tool_use() -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    msg = message_from_chat(completion({"content": None, "tool_calls": calls}, "stop"), model="m")
+    msg = message_from_chat(completion({"content": None, "tool_calls": calls}, "stop"), target("m"))
     assert msg["stop_reason"] == "tool_use"
 
 
 def test_vllm_matched_stop_sequence() -> None:
     resp = completion({"content": "the answer is 4"}, "stop")
     resp["choices"][0]["stop_reason"] = "</answer>"
-    msg = message_from_chat(resp, model="m", stop_sequences=["</answer>", "END"])
+    msg = message_from_chat(resp, target("m"), stop_sequences=["</answer>", "END"])
     assert msg["stop_reason"] == "stop_sequence"
     assert msg["stop_sequence"] == "</answer>"
 
@@ -296,7 +184,7 @@ def test_vllm_matched_stop_sequence() -> None:
 def test_stop_without_a_requested_sequence_is_end_turn(matched: Any) -> None:
     resp = completion({"content": "done"}, "stop")
     resp["choices"][0]["stop_reason"] = matched
-    msg = message_from_chat(resp, model="m", stop_sequences=["</answer>"])
+    msg = message_from_chat(resp, target("m"), stop_sequences=["</answer>"])
     assert msg["stop_reason"] == "end_turn"
     assert msg["stop_sequence"] is None
 
@@ -308,7 +196,7 @@ def test_usage_openai_cached_tokens() -> None:
         "total_tokens": 1050,
         "prompt_tokens_details": {"cached_tokens": 800},
     }
-    msg = message_from_chat(completion({"content": "x"}, usage=usage), model="m")
+    msg = message_from_chat(completion({"content": "x"}, usage=usage), target("m"))
     assert msg["usage"]["input_tokens"] == 200
     assert msg["usage"]["cache_read_input_tokens"] == 800
     assert msg["usage"]["output_tokens"] == 50
@@ -321,7 +209,7 @@ def test_usage_deepseek_cache_hit_tokens() -> None:
         "prompt_cache_hit_tokens": 600,
         "prompt_cache_miss_tokens": 400,
     }
-    msg = message_from_chat(completion({"content": "x"}, usage=usage), model="m")
+    msg = message_from_chat(completion({"content": "x"}, usage=usage), target("m"))
     assert msg["usage"]["input_tokens"] == 400
     assert msg["usage"]["cache_read_input_tokens"] == 600
     assert msg["usage"]["output_tokens"] == 7
@@ -329,7 +217,7 @@ def test_usage_deepseek_cache_hit_tokens() -> None:
 
 def test_usage_without_cache() -> None:
     usage = {"prompt_tokens": 12, "completion_tokens": 3}
-    msg = message_from_chat(completion({"content": "x"}, usage=usage), model="m")
+    msg = message_from_chat(completion({"content": "x"}, usage=usage), target("m"))
     assert msg["usage"]["input_tokens"] == 12
     assert msg["usage"]["output_tokens"] == 3
     assert not msg["usage"].get("cache_read_input_tokens")
@@ -338,9 +226,9 @@ def test_usage_without_cache() -> None:
 @pytest.mark.parametrize("content", ["", None])
 def test_no_empty_text_block(content: str | None) -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    msg = message_from_chat(completion({"content": content, "tool_calls": calls}), model="m")
+    msg = message_from_chat(completion({"content": content, "tool_calls": calls}), target("m"))
     assert [b["type"] for b in msg["content"]] == ["tool_use"]
-    empty = message_from_chat(completion({"content": content}), model="m")
+    empty = message_from_chat(completion({"content": content}), target("m"))
     assert all(b["type"] != "text" or b["text"] for b in empty["content"])
     assert empty["content"] == []
 
@@ -356,12 +244,12 @@ def test_no_empty_text_block(content: str | None) -> None:
 )
 def test_bad_bodies_raise_vdm_error(body: dict[str, Any]) -> None:
     with pytest.raises(VdmError):
-        message_from_chat(body, model="m")
+        message_from_chat(body, target("m"))
 
 
 def test_error_body_keeps_status_and_message() -> None:
     with pytest.raises(VdmError) as info:
-        message_from_chat({"error": {"message": "slow down", "code": 429}}, model="m")
+        message_from_chat({"error": {"message": "slow down", "code": 429}}, target("m"))
     assert info.value.status == 429
     assert "slow down" in info.value.message
 
@@ -393,7 +281,7 @@ def test_stream_empty_role_chunk_opens_no_block() -> None:
     for empty in (chunk({"role": "assistant", "content": ""}), chunk({"content": None})):
         produced = stream.feed(empty)
         assert produced == [], produced
-    out += stream.feed(chunk({"content": "x"}))
+    out += stream.feed(chunk({"content": "x"}, "stop"))
     out += stream.finish()
     result = check_grammar(b"".join(out))
     assert [(b.index, b.text) for b in result.blocks] == [(0, "x")]
@@ -562,8 +450,16 @@ def test_stream_finish_is_idempotent() -> None:
 
 def test_stream_finish_without_start_is_well_formed() -> None:
     stream = MessagesStreamFromChat(model="m")
-    result = check_grammar(b"".join(stream.finish()))
+    out = stream.feed(b"data: [DONE]\n\n")
+    result = check_grammar(b"".join(out + stream.finish()))
     assert result.blocks == []
+
+
+def test_stream_cut_before_the_end_raises() -> None:
+    stream = MessagesStreamFromChat(model="m")
+    stream.feed(chunk({"content": "partial"}))
+    with pytest.raises(VdmError, match="ended before the response was complete"):
+        stream.finish()
 
 
 def test_stream_error_chunk_raises() -> None:
@@ -644,10 +540,20 @@ def test_replay_recorded_stream(path: Path) -> None:
     if expected["reasoning"]:
         assert result.blocks[0].type == "thinking", "thinking comes before the answer"
     tools = result.of_type("tool_use")
+    # A Gemini thought signature travels inside the id (vdm/protocol/signatures.py).
     assert [
-        {"id": b.start["id"], "name": b.start["name"], "arguments": "".join(b.partial_json)}
+        {
+            "id": split_thought_id(b.start["id"])[0],
+            "name": b.start["name"],
+            "arguments": "".join(b.partial_json),
+        }
         for b in tools
     ] == expected["tool_calls"]
+    raw = path.read_text()
+    for b in tools:
+        signature = split_thought_id(b.start["id"])[1]
+        assert (signature is not None) == ("thought_signature" in raw)
+        assert signature is None or f'"thought_signature":"{signature}"' in raw
     assert [len(b.partial_json) for b in tools] == argument_fragments(chunks), (
         "one input_json_delta per argument fragment, as they arrive"
     )

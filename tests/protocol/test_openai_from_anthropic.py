@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.openai_chat import ChatRequest
 from vdm.protocol.openai_from_anthropic import chat_request_from_messages
@@ -40,7 +41,9 @@ def request(**fields: Any) -> MessagesRequest:
 
 
 def translate(model: str = "gpt-4o", *, max_tokens_limit: int | None = None, **fields: Any):
-    out = chat_request_from_messages(request(**fields), model, max_tokens_limit=max_tokens_limit)
+    out = chat_request_from_messages(
+        request(**fields), target(model, max_tokens_limit=max_tokens_limit)
+    )
     ChatRequest.model_validate(out)  # every output must be a valid Chat Completions body
     return out
 
@@ -456,8 +459,8 @@ def test_max_tokens_field_per_model(model: str, field: str) -> None:
 
 def test_no_clamp_by_default() -> None:
     big = request(max_tokens=128000)
-    assert chat_request_from_messages(big, "gpt-4o")["max_completion_tokens"] == 128000
-    assert chat_request_from_messages(big, "deepseek-chat")["max_tokens"] == 128000
+    assert chat_request_from_messages(big, target("gpt-4o"))["max_completion_tokens"] == 128000
+    assert chat_request_from_messages(big, target("deepseek-chat"))["max_tokens"] == 128000
 
 
 def test_max_tokens_limit_clamps_only_when_given() -> None:
@@ -684,7 +687,7 @@ def recorded(prefix: str) -> dict[str, Any]:
 @pytest.mark.parametrize("path", _recorded())
 def test_recorded_claude_code_request_translates(path: Path, model: str) -> None:
     body = replayable(path)
-    out = chat_request_from_messages(MessagesRequest.model_validate(body), model)
+    out = chat_request_from_messages(MessagesRequest.model_validate(body), target(model))
     ChatRequest.model_validate(out)
     first = out["messages"][0]
     assert first["role"] == "system"
@@ -697,7 +700,7 @@ def test_recorded_claude_code_request_translates(path: Path, model: str) -> None
 
 def test_recorded_tool_round_trip() -> None:
     body = recorded("05")
-    out = chat_request_from_messages(MessagesRequest.model_validate(body), "gpt-4o")
+    out = chat_request_from_messages(MessagesRequest.model_validate(body), target("gpt-4o"))
     messages = out["messages"]
     tool_use_id = body["messages"][-1]["content"][0]["tool_use_id"]
     assert roles(out)[-2:] == ["assistant", "tool"]
@@ -709,7 +712,7 @@ def test_recorded_tool_round_trip() -> None:
 
 def test_recorded_denied_tool_keeps_error_marker() -> None:
     body = recorded("06")
-    out = chat_request_from_messages(MessagesRequest.model_validate(body), "gpt-4o")
+    out = chat_request_from_messages(MessagesRequest.model_validate(body), target("gpt-4o"))
     tool = out["messages"][-1]
     assert tool["role"] == "tool"
     assert "needs approval" in tool["content"]
@@ -727,7 +730,7 @@ def test_recorded_thinking_round_trip_forwards_no_thinking() -> None:
     ]
     assert thinking, "fixture 07 should carry a thinking block"
     for model in ("gpt-4o", "o3", "deepseek-chat"):
-        out = chat_request_from_messages(MessagesRequest.model_validate(body), model)
+        out = chat_request_from_messages(MessagesRequest.model_validate(body), target(model))
         dumped = json.dumps(out)
         for block in thinking:
             assert block["thinking"] not in dumped

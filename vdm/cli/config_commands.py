@@ -138,10 +138,13 @@ class _View:
             keys += " (the client's key)"
         elif len(provider.api_keys) > 1:
             keys += f" ({len(provider.api_keys)}, round robin)"
-        base = (
-            f"{p}_BASE_URL"
-            if self._value(f"{p}_BASE_URL").rstrip("/") == provider.base_url
-            else f"{p}_ANTHROPIC_BASE_URL"
+        base = next(
+            (
+                var
+                for var in (f"{p}_BASE_URL", f"{p}_ANTHROPIC_BASE_URL", f"{p}_OPENAI_BASE_URL")
+                if self._value(var).rstrip("/") == provider.base_url
+            ),
+            f"{p}_BASE_URL",
         )
         rows = [
             ("format", provider.api_format, self.source(f"{p}_API_FORMAT")),

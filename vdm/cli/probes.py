@@ -244,19 +244,19 @@ class _Observed(httpx.AsyncBaseTransport):
 
 async def _probe_key(provider: ProviderConfig, key: str, timeout: float) -> Probe:
     """One authenticated GET of the models list with `key` (or none), without retries."""
-    from vdm.upstream.client import UpstreamClient
+    from vdm.upstream.backends import client_for, models_path
     from vdm.upstream.pool import PooledTransport
 
     config = dataclasses.replace(
         provider, api_keys=(key,) if key else (), timeout=timeout, max_retries=0
     )
     transport = _Observed(PooledTransport())
-    client = UpstreamClient(config, transport=transport)
+    client = client_for(config, transport=transport)
     name, target = provider.name, safe_url(provider.base_url)
     started = time.perf_counter()
     try:
         with anyio.fail_after(timeout + 1.0):
-            answer = await client.get_json(client.models_path())
+            answer = await client.get_json(models_path(config))
     except VdmError as exc:
         elapsed = _ms(started) if transport.status is not None else None
         if transport.status is not None:

@@ -27,6 +27,7 @@ from vdm.config.sources import (
     packaged_defaults,
     read_dotenv,
 )
+from vdm.protocol.capabilities import family_of
 
 __all__ = [
     "Alias",
@@ -40,11 +41,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ApiFormat = Literal["openai", "anthropic"]
-Auth = Literal["bearer", "x-api-key", "api-key"]
-API_FORMATS: tuple[ApiFormat, ...] = ("openai", "anthropic")
-_FORMAT_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
-AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key")
+ApiFormat = Literal["openai", "responses", "gemini", "anthropic"]
+Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key"]
+API_FORMATS: tuple[ApiFormat, ...] = ("openai", "responses", "gemini", "anthropic")
+_FORMAT_NAMES = {
+    "openai": "OpenAI",
+    "responses": "OpenAI Responses",
+    "gemini": "Gemini",
+    "anthropic": "Anthropic",
+}
+#: The auth scheme of each format, unless `{P}_AUTH` says otherwise.
+DEFAULT_AUTH: dict[str, Auth] = {
+    "openai": "bearer",
+    "responses": "bearer",
+    "gemini": "x-goog-api-key",
+    "anthropic": "x-api-key",
+}
+AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key", "x-goog-api-key")
 #: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
 PASSTHRU = "!PASSTHRU"
 #: Variables that end in _API_KEY but do not name a provider.
@@ -109,6 +122,11 @@ class ProviderConfig:
         """Azure with an `api-version`: model names are deployment names in the URL (except
         on Azure's v1 API, called like OpenAI)."""
         return self.api_version is not None and not self.base_url.endswith("/openai/v1")
+
+    @property
+    def family(self) -> str:
+        """Its provider family, for the capability table (vdm/protocol/capabilities.py)."""
+        return family_of(self.name, self.base_url)
 
     @property
     def masked_keys(self) -> list[str]:
@@ -299,15 +317,14 @@ class _Builder:
             )
         base_url = self._base_url(prefix, api_format)
         if not base_url:
-            example = "https://host/v1" if api_format == "openai" else "https://host"
+            example = "https://host" if api_format == "anthropic" else "https://host/v1"
             self.problems.append(
                 f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; set "
                 f"{prefix}_BASE_URL to its {_FORMAT_NAMES[api_format]}-compatible endpoint "
                 f"(e.g. {example})"
             )
             return None
-        default_auth = "x-api-key" if api_format == "anthropic" else "bearer"
-        auth = (self.get(f"{prefix}_AUTH") or default_auth).lower()
+        auth = (self.get(f"{prefix}_AUTH") or DEFAULT_AUTH[api_format]).lower()
         if auth not in AUTH_SCHEMES:
             raise ConfigError(
                 f"{prefix}_AUTH={auth!r} ({self._source(f'{prefix}_AUTH')}): use one of "
@@ -330,13 +347,17 @@ class _Builder:
         )
 
     def _base_url(self, prefix: str, api_format: str) -> str:
-        """The user's base URL, else the preset's for the format (`anthropic-base-url` when a
-        preset that speaks OpenAI by default is switched to the Anthropic format)."""
+        """The user's base URL, else the preset's for the format: `base-url` for the preset's
+        own format, else `anthropic-base-url` / `openai-base-url` when a preset is switched to
+        another dialect (`openai` and `responses` share theirs)."""
         if self.user_set(f"{prefix}_BASE_URL"):
             return self.get(f"{prefix}_BASE_URL")
-        preset = self.defaults.get(f"{prefix}_API_FORMAT")
-        if api_format == "anthropic" and (preset is None or preset.value != "anthropic"):
-            return self.get(f"{prefix}_ANTHROPIC_BASE_URL")
+        found = self.defaults.get(f"{prefix}_API_FORMAT")
+        preset_format = found.value if found is not None else "openai"
+        preset = _URL_FAMILY.get(preset_format, preset_format)
+        wanted = _URL_FAMILY.get(api_format, api_format)
+        if wanted != preset:
+            return self.get(f"{prefix}_{wanted.upper()}_BASE_URL")
         return self.get(f"{prefix}_BASE_URL")
 
     def _headers(self, prefix: str) -> dict[str, str]:
@@ -417,6 +438,10 @@ class _Builder:
     def _source(self, var: str) -> str:
         found = self.values.get(var)
         return found.source if found is not None else "unset"
+
+
+#: Formats that share one base URL (OpenAI's Chat Completions and Responses).
+_URL_FAMILY = {"responses": "openai"}
 
 
 def _prefix(provider: str) -> str:

@@ -45,6 +45,8 @@ PROVIDER_KEYS: dict[str, str] = {
     "api-key": "API_KEY",
     "base-url": "BASE_URL",
     "anthropic-base-url": "ANTHROPIC_BASE_URL",
+    "openai-base-url": "OPENAI_BASE_URL",
+    "gemini-base-url": "GEMINI_BASE_URL",
     "api-format": "API_FORMAT",
     "api-version": "API_VERSION",
     "auth": "AUTH",

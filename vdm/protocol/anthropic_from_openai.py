@@ -1,25 +1,28 @@
-"""OpenAI Chat Completions response/stream -> Anthropic Messages response/stream (pure).
+"""OpenAI Chat Completions response/stream -> canonical (Anthropic) message/events (pure).
 
-`message_from_chat` converts a whole response; `MessagesStreamFromChat` is the stream state
-machine: `feed(chunk)` takes one parsed `chat.completion.chunk` and returns the SSE events it
-yields as encoded bytes, `finish()` closes the message. Event grammar (DESIGN.md): one
-`message_start`, then per block `content_block_start`, deltas, `content_block_stop`, then
-`message_delta` (stop reason, usage) and `message_stop`; block indexes count from 0 without
-gaps; a text block is only opened for non-empty text.
+`message_from_chat` converts a whole response; `ChatStreamDecoder` is the stream state
+machine: `feed(bytes)` takes upstream reads (SSE `data:` chunks, `[DONE]`) and returns
+canonical events, `finish()` closes the message. A text block is only opened for non-empty
+text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
+from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
-from vdm.protocol.sse import dumps, encode_event
+from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
+from vdm.protocol.signatures import id_with_thought
+from vdm.protocol.sse import SseDecoder
 
 log = logging.getLogger(__name__)
+
+_SIGNATURE: str | None = None
 
 #: OpenAI finish_reason -> Anthropic stop_reason.
 STOP_REASONS: dict[str, str] = {
@@ -29,16 +32,6 @@ STOP_REASONS: dict[str, str] = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-
-PING = b'event: ping\ndata: {"type":"ping"}\n\n'
-
-
-def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
-
-
-def new_tool_id() -> str:
-    return "toolu_" + uuid.uuid4().hex[:24]
 
 
 def usage_from_chat(usage: dict[str, Any] | None) -> dict[str, int]:
@@ -93,7 +86,9 @@ def error_from_chunk(error: Any) -> VdmError:
     return VdmError(status, f"upstream error: {message}")
 
 
-def _tool_input(arguments: str | None) -> dict[str, Any]:
+def tool_input(arguments: str | None) -> dict[str, Any]:
+    """A tool call's `input` from its JSON arguments; arguments that are not a JSON object
+    are kept visibly (`_raw_arguments`) so the client's schema check fails loudly."""
     if not arguments:
         return {}
     try:
@@ -104,8 +99,21 @@ def _tool_input(arguments: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _thought_signature(call: dict[str, Any]) -> str | None:
+    """Gemini's `extra_content.google.thought_signature` on a tool call, if any."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
+
+
+def _reasoning(message: dict[str, Any]) -> str | None:
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    return reasoning if isinstance(reasoning, str) and reasoning else None
+
+
 def message_from_chat(
-    response: dict[str, Any], *, model: str, stop_sequences: list[str] | None = None
+    response: dict[str, Any], target: Target, stop_sequences: list[str] | None = None
 ) -> dict[str, Any]:
     """The Anthropic Message for a non-streaming chat completion."""
     if response.get("error"):
@@ -116,9 +124,9 @@ def message_from_chat(
     choice = choices[0]
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    reasoning = _reasoning(message)
+    if reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": _SIGNATURE or ""})
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
@@ -128,14 +136,18 @@ def message_from_chat(
     tool_calls = message.get("tool_calls") or []
     for call in tool_calls:
         function = call.get("function") or {}
+        call_id = target.client_tool_id(call.get("id") or new_tool_id())
+        call_id = id_with_thought(call_id, _thought_signature(call))
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or new_tool_id(),
-                "name": function.get("name") or "",
-                "input": _tool_input(function.get("arguments")),
+                "id": call_id,
+                "name": target.client_tool_name(function.get("name") or ""),
+                "input": tool_input(function.get("arguments")),
             }
         )
+        if reasoning and target.reasoning_cache is not None and target.caps.reasoning_echo:
+            target.reasoning_cache.put(call_id, reasoning)
     reason, sequence = stop_reason(
         choice.get("finish_reason"), choice, stop_sequences, bool(tool_calls)
     )
@@ -143,7 +155,7 @@ def message_from_chat(
         "id": new_message_id(),
         "type": "message",
         "role": "assistant",
-        "model": model,
+        "model": target.requested,
         "content": content,
         "stop_reason": reason,
         "stop_sequence": sequence,
@@ -153,20 +165,6 @@ def message_from_chat(
 
 # --- streaming ------------------------------------------------------------------------------
 
-_TEXT_DELTA = (
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    '"delta":{"type":"text_delta","text":%s}}\n\n'
-)
-_THINKING_DELTA = (
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    '"delta":{"type":"thinking_delta","thinking":%s}}\n\n'
-)
-_JSON_DELTA = (
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    '"delta":{"type":"input_json_delta","partial_json":%s}}\n\n'
-)
-_STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
-
 
 @dataclass(slots=True)
 class _ToolCall:
@@ -174,58 +172,74 @@ class _ToolCall:
     name: str | None = None
     index: int | None = None  # Anthropic block index once started
     pending: str = ""  # argument fragments that arrived before the name
+    signature: str | None = None  # Gemini's thought signature
+    client_id: str = ""  # the tool_use id the client sees
 
 
-class MessagesStreamFromChat:
-    """State machine: OpenAI chat chunks in, Anthropic SSE event bytes out."""
+class ChatStreamDecoder:
+    """State machine: OpenAI chat stream bytes in, canonical events out."""
 
-    def __init__(
-        self, *, model: str, message_id: str | None = None, stop_sequences: list[str] | None = None
-    ) -> None:
-        self.model = model
-        self.message_id = message_id or new_message_id()
+    def __init__(self, target: Target, stop_sequences: list[str] | None = None) -> None:
+        self.target = target
         self.stop_sequences = stop_sequences
-        self.started = False
+        self.done = False
         self.finished = False
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
-        self._next_index = 0
-        self._open: str | None = None  # "text", "thinking" or "tool"
-        self._open_index = -1
-        self._open_tool: _ToolCall | None = None
+        self._sse = SseDecoder()
+        self._blocks = Blocks()
         self._tools: dict[int, _ToolCall] = {}
         self._last_choice: dict[str, Any] = {}
         self._had_tool_calls = False
-
-    # -- public ------------------------------------------------------------------------------
-
-    def start(self) -> bytes:
-        """`message_start`; emitted once, as soon as the upstream answers."""
-        if self.started:
-            return b""
-        self.started = True
-        return encode_event(
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "id": self.message_id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": self.model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": 0, "output_tokens": 0},
-                },
-            },
+        #: The reasoning text, kept only where it must travel back (for the cache).
+        self._reasoning: list[str] | None = (
+            [] if target.caps.reasoning_echo and target.reasoning_cache is not None else None
         )
 
-    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
-        """Events for one upstream chunk. Raises VdmError for an in-band upstream error."""
-        out: list[bytes] = []
-        if not self.started:
-            out.append(self.start())
+    def feed(self, data: bytes) -> list[Event]:
+        """Events for one upstream read. Raises VdmError for an in-band upstream error."""
+        out: list[Event] = []
+        if self.done:
+            return out
+        for event in self._sse.feed(data):
+            if event.data == "[DONE]":
+                self.done = True
+                break
+            self.feed_chunk(_chunk(event.data), out)
+        return out
+
+    def finish(self) -> list[Event]:
+        """Close the open block and the message; raises VdmError if the stream was cut."""
+        out: list[Event] = []
+        if self.finished:
+            return out
+        if not self.done:
+            for event in self._sse.flush():
+                if event.data != "[DONE]":
+                    self.feed_chunk(_chunk(event.data), out)
+        if not self.done and self.finish_reason is None:
+            raise VdmError(502, "upstream stream ended before the response was complete")
+        blocks = self._blocks
+        for call in self._tools.values():
+            if call.index is None:  # a call whose name never arrived: emit what we have
+                call.name = call.name or "unknown_tool"
+                self._start_tool(out, call)
+        blocks.close(out)
+        self.finished = True
+        if self._reasoning:
+            cache = self.target.reasoning_cache
+            assert cache is not None
+            text = "".join(self._reasoning)
+            for call in self._tools.values():
+                cache.put(call.client_id, text)
+        reason, sequence = stop_reason(
+            self.finish_reason, self._last_choice, self.stop_sequences, self._had_tool_calls
+        )
+        out.append(MessageEnd(reason, sequence, self.usage))
+        return out
+
+    def feed_chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
+        """Events for one parsed `chat.completion.chunk`."""
         if chunk.get("error"):
             raise error_from_chunk(chunk["error"])
         usage = _chunk_usage(chunk)
@@ -233,21 +247,17 @@ class MessagesStreamFromChat:
             self.usage = usage_from_chat(usage)
         choices = chunk.get("choices")
         if not choices:
-            return out
+            return
         choice = choices[0]
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
-            if self._open != "thinking":
-                self._open_block(
-                    out, "thinking", {"type": "thinking", "thinking": "", "signature": ""}
-                )
-            out.append((_THINKING_DELTA % (self._open_index, dumps(reasoning))).encode())
+            self._blocks.thinking(out, reasoning, signature=_SIGNATURE)
+            if self._reasoning is not None:
+                self._reasoning.append(reasoning)
         content = delta.get("content")
         if content and isinstance(content, str):
-            if self._open != "text":
-                self._open_block(out, "text", {"type": "text", "text": ""})
-            out.append((_TEXT_DELTA % (self._open_index, dumps(content))).encode())
+            self._blocks.text(out, content)
         tool_calls = delta.get("tool_calls")
         if tool_calls:
             for call in tool_calls:
@@ -256,58 +266,10 @@ class MessagesStreamFromChat:
         if finish:
             self.finish_reason = finish
             self._last_choice = choice
-        return out
 
-    def finish(self) -> list[bytes]:
-        """Close the open block and the message (`message_delta`, `message_stop`)."""
-        out: list[bytes] = []
-        if self.finished:
-            return out
-        if not self.started:
-            out.append(self.start())
-        for call in self._tools.values():
-            if call.index is None:  # a call whose name never arrived: emit what we have
-                call.name = call.name or "unknown_tool"
-                self._start_tool(out, call)
-        self._close(out)
-        self.finished = True
-        reason, sequence = stop_reason(
-            self.finish_reason, self._last_choice, self.stop_sequences, self._had_tool_calls
-        )
-        out.append(
-            encode_event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                    "usage": self.usage,
-                },
-            )
-        )
-        out.append(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
-        return out
+    # -- tool calls ------------------------------------------------------------------------------
 
-    # -- blocks ------------------------------------------------------------------------------
-
-    def _open_block(self, out: list[bytes], kind: str, block: dict[str, Any]) -> None:
-        self._close(out)
-        self._open = kind
-        self._open_index = self._next_index
-        self._next_index += 1
-        out.append(
-            encode_event(
-                "content_block_start",
-                {"type": "content_block_start", "index": self._open_index, "content_block": block},
-            )
-        )
-
-    def _close(self, out: list[bytes]) -> None:
-        if self._open is not None:
-            out.append((_STOP % self._open_index).encode())
-            self._open = None
-            self._open_tool = None
-
-    def _tool_fragment(self, out: list[bytes], fragment: dict[str, Any]) -> None:
+    def _tool_fragment(self, out: list[Event], fragment: dict[str, Any]) -> None:
         position = fragment.get("index")
         call_id = fragment.get("id")
         if not isinstance(position, int):
@@ -325,6 +287,9 @@ class MessagesStreamFromChat:
         self._had_tool_calls = True
         if call_id and not call.id:
             call.id = call_id
+        signature = _thought_signature(fragment)
+        if signature and not call.signature:
+            call.signature = signature
         function = fragment.get("function") or {}
         name = function.get("name")
         if name and not call.name:
@@ -335,8 +300,8 @@ class MessagesStreamFromChat:
             if call.name:
                 self._start_tool(out, call)
         elif arguments:
-            if self._open_tool is call:
-                out.append((_JSON_DELTA % (call.index, dumps(arguments))).encode())
+            if self._blocks.is_open(("tool", id(call))):
+                out.append(InputJsonDelta(call.index, arguments))
             else:
                 # A fragment for a call whose block is already closed (a provider interleaving
                 # parallel calls). Anthropic's grammar cannot reopen a block, and dropping the
@@ -348,16 +313,23 @@ class MessagesStreamFromChat:
                     "streamed faithfully; retry without streaming",
                 )
 
-    def _start_tool(self, out: list[bytes], call: _ToolCall) -> None:
-        block: dict[str, Any] = {
-            "type": "tool_use",
-            "id": call.id or new_tool_id(),
-            "name": call.name,
-            "input": {},
-        }
-        self._open_block(out, "tool", block)
-        call.index = self._open_index
-        self._open_tool = call
+    def _start_tool(self, out: list[Event], call: _ToolCall) -> None:
+        index = self._blocks.open(out, ("tool", id(call)))
+        name = self.target.client_tool_name(call.name or "")
+        base = self.target.client_tool_id(call.id) if call.id else new_tool_id()
+        call.client_id = id_with_thought(base, call.signature)
+        out.append(ToolUseStart(index, call.client_id, name))
+        call.index = index
         if call.pending:
-            out.append((_JSON_DELTA % (call.index, dumps(call.pending))).encode())
+            out.append(InputJsonDelta(index, call.pending))
             call.pending = ""
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+    return chunk

@@ -1,8 +1,13 @@
-"""Per-model quirks of OpenAI-format models, as one declarative table.
+"""What each (provider, model) pair accepts and needs, as one declarative table.
 
-Each rule matches a model name (without any `provider:` prefix, case-insensitive) and sets
-fields of `ModelCaps`; later matching rules override earlier ones. Translators read the caps;
-they never test model names themselves.
+The same model behaves differently on OpenAI, OpenRouter, Groq or Azure, so every rule
+matches a provider *family* and a model name (without any `provider:` prefix,
+case-insensitive) and sets fields of `ModelCaps`; later matching rules override earlier ones.
+Codecs read the caps; they never test provider or model names themselves.
+
+A provider's family is its preset name (`openai`, `deepseek`, `groq`, ...) or, for a provider
+the user named themselves, the family of its base URL's host (`family_of`): `MYCORP_BASE_URL=
+https://api.deepseek.com/v1` behaves as DeepSeek.
 """
 
 from __future__ import annotations
@@ -11,22 +16,63 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Effort = Literal["minimal", "low", "medium", "high", "xhigh", "max"]
+#: Client efforts from least to most.
+EFFORT_ORDER: tuple[str, ...] = ("minimal", "low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True, slots=True)
 class ModelCaps:
-    """What an OpenAI-format model accepts."""
+    """What a model on a provider accepts and needs."""
 
-    #: The model reasons and takes `reasoning_effort`.
+    #: The model reasons and takes an effort setting.
     reasoning: bool = False
-    #: Which field carries the output limit.
+    #: Which field carries the output limit (Chat Completions).
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     #: Accepts `temperature` / `top_p` (reasoning models reject them).
     sampling: bool = True
     #: Accepts OpenAI's `prompt_cache_key` (other providers may reject unknown fields).
     prompt_cache_key: bool = False
-    #: Highest `reasoning_effort` the model takes ("max" from a client is capped to it).
-    max_effort: Literal["high", "xhigh"] = "high"
+    #: The effort values the provider accepts, least to most; a client's effort maps to the
+    #: nearest one at or above it, else the highest.
+    efforts: tuple[str, ...] = ("low", "medium", "high")
+    #: OpenAI-format providers: which endpoint the model needs. `responses` for models whose
+    #: Chat Completions endpoint rejects function tools with reasoning (gpt-5.4+, gpt-6).
+    wire: Literal["chat", "responses"] = "chat"
+    #: Thinking is switched with `thinking: {"type": "enabled" | "disabled"}` (DeepSeek V4).
+    thinking_switch: bool = False
+    #: Assistant turns with tool calls must carry their `reasoning_content` back in every
+    #: later request (DeepSeek V4 thinking, Kimi K2 thinking).
+    reasoning_echo: bool = False
+    #: Fields the provider refuses (top level, and on messages): never sent.
+    rejects: frozenset[str] = frozenset()
+    #: Tool call id format the provider requires: `alnum9` is Mistral's `[A-Za-z0-9]{9}`.
+    tool_id: Literal["any", "alnum9"] = "any"
+    #: Tool calls carry `extra_content.google.thought_signature`, to be replayed (Gemini 3
+    #: on its OpenAI-compatible endpoint).
+    thought_signatures: bool = False
+    #: Tool schemas must be cut down to the subset Gemini's compat layer compiles.
+    gemini_schema: bool = False
+    #: Native Gemini: how thinking is sized (`budget` on 2.5, `level` on 3.x).
+    thinking_config: Literal["none", "budget", "level"] = "none"
+
+    @property
+    def max_effort(self) -> str:
+        return self.efforts[-1] if self.efforts else "high"
+
+    def effort(self, wanted: str) -> str | None:
+        """The accepted effort nearest to `wanted` (at or above it, else the highest)."""
+        if not self.efforts:
+            return None
+        if wanted in self.efforts:
+            return wanted
+        rank = EFFORT_ORDER.index(wanted) if wanted in EFFORT_ORDER else 2
+        for effort in self.efforts:
+            if effort in EFFORT_ORDER and EFFORT_ORDER.index(effort) >= rank:
+                return effort
+        return self.efforts[-1]
 
 
 _REASONING: dict[str, Any] = {
@@ -34,34 +80,112 @@ _REASONING: dict[str, Any] = {
     "max_tokens_field": "max_completion_tokens",
     "sampling": False,
 }
-
-#: (pattern, overrides), applied in order.
-RULES: tuple[tuple[str, dict[str, Any]], ...] = (
-    # OpenAI's own models: prompt caching keyed by prompt_cache_key, max_completion_tokens.
-    (
-        r"^(gpt-|chatgpt-|o\d)",
-        {"prompt_cache_key": True, "max_tokens_field": "max_completion_tokens"},
-    ),
-    # o-series and gpt-5 reason: no temperature/top_p, effort instead.
-    (r"^o\d(-|$)", _REASONING),
-    (r"^gpt-5", _REASONING),
-    # xhigh arrived with gpt-5.1-codex-max and gpt-5.2; gpt-5.1 stops at high.
-    (r"^gpt-5\.([2-9]|\d\d)|^gpt-5\.1-codex-max", {"max_effort": "xhigh"}),
-    # gpt-5 chat variants are not reasoning models.
-    (r"^gpt-5(\.\d)?-chat", {"reasoning": False, "sampling": True}),
-    # Other models whose OpenAI-compatible endpoints take low/medium/high `reasoning_effort`.
-    # (Not grok-4, deepseek-reasoner or qwen3: their endpoints reject or ignore it.)
-    (r"(^|/)(grok-3-mini|gpt-oss|gemini-2\.5|gemini-3)", {"reasoning": True}),
+_GROQ_REJECTS = frozenset(
+    {"reasoning_content", "prompt_cache_key", "cache_control", "store", "verbosity"}
 )
 
-_COMPILED = tuple((re.compile(pattern, re.IGNORECASE), over) for pattern, over in RULES)
+#: (family pattern or None for any provider, model pattern, overrides), applied in order.
+RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
+    # OpenAI's own models, wherever they are served: max_completion_tokens.
+    (None, r"^(gpt-|chatgpt-|o\d)", {"max_tokens_field": "max_completion_tokens"}),
+    # o-series and gpt-5 reason: no temperature/top_p, effort instead.
+    (None, r"^o\d(-|$)", _REASONING),
+    (None, r"^gpt-5", _REASONING),
+    # xhigh arrived with gpt-5.1-codex-max and gpt-5.2; gpt-5.1 stops at high.
+    (
+        None,
+        r"^gpt-5\.([2-9]|\d\d)|^gpt-5\.1-codex-max|^gpt-[6-9]",
+        {"efforts": ("low", "medium", "high", "xhigh")},
+    ),
+    (None, r"^gpt-[6-9]", _REASONING),
+    # gpt-5 chat variants are not reasoning models.
+    (None, r"^gpt-5(\.\d+)?-chat", {"reasoning": False, "sampling": True}),
+    # On OpenAI (and Azure's v1 API) prompt caching is keyed by prompt_cache_key, and the
+    # reasoning models need the Responses API: Chat Completions rejects function tools with
+    # reasoning on gpt-5.4+, and reasoning summaries exist only there.
+    ("^(openai|azure)$", r"^(gpt-|chatgpt-|o\d)", {"prompt_cache_key": True}),
+    # Other models whose OpenAI-compatible endpoints take low/medium/high `reasoning_effort`.
+    # (Not grok-4, deepseek-reasoner or qwen3: their endpoints reject or ignore it.)
+    (None, r"(^|/)(grok-3-mini|gpt-oss|gemini-2\.5|gemini-3)", {"reasoning": True}),
+    # DeepSeek V4: thinking on by default, switched by `thinking`, sized by effort; its
+    # reasoning_content must travel back on tool-call turns.
+    (
+        "^deepseek$",
+        r"^deepseek-v4",
+        {
+            "reasoning": True,
+            "thinking_switch": True,
+            "reasoning_echo": True,
+            "efforts": ("low", "high", "max"),
+        },
+    ),
+    # Kimi K2 thinking models on Moonshot: reasoning_content must travel back.
+    ("^moonshot$", r"^kimi-k2.*thinking", {"reasoning_echo": True}),
+    # Gemini's OpenAI-compatible endpoint: thought signatures on tool calls, schema subset,
+    # `none|low|medium|high` efforts.
+    ("^gemini$", r"", {"gemini_schema": True}),
+    ("^gemini$", r"^gemini-3", {"thought_signatures": True}),
+    ("^gemini$", r"^gemini-2\.5", {"thinking_config": "budget"}),
+    ("^gemini$", r"^gemini-3", {"thinking_config": "level"}),
+    # Groq refuses fields it does not know.
+    ("^groq$", r"", {"rejects": _GROQ_REJECTS}),
+    # xAI reasoning models refuse penalties and stop sequences.
+    (
+        "^xai$",
+        r"^grok-(3-mini|4|code)",
+        {"rejects": frozenset({"presence_penalty", "frequency_penalty", "stop"})},
+    ),
+    # Mistral: tool call ids are exactly 9 letters or digits.
+    ("^mistral$", r"", {"tool_id": "alnum9"}),
+)
+
+_COMPILED = tuple(
+    (None if family is None else re.compile(family), re.compile(model, re.IGNORECASE), over)
+    for family, model, over in RULES
+)
+
+#: Base URL host suffix -> provider family, for providers the user named themselves.
+HOST_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("api.openai.com", "openai"),
+    ("openai.azure.com", "azure"),
+    ("generativelanguage.googleapis.com", "gemini"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.mistral.ai", "mistral"),
+    ("api.groq.com", "groq"),
+    ("api.x.ai", "xai"),
+    ("api.moonshot.ai", "moonshot"),
+    ("api.moonshot.cn", "moonshot"),
+    ("openrouter.ai", "openrouter"),
+    ("api.anthropic.com", "anthropic"),
+    ("api.z.ai", "zai"),
+)
+#: Families with rules or presets of their own.
+KNOWN_FAMILIES = frozenset(
+    {family for _, family in HOST_FAMILIES} | {"poe", "together", "fireworks", "ollama", "azure"}
+)
 
 
-@lru_cache(maxsize=512)
-def caps_for(model: str) -> ModelCaps:
-    """The capabilities of `model` (a bare model name, e.g. `gpt-4o`)."""
+def family_of(provider: str, base_url: str = "") -> str:
+    """A provider's family: its own name when it is a known one, else its host's family,
+    else its name."""
+    name = provider.lower().replace("-", "_")
+    if name in KNOWN_FAMILIES:
+        return name
+    host = (urlsplit(base_url).hostname or "").lower()
+    for suffix, family in HOST_FAMILIES:
+        if host == suffix or host.endswith("." + suffix):
+            return family
+    return name
+
+
+@lru_cache(maxsize=1024)
+def caps_for(family: str, model: str) -> ModelCaps:
+    """The capabilities of `model` (a bare model name, e.g. `gpt-4o`) on a provider of
+    `family` (see `family_of`)."""
     caps = ModelCaps()
-    for pattern, overrides in _COMPILED:
+    for family_pattern, pattern, overrides in _COMPILED:
+        if family_pattern is not None and not family_pattern.search(family):
+            continue
         if pattern.search(model):
             caps = replace(caps, **overrides)
     return caps

@@ -30,7 +30,8 @@ from vdm.protocol.anthropic import (
     ToolUseBlock,
     UrlSource,
 )
-from vdm.protocol.capabilities import ModelCaps, caps_for
+from vdm.protocol.capabilities import ModelCaps
+from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 
 log = logging.getLogger(__name__)
@@ -47,16 +48,14 @@ _EFFORTS = {"low": "low", "medium": "medium", "high": "high"}
 _SESSION_RE = re.compile(r"_session_([0-9A-Za-z-]+)")
 
 
-def chat_request_from_messages(
-    req: MessagesRequest, model: str, *, max_tokens_limit: int | None = None
-) -> dict[str, Any]:
-    """The OpenAI Chat Completions body for `req`, sent to `model` (a bare model name)."""
-    caps = caps_for(model)
-    body: dict[str, Any] = {"model": model, "messages": _messages(req, caps)}
+def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
+    """The OpenAI Chat Completions body for `req`, sent to `target.model`."""
+    caps = target.caps
+    body: dict[str, Any] = {"model": target.model, "messages": _messages(req, caps)}
 
     max_tokens = req.max_tokens
-    if max_tokens_limit is not None:
-        max_tokens = min(max_tokens, max_tokens_limit)
+    if target.max_tokens_limit is not None:
+        max_tokens = min(max_tokens, target.max_tokens_limit)
     body[caps.max_tokens_field] = max_tokens
 
     if caps.sampling:

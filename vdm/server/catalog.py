@@ -19,6 +19,7 @@ import anyio
 from vdm.config.settings import ProviderConfig, Settings, provider_key
 from vdm.protocol.errors import VdmError
 from vdm.routing.resolve import resolve
+from vdm.upstream.backends import models_path
 from vdm.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,19 @@ def _iso(created: Any) -> str:
 
 
 def models_from_answer(provider: str, answer: Any) -> list[dict[str, str]]:
-    """Anthropic-shaped model entries from an OpenAI (`id`, `created`) or Anthropic (`id`,
-    `display_name`, `created_at`) models list; ids get the provider prefix."""
-    items = answer.get("data") if isinstance(answer, dict) else answer
+    """Anthropic-shaped model entries from an OpenAI (`id`, `created`), Anthropic (`id`,
+    `display_name`, `created_at`) or Gemini (`models[].name`, `displayName`) models list; ids
+    get the provider prefix."""
+    items = (answer.get("data") or answer.get("models")) if isinstance(answer, dict) else answer
     models: list[dict[str, str]] = []
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        if not isinstance(item, dict):
             continue
-        model_id = item["id"].removeprefix("models/")  # Gemini's OpenAI endpoint
-        display = item.get("display_name") or model_id
+        raw_id = item.get("id") or item.get("name")
+        if not isinstance(raw_id, str):
+            continue
+        model_id = raw_id.removeprefix("models/")  # Gemini, native and OpenAI-compatible
+        display = item.get("display_name") or item.get("displayName") or model_id
         models.append(
             {
                 "type": "model",
@@ -123,7 +128,7 @@ class ModelCatalog:
             return []  # Azure: the deployments are the models; aliases name them
         try:
             with anyio.fail_after(FETCH_TIMEOUT):
-                answer = await client.get_json(client.models_path(), client_key=client_key)
+                answer = await client.get_json(models_path(config), client_key=client_key)
         except (VdmError, TimeoutError) as exc:
             reason = exc.message if isinstance(exc, VdmError) else "timed out"
             log.warning("models of %s not listed: %s", provider, reason)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskGroup
 
@@ -21,12 +20,14 @@ from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.server.asgi import SSE_HEADERS, Incoming, Send, send_bytes
+from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
 from vdm.upstream.client import UpstreamClient
+
+if TYPE_CHECKING:
+    from vdm.server.exchange import Exchange
 
 log = logging.getLogger("vdm.requests")
 
-MESSAGES_PATH = "/v1/messages"
-COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 _FORWARDED = (b"anthropic-version", b"anthropic-beta")
 #: Send what has been read once this many reads are waiting, even if more is ready.
 _MAX_PENDING = 256
@@ -72,40 +73,46 @@ def _foreign_thinking(block: Any) -> bool:
     )
 
 
-class Passthrough:
-    """One request to an Anthropic-format provider."""
+async def count_tokens(
+    client: UpstreamClient, model: str, incoming: Incoming, requested: str
+) -> bytes:
+    """The provider's own count of the client's request."""
+    body, _ = await client.post_bytes(
+        COUNT_TOKENS_PATH,
+        with_model(incoming.body, requested, model),
+        client_key=incoming.client_key,
+        headers=forwarded_headers(incoming.headers),
+    )
+    return body
 
-    def __init__(
-        self, client: UpstreamClient, model: str, incoming: Incoming, requested: str
-    ) -> None:
-        self.client = client
-        self.data = with_model(incoming.body, requested, model)
+
+class Passthrough:
+    """One request to an Anthropic-format provider; what it learns goes to its exchange."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        incoming = exchange.incoming
+        self.data = with_model(incoming.body, exchange.request.model, exchange.route.model)
         self.headers = forwarded_headers(incoming.headers)
-        self.client_key = incoming.client_key
-        self.outcome = "ok"
-        self.usage: dict[str, int] = {}
-        #: When the first upstream data arrived (perf_counter), for time to first token.
-        self.first_data: float | None = None
         self._pending: list[bytes] = []
         self._send: Send | None = None
 
     async def answer(self, send: Send, _: TaskGroup) -> None:
-        body, headers = await self.client.post_bytes(
-            MESSAGES_PATH, self.data, client_key=self.client_key, headers=self.headers
+        exchange = self.exchange
+        body, headers = await exchange.client.post_bytes(
+            MESSAGES_PATH,
+            self.data,
+            client_key=exchange.incoming.client_key,
+            headers=self.headers,
+            call=exchange.call,
         )
-        self.first_data = time.perf_counter()
+        exchange.data_arrived()
         try:
-            self.usage = usage_of(json.loads(body))
+            exchange.usage = usage_of(json.loads(body))
         except (ValueError, AttributeError):
             pass
         content_type = headers.get("content-type", "application/json").encode("latin-1")
         await send_bytes(send, 200, body, [(b"content-type", content_type)])
-
-    async def count_tokens(self) -> bytes:
-        body, _ = await self.client.post_bytes(
-            COUNT_TOKENS_PATH, self.data, client_key=self.client_key, headers=self.headers
-        )
-        return body
 
     async def _flush(self) -> None:
         if self._pending and self._send is not None:
@@ -116,22 +123,23 @@ class Passthrough:
     async def stream(self, send: Send, _: TaskGroup) -> None:
         """Relay the upstream's SSE bytes as they come; a failure after the start is an SSE
         `error` event, and a stream that ends without `message_stop` is reported the same way."""
+        exchange = self.exchange
         self._send = send
         observer = AnthropicStreamObserver()
         pending = self._pending
         last = b""
-        async with self.client.stream(
+        async with exchange.client.stream(
             MESSAGES_PATH,
             self.data,
-            client_key=self.client_key,
+            client_key=exchange.incoming.client_key,
             headers=self.headers,
             on_idle=self._flush,
+            call=exchange.call,
         ) as reads:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             try:
                 async for read in reads:
-                    if self.first_data is None:
-                        self.first_data = time.perf_counter()
+                    exchange.data_arrived()
                     pending.append(read)
                     observer.feed(read)
                     last = read
@@ -140,14 +148,15 @@ class Passthrough:
                 if not observer.ended_cleanly:
                     raise VdmError(502, "upstream stream ended before the response was complete")
             except VdmError as exc:
-                self.outcome = f"error {exc.status} mid-stream"
+                exchange.fail(f"error {exc.status} mid-stream")
                 log.warning("stream failed after it started: %s", exc.message)
                 if last and not last.endswith((b"\n\n", b"\r\n\r\n")):
                     pending.append(b"\n\n")  # end the cut event so the error is read as one
                 pending.append(anthropic_error_event(exc))
-            if observer.error is not None and self.outcome == "ok":
-                self.outcome = "upstream error mid-stream"
-            self.usage = observer.usage
+            finally:
+                exchange.usage = observer.usage
+            if observer.error is not None:
+                exchange.fail("upstream error mid-stream")
             body = b"".join(pending)
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": False})

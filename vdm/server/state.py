@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from vdm.config.settings import ProviderConfig, Settings
+from vdm.protocol.codec import ReasoningCache
 from vdm.server.catalog import ModelCatalog
+from vdm.upstream.backends import client_for
 from vdm.upstream.client import UpstreamClient
 from vdm.usage.prices import PriceTable, user_prices
 from vdm.usage.recorder import UsageRecorder
@@ -19,11 +21,13 @@ class Gateway:
         self.usage = UsageRecorder()
         prices, self.price_problems = user_prices(settings.prices)
         self.prices = PriceTable.with_user(prices)
+        #: Reasoning text by tool call id, for clients that drop thinking blocks.
+        self.reasoning = ReasoningCache()
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)
         if client is None:
-            client = self._clients[provider.name] = UpstreamClient(provider)
+            client = self._clients[provider.name] = client_for(provider)
         return client
 
     async def aclose(self) -> None:

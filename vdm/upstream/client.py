@@ -12,15 +12,14 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import httpx
 
-from vdm.config.secrets import redact, safe_url
+from vdm.config.secrets import mask, redact, safe_url
 from vdm.config.settings import ProviderConfig
-from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.errors import VdmError
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
@@ -100,12 +99,26 @@ def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:
     return VdmError(502, f"{provider.name} request failed: {type(exc).__name__}: {exc}")
 
 
+@dataclass(slots=True)
+class Call:
+    """What one upstream call did, for the exchange that made it: the key it used last
+    (masked) and how many HTTP attempts it took (retries and key failover included)."""
+
+    key: str | None = None
+    attempts: int = 0
+
+
 class UpstreamClient:
     """A provider's pooled HTTP client: keep-alive connections, timeouts from config, its key
-    pool (round robin, failover on rejected keys) and its auth scheme."""
+    pool (round robin, failover on rejected keys) and its auth scheme. It knows no dialect:
+    paths, bodies and dialect headers come from the provider's backend."""
 
     def __init__(
-        self, provider: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        provider: ProviderConfig,
+        *,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
         self.keys = KeyPool(provider.name, provider.api_keys)
@@ -117,39 +130,13 @@ class UpstreamClient:
         self._static_headers = {
             "content-type": "application/json",
             "accept": "application/json",
-            # Anthropic refuses requests without it (GET /v1/models too); a passthrough
-            # request sends the client's own instead.
-            **(
-                {"anthropic-version": ANTHROPIC_VERSION}
-                if provider.api_format == "anthropic"
-                else {}
-            ),
+            # The dialect's own (the backend's), then the user's.
+            **(headers or {}),
             **provider.custom_headers,
         }
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def chat_path(self, model: str) -> str:
-        """Where chat completions go: `/chat/completions`, or for Azure the deployment's URL."""
-        provider = self.provider
-        if provider.api_version and provider.uses_deployments:
-            deployment = quote(model, safe="")
-            return (
-                f"/openai/deployments/{deployment}/chat/completions"
-                f"?api-version={quote(provider.api_version, safe='')}"
-            )
-        return "/chat/completions"
-
-    def models_path(self) -> str:
-        """Where the models list is: `/models`, `/v1/models` (Anthropic format), or Azure's
-        `/openai/models?api-version=…`."""
-        provider = self.provider
-        if provider.api_format == "anthropic":
-            return "/v1/models"
-        if provider.api_version and provider.uses_deployments:
-            return f"/openai/models?api-version={quote(provider.api_version, safe='')}"
-        return "/models"
 
     def _headers(self, key: str, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(self._static_headers)
@@ -178,9 +165,12 @@ class UpstreamClient:
         *,
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
+        call: Call | None = None,
     ) -> Any:
         """POST and return the parsed JSON answer; raises VdmError on any failure."""
-        data, _ = await self.post_bytes(path, body, client_key=client_key, headers=headers)
+        data, _ = await self.post_bytes(
+            path, body, client_key=client_key, headers=headers, call=call
+        )
         return self._json(data)
 
     async def post_bytes(
@@ -190,10 +180,11 @@ class UpstreamClient:
         *,
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
+        call: Call | None = None,
     ) -> tuple[bytes, httpx.Headers]:
         """POST and return the answer's bytes untouched, with its headers."""
         async with self._send(
-            path, body, stream=False, client_key=client_key, headers=headers
+            path, body, stream=False, client_key=client_key, headers=headers, call=call
         ) as response:
             data = await response.aread()
         return data, response.headers
@@ -213,6 +204,7 @@ class UpstreamClient:
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         on_idle: Callable[[], Awaitable[None]] | None = None,
+        call: Call | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the answer's byte reads; raises VdmError before yielding on a
         failed status, and while iterating on a broken stream.
@@ -222,7 +214,7 @@ class UpstreamClient:
         socket has nothing more; on any other transport it is after every read.
         """
         async with self._send(
-            path, body, stream=True, client_key=client_key, headers=headers
+            path, body, stream=True, client_key=client_key, headers=headers, call=call
         ) as response:
             network = response.extensions.get("network_stream")
             if not isinstance(network, AsyncioStream):
@@ -291,6 +283,7 @@ class UpstreamClient:
         stream: bool,
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
+        call: Call | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send with the next key. A key the upstream rejects (401/403/429, quota) cools down
         and the same call moves on to the next key; connection failures and 5xx answers
@@ -301,6 +294,9 @@ class UpstreamClient:
         rejected: VdmError | None = None
         while True:
             key = self._key(client_key, tried, rejected)
+            if call is not None:
+                call.attempts += 1
+                call.key = mask(key) if key else None
             request = self._client.build_request(
                 "GET" if body is None else "POST",
                 path,

@@ -1,0 +1,142 @@
+"""Canonical events -> Anthropic Messages SSE bytes (the Anthropic frontend's stream encoder).
+
+Event grammar (DESIGN.md): one `message_start`, then per block `content_block_start`,
+deltas, `content_block_stop`, then `message_delta` (stop reason, usage) and `message_stop`.
+Deltas, the hot path, are written from pre-formatted templates: one `json.dumps` of the
+payload string per event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from vdm.protocol.events import (
+    BlockStop,
+    Event,
+    InputJsonDelta,
+    MessageEnd,
+    SignatureDelta,
+    TextDelta,
+    TextStart,
+    ThinkingDelta,
+    ThinkingStart,
+    ToolUseStart,
+)
+from vdm.protocol.sse import dumps, encode_event
+
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+_DELTA = (
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+    '"delta":{"type":"%s","%s":%s}}\n\n'
+)
+_TEXT_START = (
+    'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+    '"content_block":{"type":"text","text":""}}\n\n'
+)
+_THINKING_START = (
+    'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+    '"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'
+)
+_STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex[:24]
+
+
+def new_tool_id() -> str:
+    return "toolu_" + uuid.uuid4().hex[:24]
+
+
+class AnthropicStreamEncoder:
+    """Writes one Anthropic SSE stream for the client's `model` name."""
+
+    __slots__ = ("model", "message_id", "started")
+
+    def __init__(self, model: str, message_id: str | None = None) -> None:
+        self.model = model
+        self.message_id = message_id or new_message_id()
+        self.started = False
+
+    def start(self) -> bytes:
+        """`message_start`, sent as soon as the upstream answers."""
+        self.started = True
+        return encode_event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            },
+        )
+
+    def encode(self, events: Iterable[Event], out: list[bytes]) -> None:
+        """Append the bytes of `events` to `out`."""
+        for event in events:
+            if isinstance(event, TextDelta):
+                out.append(
+                    (_DELTA % (event.index, "text_delta", "text", dumps(event.text))).encode()
+                )
+            elif isinstance(event, InputJsonDelta):
+                partial = dumps(event.partial_json)
+                out.append(
+                    (_DELTA % (event.index, "input_json_delta", "partial_json", partial)).encode()
+                )
+            elif isinstance(event, ThinkingDelta):
+                thinking = dumps(event.thinking)
+                out.append(
+                    (_DELTA % (event.index, "thinking_delta", "thinking", thinking)).encode()
+                )
+            elif isinstance(event, BlockStop):
+                out.append((_STOP % event.index).encode())
+            elif isinstance(event, TextStart):
+                out.append((_TEXT_START % event.index).encode())
+            elif isinstance(event, ThinkingStart):
+                out.append((_THINKING_START % event.index).encode())
+            elif isinstance(event, ToolUseStart):
+                out.append(
+                    encode_event(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": event.index,
+                            "content_block": {
+                                "type": "tool_use",
+                                "id": event.id,
+                                "name": event.name,
+                                "input": {},
+                            },
+                        },
+                    )
+                )
+            elif isinstance(event, SignatureDelta):
+                signature = dumps(event.signature)
+                out.append(
+                    (_DELTA % (event.index, "signature_delta", "signature", signature)).encode()
+                )
+            elif isinstance(event, MessageEnd):
+                out.append(
+                    encode_event(
+                        "message_delta",
+                        {
+                            "type": "message_delta",
+                            "delta": {
+                                "stop_reason": event.stop_reason,
+                                "stop_sequence": event.stop_sequence,
+                            },
+                            "usage": dict(event.usage),
+                        },
+                    )
+                )
+                out.append(MESSAGE_STOP)

@@ -1,0 +1,122 @@
+"""Backends by dialect, in a registry keyed by `{P}_API_FORMAT`.
+
+A backend owns everything dialect-specific about talking to a provider: where a request goes
+(path, static headers), how the canonical (Anthropic) request is encoded for it, and how its
+answers and streams decode back into canonical form. The upstream client stays format-free.
+
+| format | backend | dialect |
+|---|---|---|
+| `openai` | `chat` | OpenAI Chat Completions |
+| `responses` | `responses` | OpenAI Responses |
+| `gemini` | `gemini` | Google Gemini `generateContent` |
+| `anthropic` | `anthropic` | Anthropic Messages (same as the client's: forwarded as is) |
+
+An `openai`-format provider sends a model whose capabilities say `wire = "responses"` (gpt-5.x
+reasoning models, gpt-6, o-series and codex models on OpenAI and Azure's v1 API) to the
+Responses backend, with no configuration (`select`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import httpx
+
+from vdm.config.settings import ProviderConfig
+from vdm.protocol.anthropic import MessagesRequest
+from vdm.protocol.capabilities import caps_for
+from vdm.protocol.codec import ReasoningCache, Target
+from vdm.protocol.events import StreamDecoder
+from vdm.upstream.client import UpstreamClient
+
+#: `{P}_API_FORMAT` -> the module that holds its backend (imported on first use).
+MODULES: dict[str, str] = {
+    "openai": "vdm.upstream.backends.chat",
+    "responses": "vdm.upstream.backends.responses",
+    "gemini": "vdm.upstream.backends.gemini",
+    "anthropic": "vdm.upstream.backends.anthropic",
+}
+
+
+class Backend(Protocol):
+    """One dialect's codecs and addressing."""
+
+    #: The `{P}_API_FORMAT` it serves.
+    name: str
+    #: False only for the Anthropic dialect: the client's own request is forwarded as is.
+    translated: bool
+
+    def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
+        """The request path (after the provider's base URL), query included."""
+        ...
+
+    def headers(self, provider: ProviderConfig) -> dict[str, str]:
+        """Headers every request of this dialect carries (auth is the client's business)."""
+        ...
+
+    def models_path(self, provider: ProviderConfig) -> str:
+        """Where the provider lists its models."""
+        ...
+
+    def encode(self, request: MessagesRequest, target: Target) -> bytes:
+        """The upstream request body for `request`."""
+        ...
+
+    def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
+        """The Anthropic Message for a non-streaming answer (parsed JSON)."""
+        ...
+
+    def stream_decoder(self, request: MessagesRequest, target: Target) -> StreamDecoder:
+        """A fresh decoder for one streamed answer."""
+        ...
+
+
+_loaded: dict[str, Backend] = {}
+
+
+def backend(api_format: str) -> Backend:
+    """The backend for `api_format` (a key of MODULES)."""
+    found = _loaded.get(api_format)
+    if found is None:
+        module = importlib.import_module(MODULES[api_format])
+        found = _loaded[api_format] = module.BACKEND
+    return found
+
+
+def select(
+    provider: ProviderConfig,
+    model: str,
+    requested: str,
+    *,
+    max_tokens_limit: int | None = None,
+    reasoning_cache: ReasoningCache | None = None,
+) -> tuple[Backend, Target]:
+    """The backend for `model` on `provider`, and the codecs' view of the destination."""
+    family = provider.family
+    caps = caps_for(family, model)
+    api_format = provider.api_format
+    if api_format == "openai" and caps.wire == "responses" and not provider.uses_deployments:
+        api_format = "responses"
+    target = Target(
+        family=family,
+        model=model,
+        caps=caps,
+        requested=requested,
+        max_tokens_limit=max_tokens_limit,
+        reasoning_cache=reasoning_cache,
+    )
+    return backend(api_format), target
+
+
+def client_for(
+    provider: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> UpstreamClient:
+    """A pooled client for `provider`, carrying its dialect's headers."""
+    headers = backend(provider.api_format).headers(provider)
+    return UpstreamClient(provider, headers=headers, transport=transport)
+
+
+def models_path(provider: ProviderConfig) -> str:
+    """Where `provider` lists its models."""
+    return backend(provider.api_format).models_path(provider)

@@ -1,0 +1,51 @@
+"""The OpenAI Chat Completions backend (`{P}_API_FORMAT=openai`, the default)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from vdm.config.settings import ProviderConfig
+from vdm.protocol.anthropic import MessagesRequest
+from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
+from vdm.protocol.codec import Target
+from vdm.protocol.openai_from_anthropic import chat_request_from_messages
+
+
+def azure_query(provider: ProviderConfig) -> str:
+    return f"?api-version={quote(provider.api_version or '', safe='')}"
+
+
+class ChatBackend:
+    name = "openai"
+    translated = True
+
+    def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
+        """`/chat/completions`, or for Azure the deployment's URL."""
+        if provider.uses_deployments:
+            deployment = quote(model, safe="")
+            return f"/openai/deployments/{deployment}/chat/completions{azure_query(provider)}"
+        return "/chat/completions"
+
+    def headers(self, provider: ProviderConfig) -> dict[str, str]:
+        return {}
+
+    def models_path(self, provider: ProviderConfig) -> str:
+        """`/models`, or Azure's `/openai/models?api-version=…`."""
+        if provider.uses_deployments:
+            return f"/openai/models{azure_query(provider)}"
+        return "/models"
+
+    def encode(self, request: MessagesRequest, target: Target) -> bytes:
+        payload = chat_request_from_messages(request, target)
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
+        return message_from_chat(answer, target, request.stop_sequences)
+
+    def stream_decoder(self, request: MessagesRequest, target: Target) -> ChatStreamDecoder:
+        return ChatStreamDecoder(target, request.stop_sequences)
+
+
+BACKEND = ChatBackend()
