@@ -11,7 +11,14 @@ import typer
 
 from vdm.config.settings import NO_PROVIDER
 
-__all__ = ["NO_PROVIDER", "bind_socket", "fail", "load_settings", "require_provider"]
+__all__ = [
+    "NO_PROVIDER",
+    "bind_socket",
+    "fail",
+    "load_settings",
+    "require_provider",
+    "short_paths",
+]
 
 if TYPE_CHECKING:
     from vdm.config.settings import Settings
@@ -45,6 +52,15 @@ def require_provider(settings: Settings, *, prefix: str = "vdm") -> None:
     if not settings.providers:
         problems = "".join(f"\n  {p}" for p in settings.problems)
         fail(NO_PROVIDER + problems, prefix=prefix)
+
+
+def short_paths(text: str, env: Mapping[str, str], cwd: Path) -> str:
+    """Paths in `text` as a person writes them: `./.env`, `~/.config/…`."""
+    for base, short in ((str(cwd), "."), (env.get("HOME", ""), "~")):
+        base = base.rstrip("/")
+        if base:
+            text = text.replace(base + "/", short + "/")
+    return text
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

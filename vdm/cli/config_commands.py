@@ -96,6 +96,8 @@ class _View:
         return BUILT_IN
 
     def short(self, text: str) -> str:
+        from vdm.cli.common import short_paths
+
         return short_paths(text, self.env, self.cwd)
 
     def echo(self, lines: Iterable[str], *, err: bool = False) -> None:
@@ -507,15 +509,6 @@ def _masked(var: str, value: str) -> str:
     if var.endswith("_BASE_URL") or value.startswith(("http://", "https://")):
         return safe_url(value)
     return value
-
-
-def short_paths(text: str, env: Mapping[str, str], cwd: Path) -> str:
-    """Paths in `text` as a person writes them: `./.env`, `~/.config/…`."""
-    for base, short in ((str(cwd), "."), (env.get("HOME", ""), "~")):
-        base = base.rstrip("/")
-        if base:
-            text = text.replace(base + "/", short + "/")
-    return text
 
 
 def _is_secret(var: str) -> bool:

@@ -5,28 +5,25 @@ Nothing is written until every question is answered and the plan is confirmed: C
 prompt leaves every file as it was. Files are replaced atomically (a temporary file, then
 `os.replace`), and a file that holds a key gets mode 0600. Keys are read without echo and only
 ever shown masked.
+
+This module is the terminal side only: what goes into which file, and writing it, is planned
+in vdm/config/setup_plan.py.
 """
 
 from __future__ import annotations
 
 import getpass
-import os
 import signal
-import stat
-import tempfile
 import textwrap
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
 import typer
 
-from vdm.cli.common import EXIT_INTERRUPTED
-from vdm.cli.config_commands import short_paths
+from vdm.cli.common import EXIT_INTERRUPTED, short_paths
 from vdm.config.secrets import mask, safe_url
 from vdm.config.settings import (
     API_FORMATS,
@@ -36,19 +33,30 @@ from vdm.config.settings import (
     Settings,
     provider_key,
 )
-from vdm.config.sources import (
-    CONFIG_NAME,
-    TOP_TABLES,
-    flatten_toml,
-    read_dotenv,
-    user_config_path,
-    var_name,
+from vdm.config.setup_plan import (
+    Change,
+    Destination,
+    FilePlan,
+    Preset,
+    current_values,
+    describe,
+    destinations,
+    plan,
+    presets,
+    shadowed,
+    unignored_dotenv,
+    write,
 )
-from vdm.config.writer import TomlPath, WriterError, dotted, set_dotenv, set_toml, variable
+from vdm.config.sources import CONFIG_NAME, TOP_TABLES, var_name
+from vdm.config.writer import WriterError, variable
 
 CUSTOM = "custom"
-#: Secrets in a file make it private (mode 0600).
-SECRET_MODE = 0o600
+#: How each destination is offered; `{user}` is the user file's path.
+PLACES = {
+    "user": "{user}: for every project",
+    "project": f"./{CONFIG_NAME}, keys in ./.env: this project (keep .env out of git)",
+    "dotenv": "./.env only: this project, as variables",
+}
 
 
 class Console(Protocol):
@@ -72,66 +80,6 @@ class Terminal:
 
     def secret(self, prompt: str) -> str:
         return getpass.getpass(prompt)
-
-
-@dataclass(frozen=True, slots=True)
-class Preset:
-    name: str
-    base_url: str
-    api_format: str
-    key_required: bool
-    #: Presets that can switch to their Anthropic-format endpoint.
-    anthropic_url: str
-    fallbacks: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the answers go: settings to `toml` (or `.env` when None), keys to `keys`."""
-
-    toml: Path | None
-    keys: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    path: TomlPath
-    value: str
-    secret: bool = False
-
-    @property
-    def var(self) -> str:
-        return variable(self.path)
-
-
-@dataclass(slots=True)
-class FilePlan:
-    """One file: its new text, and what changed in it."""
-
-    path: Path
-    is_toml: bool
-    after: str = ""
-    changes: list[Change] = field(default_factory=list)
-    existed: bool = False
-
-
-def presets() -> dict[str, Preset]:
-    """The provider presets of defaults.toml, in its order."""
-    from vdm.config.sources import packaged_toml
-
-    found: dict[str, Preset] = {}
-    for name, section in packaged_toml().items():
-        if not isinstance(section, dict) or name in TOP_TABLES:
-            continue
-        found[name] = Preset(
-            name=name,
-            base_url=str(section.get("base-url", "")),
-            api_format=str(section.get("api-format", "openai")),
-            key_required=bool(section.get("key-required", True)),
-            anthropic_url=str(section.get("anthropic-base-url", "")),
-            fallbacks=dict(section.get("aliases", {})),
-        )
-    return found
 
 
 def _ok(answer: str) -> str | None:
@@ -203,36 +151,18 @@ class Wizard:
 
     # -- where -----------------------------------------------------------------------------
 
-    def target(self) -> Target:
-        user = user_config_path(self.env)
-        choices: list[tuple[str, Target]] = []
-        if user is not None:
-            choices.append(
-                (
-                    f"{_short(user, self.env, self.cwd)}: for every project",
-                    Target(user, user),
-                )
-            )
-        project = self.cwd / CONFIG_NAME
-        dotenv = self.cwd / ".env"
-        choices.append(
-            (
-                f"./{CONFIG_NAME}, keys in ./.env: this project (keep .env out of git)",
-                Target(project, dotenv),
-            )
-        )
-        choices.append(("./.env only: this project, as variables", Target(None, dotenv)))
+    def destination(self) -> Destination:
+        choices = destinations(self.env, self.cwd)
         self.console.say("Where should vdm keep this configuration?")
-        for number, (text, _) in enumerate(choices, 1):
-            self.console.say(f"  {number}. {text}")
+        for number, choice in enumerate(choices, 1):
+            user = _short(choice.keys, self.env, self.cwd)
+            self.console.say(f"  {number}. {PLACES[choice.scope].format(user=user)}")
         answer = self.ask(
             "Choice", "1", lambda a: None if a in _numbers(choices) else _pick(len(choices))
         )
-        target = choices[int(answer) - 1][1]
-        for path in {target.toml, target.keys} - {None}:
-            assert path is not None
-            self.current.update(_read_vars(path, is_toml=path.suffix == ".toml"))
-        return target
+        destination = choices[int(answer) - 1]
+        self.current.update(current_values(destination))
+        return destination
 
     # -- providers --------------------------------------------------------------------------
 
@@ -383,7 +313,7 @@ class Wizard:
 
     def run(self) -> list[FilePlan]:
         """Every question, then the plan; nothing is written here."""
-        target = self.target()
+        destination = self.destination()
         changes: list[Change] = []
         added: list[str] = []
         while True:
@@ -393,58 +323,10 @@ class Wizard:
             if not self.yes("Add another provider?", False):
                 break
         changes += self.default_provider(added)
-        return plan(target, changes)
+        return plan(destination, changes)
 
 
-# -- files ----------------------------------------------------------------------------------------
-
-
-def plan(target: Target, changes: list[Change]) -> list[FilePlan]:
-    """The new text of each file to write; raises WriterError if an edit is not safe."""
-    files: dict[Path, FilePlan] = {}
-    for change in changes:
-        path = target.keys if change.secret or target.toml is None else target.toml
-        if path not in files:
-            existed = path.exists()
-            before = path.read_text(encoding="utf-8") if existed else ""
-            files[path] = FilePlan(path, path.suffix == ".toml", before, existed=existed)
-        file = files[path]
-        if file.is_toml:
-            file.after = set_toml(file.after, change.path, change.value)
-        else:
-            file.after = set_dotenv(file.after, change.var, change.value)
-        file.changes.append(change)
-    return list(files.values())
-
-
-def write(file: FilePlan) -> int:
-    """Replace `file.path` atomically with the new text, after checking that it reads back as
-    planned; returns the mode it got (0600 when it holds a key)."""
-    path = Path(os.path.realpath(file.path))  # a symlinked dotfile stays a symlink
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(file.after)
-            out.flush()
-            os.fsync(out.fileno())
-        values = _read_vars(temp, is_toml=file.is_toml)
-        for change in file.changes:
-            if values.get(change.var) != change.value:
-                raise WriterError(f"{change.var} would not read back as written; edit by hand")
-        if any(var.endswith("_API_KEY") and value.strip() for var, value in values.items()):
-            mode = SECRET_MODE
-        elif file.existed:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        else:
-            mode = 0o666 & ~_umask()
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return mode
+# -- writing --------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -463,35 +345,8 @@ def deferred_interrupt() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-def _read_vars(path: Path, *, is_toml: bool) -> dict[str, str]:
-    """The variables a file sets (unreadable: none)."""
-    if not is_toml:
-        return read_dotenv(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return {k: v.value for k, v in flatten_toml(data, str(path)).values.items()}
-    except (OSError, tomllib.TOMLDecodeError, ConfigError):
-        return {}
-
-
 def _short(path: Path | str, env: Mapping[str, str], cwd: Path) -> str:
     return short_paths(str(path), env, cwd)
-
-
-def describe(change: Change, is_toml: bool) -> str:
-    """One change as shown to the user, the key masked."""
-    value = mask(change.value) if change.secret and change.value != PASSTHRU else change.value
-    value = safe_url(value)  # credentials in a base URL
-    if is_toml:
-        shown = f'"{value}"' if not change.secret else value
-        return f"{dotted(change.path)} = {shown}"
-    return f"{change.var}={value}"
 
 
 def setup(console: Console, env: Mapping[str, str], cwd: Path) -> int:
@@ -531,24 +386,13 @@ def setup(console: Console, env: Mapping[str, str], cwd: Path) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     _shadowed(console, files, env, cwd)
-    if any(f.path == cwd / ".env" for f in files) and _unignored_in_git(cwd):
+    if unignored_dotenv(files, cwd):
         console.say("warning: ./.env holds keys and is not in ./.gitignore: add it there")
     console.say("")
     console.say("Next:")
     console.say("  vdm config validate      check the configuration")
     console.say("  vdm wrap -- claude       run Claude Code through vdm")
     return 0
-
-
-def _unignored_in_git(cwd: Path) -> bool:
-    """Whether `cwd` is a git checkout whose .gitignore does not name `.env`."""
-    if not (cwd / ".git").exists():
-        return False
-    try:
-        ignored = (cwd / ".gitignore").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return True
-    return not {".env", "/.env", "*.env", ".env*"} & {line.strip() for line in ignored}
 
 
 def _shadowed(console: Console, files: list[FilePlan], env: Mapping[str, str], cwd: Path) -> None:
@@ -558,11 +402,8 @@ def _shadowed(console: Console, files: list[FilePlan], env: Mapping[str, str], c
     except ConfigError as exc:
         console.say(f"warning: the configuration does not load: {exc}")
         return
-    for file in files:
-        for change in file.changes:
-            found = settings.values.get(change.var)
-            if found is not None and found.source != str(file.path):
-                console.say(
-                    f"warning: {change.var} is also set in {_short(found.source, env, cwd)}, "
-                    f"which wins over {_short(file.path, env, cwd)}"
-                )
+    for change, source, path in shadowed(files, settings):
+        console.say(
+            f"warning: {change.var} is also set in {_short(source, env, cwd)}, "
+            f"which wins over {_short(path, env, cwd)}"
+        )
