@@ -41,6 +41,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Self, TypeAlias, cast
 
+from tests.fakes.chat_rules import RULES as CHAT_RULES
+from tests.fakes.chat_rules import check as check_rules
+
 __all__ = [
     "FakeOpenAI",
     "HangReply",
@@ -829,8 +832,20 @@ class FakeOpenAI:
     #: Name of the server thread (a subclass names its protocol).
     _thread_name = "fake-openai"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        record: bool = True,
+        rules: str | None = None,
+    ) -> None:
         self.host = host
+        if rules is not None and rules not in CHAT_RULES:
+            raise ValueError(f"no rules for provider family {rules!r}; known: {sorted(CHAT_RULES)}")
+        #: A provider family (`tests.fakes.chat_rules`): chat requests that provider's API
+        #: refuses get its error instead of a scripted reply.
+        self.rules = rules
         self._requested_port = port
         self._record_bodies = record
         self._default: ReplySource = auto_reply
@@ -949,6 +964,10 @@ class FakeOpenAI:
         """The reply to ``request`` (called on the server loop, after recording)."""
         method, path = request.method, request.path
         if method == "POST" and path.endswith("/chat/completions"):
+            if self.rules is not None:
+                rejected = check_rules(self.rules, request.json, path)
+                if rejected is not None:
+                    return JsonReply(rejected[1], status=rejected[0])
             return self._next_reply(request)
         if method == "GET" and path.endswith("/models"):
             return _MODELS

@@ -119,7 +119,11 @@ def check_grammar(raw: bytes) -> Result:
             if open_block.type == "text":
                 assert any(d.get("text") for d in open_block.deltas), "empty text block"
             if open_block.type == "thinking":
-                assert any(d.get("thinking") for d in open_block.deltas), "empty thinking block"
+                # Empty thinking is valid only with a signature (display "omitted", or a
+                # Responses reasoning item without summary that must be replayed).
+                assert any(d.get("thinking") or d.get("signature") for d in open_block.deltas), (
+                    "empty thinking block without a signature"
+                )
             open_block = None
         else:
             raise AssertionError(f"unexpected event {name!r} inside the message")

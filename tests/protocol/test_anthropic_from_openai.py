@@ -117,7 +117,9 @@ def test_reasoning_becomes_thinking_block_before_text(key: str) -> None:
     thinking, text = msg["content"]
     assert thinking["type"] == "thinking"
     assert thinking["thinking"] == "Let me think."
-    assert thinking.get("signature", "") == ""  # never an invented signature
+    # vdm's own marker, never one Anthropic could mistake for its own: the client sends the
+    # block back and vdm knows it for reasoning to return to the provider.
+    assert thinking["signature"] == "vdm-rc1"
     assert text == {"type": "text", "text": "42"}
 
 
@@ -308,7 +310,10 @@ def test_stream_reasoning_then_text(key: str) -> None:
     assert (text.index, text.type) == (1, "text")
     assert thinking.thinking == "Thinking..."
     assert thinking.start.get("signature", "") == ""
-    assert not any(d["type"] == "signature_delta" and d.get("signature") for d in thinking.deltas)
+    # The signature arrives once, as the last delta before the block stops.
+    signatures = [d for d in thinking.deltas if d["type"] == "signature_delta"]
+    assert signatures == [{"type": "signature_delta", "signature": "vdm-rc1"}]
+    assert thinking.deltas[-1] == signatures[0]
     assert text.text == "Answer"
 
 

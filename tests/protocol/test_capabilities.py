@@ -58,3 +58,51 @@ def test_unknown_model_gets_conservative_defaults() -> None:
 @pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.1-codex", "gpt-5.1-codex-mini"])
 def test_gpt_5_1_max_effort_is_high(model: str) -> None:
     assert caps_for("openai", model).max_effort == "high"
+
+
+# On OpenAI and Azure, reasoning models go to /v1/responses: Chat Completions rejects function
+# tools with reasoning on gpt-5.4+, and reasoning summaries exist only there.
+RESPONSES_MODELS = [
+    "o1",
+    "o3",
+    "o4-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5.2",
+    "gpt-5.4",
+    "gpt-5.6-terra",
+    "gpt-5.6-sol",
+    "gpt-6",
+    "gpt-10-preview",
+    "gpt-5.1-codex-max",
+    "codex-mini-latest",
+    "GPT-5.6-Luna",
+]
+CHAT_MODELS = [
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "chatgpt-4o-latest",
+    "gpt-5-chat-latest",
+    "gpt-5.1-chat-latest",
+    "omni-something",
+]
+
+
+@pytest.mark.parametrize("family", ["openai", "azure"])
+@pytest.mark.parametrize("model", RESPONSES_MODELS)
+def test_openai_reasoning_models_use_the_responses_api(family: str, model: str) -> None:
+    assert caps_for(family, model).wire == "responses"
+
+
+@pytest.mark.parametrize("family", ["openai", "azure"])
+@pytest.mark.parametrize("model", CHAT_MODELS)
+def test_openai_chat_models_keep_chat_completions(family: str, model: str) -> None:
+    assert caps_for(family, model).wire == "chat"
+
+
+@pytest.mark.parametrize("family", ["openrouter", "groq", "mycorp", "together"])
+def test_other_providers_keep_chat_completions_for_the_same_names(family: str) -> None:
+    # Their OpenAI-compatible endpoints are Chat Completions; /responses is opt-in per provider.
+    for model in ("gpt-5.6-terra", "o3", "gpt-5.1-codex"):
+        assert caps_for(family, model).wire == "chat"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from vdm.protocol.signatures import CHAT_REASONING, pack_reasoning, pack_thought
 from vdm.server.passthrough import forwarded_headers, with_model
 
 SIGNED = {"type": "thinking", "thinking": "hmm", "signature": "EqQBCkgIARABGAIiQ"}
@@ -47,6 +50,44 @@ def test_foreign_thinking_blocks_are_dropped_signed_ones_kept() -> None:
     assert sent["messages"][1]["content"][0] == SIGNED
     assert sent["messages"][2]["content"] == [{"type": "text", "text": "x"}]
     assert sent["some_future_field"] == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [CHAT_REASONING, pack_reasoning("rs_1", "gAAAAB-encrypted"), pack_thought("Cs0BAdHtim+/="), ""],
+    ids=["chat-reasoning", "responses-item", "gemini-thought", "unsigned"],
+)
+@pytest.mark.parametrize("indent", [None, 1], ids=["compact", "spaced"])
+def test_vdm_signed_thinking_is_dropped_before_anthropic(
+    signature: str, indent: int | None
+) -> None:
+    """A session that went through another provider carries vdm's thinking blocks; Anthropic
+    would answer `Invalid signature in thinking block`, so they never reach it."""
+    data = json.loads(_body())
+    own = {"type": "thinking", "thinking": "from deepseek", "signature": signature}
+    tool = {"type": "tool_use", "id": "toolu_9", "name": "Bash", "input": {"command": "ls"}}
+    data["messages"].append({"role": "assistant", "content": [own, tool]})
+    sent = json.loads(with_model(json.dumps(data, indent=indent).encode(), "m", "m"))
+    assert sent["messages"][1]["content"][0] == SIGNED
+    assert sent["messages"][2]["content"] == [tool]
+    assert "from deepseek" not in json.dumps(sent)
+
+
+def test_vdm_looking_text_elsewhere_keeps_the_very_same_bytes() -> None:
+    data = json.loads(_body())
+    data["messages"][0]["content"][0]["text"] = 'the field "vdm-rc1" and "signature" are words'
+    body = json.dumps(data).encode()
+    assert with_model(body, "m", "m") is body
+
+
+def test_only_thinking_blocks_lose_a_vdm_signature() -> None:
+    """A text block quoting a vdm signature is the user's text, never dropped."""
+    data = json.loads(_body())
+    quoted = {"type": "text", "text": "x", "signature": CHAT_REASONING}
+    data["messages"].append({"role": "assistant", "content": [quoted]})
+    sent = json.loads(with_model(json.dumps(data).encode(), "m", "m"))
+    assert sent["messages"][2]["content"] == [quoted]
+    assert sent["messages"][1]["content"][0] == SIGNED
 
 
 def test_anthropic_version_defaults_and_betas_are_joined() -> None:

@@ -4,6 +4,10 @@
 machine: `feed(bytes)` takes upstream reads (SSE `data:` chunks, `[DONE]`) and returns
 canonical events, `finish()` closes the message. A text block is only opened for non-empty
 text.
+
+Reasoning (`reasoning_content`, or `reasoning`) becomes a thinking block signed `vdm-rc1`
+(vdm/protocol/signatures.py): never mistaken for an Anthropic signature, and recognised when
+the client sends the block back, so the text can travel back to providers that need it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
-from vdm.protocol.signatures import id_with_thought
+from vdm.protocol.signatures import CHAT_REASONING, id_with_thought
 from vdm.protocol.sse import SseDecoder
 
 log = logging.getLogger(__name__)
-
-_SIGNATURE: str | None = None
 
 #: OpenAI finish_reason -> Anthropic stop_reason.
 STOP_REASONS: dict[str, str] = {
@@ -126,7 +128,7 @@ def message_from_chat(
     content: list[dict[str, Any]] = []
     reasoning = _reasoning(message)
     if reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": _SIGNATURE or ""})
+        content.append({"type": "thinking", "thinking": reasoning, "signature": CHAT_REASONING})
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
@@ -252,7 +254,7 @@ class ChatStreamDecoder:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
-            self._blocks.thinking(out, reasoning, signature=_SIGNATURE)
+            self._blocks.thinking(out, reasoning, signature=CHAT_REASONING)
             if self._reasoning is not None:
                 self._reasoning.append(reasoning)
         content = delta.get("content")

@@ -104,11 +104,17 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
     # reasoning models need the Responses API: Chat Completions rejects function tools with
     # reasoning on gpt-5.4+, and reasoning summaries exist only there.
     ("^(openai|azure)$", r"^(gpt-|chatgpt-|o\d)", {"prompt_cache_key": True}),
+    (
+        "^(openai|azure)$",
+        r"^(o\d|gpt-5(?!(\.\d+)?-chat)|gpt-([6-9]|\d\d))|codex",
+        {"wire": "responses"},
+    ),
     # Other models whose OpenAI-compatible endpoints take low/medium/high `reasoning_effort`.
     # (Not grok-4, deepseek-reasoner or qwen3: their endpoints reject or ignore it.)
     (None, r"(^|/)(grok-3-mini|gpt-oss|gemini-2\.5|gemini-3)", {"reasoning": True}),
-    # DeepSeek V4: thinking on by default, switched by `thinking`, sized by effort; its
-    # reasoning_content must travel back on tool-call turns.
+    # DeepSeek V4: thinking on by default, switched by `thinking`, sized by effort (low, high,
+    # max; api-docs.deepseek.com/guides/thinking_mode); its reasoning_content must travel back
+    # on tool-call turns. deepseek-reasoner is V4 Flash in thinking mode, not switchable.
     (
         "^deepseek$",
         r"^deepseek-v4",
@@ -119,24 +125,42 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
             "efforts": ("low", "high", "max"),
         },
     ),
-    # Kimi K2 thinking models on Moonshot: reasoning_content must travel back.
-    ("^moonshot$", r"^kimi-k2.*thinking", {"reasoning_echo": True}),
-    # Gemini's OpenAI-compatible endpoint: thought signatures on tool calls, schema subset,
-    # `none|low|medium|high` efforts.
+    ("^deepseek$", r"^deepseek-reasoner", {"reasoning_echo": True}),
+    # Kimi K2 thinking models on Moonshot: reasoning_content must travel back ("thinking is
+    # enabled but reasoning_content is missing in assistant tool call message"). kimi-k2.5 and
+    # later think by default and switch with `thinking`; kimi-k2-thinking always thinks.
+    ("^moonshot$", r"^kimi-k2(-thinking|\.\d)", {"reasoning_echo": True}),
+    ("^moonshot$", r"^kimi-k2\.\d", {"thinking_switch": True}),
+    # Gemini's OpenAI-compatible endpoint: schema subset, `none|low|medium|high` efforts, and
+    # on Gemini 3 (which the `-latest` aliases now serve) thought signatures on tool calls.
     ("^gemini$", r"", {"gemini_schema": True}),
-    ("^gemini$", r"^gemini-3", {"thought_signatures": True}),
+    (
+        "^gemini$",
+        r"(^|/)gemini-(3|flash-latest|flash-lite-latest|pro-latest)",
+        {"thought_signatures": True},
+    ),
     ("^gemini$", r"^gemini-2\.5", {"thinking_config": "budget"}),
     ("^gemini$", r"^gemini-3", {"thinking_config": "level"}),
     # Groq refuses fields it does not know.
     ("^groq$", r"", {"rejects": _GROQ_REJECTS}),
-    # xAI reasoning models refuse penalties and stop sequences.
+    # xAI reasoning models refuse penalties and stop sequences ("Model grok-4 does not support
+    # parameter presencePenalty."); grok-3-mini takes `reasoning_effort` low or high only.
     (
         "^xai$",
         r"^grok-(3-mini|4|code)",
         {"rejects": frozenset({"presence_penalty", "frequency_penalty", "stop"})},
     ),
-    # Mistral: tool call ids are exactly 9 letters or digits.
-    ("^mistral$", r"", {"tool_id": "alnum9"}),
+    ("^xai$", r"^grok-3-mini", {"efforts": ("low", "high")}),
+    # Mistral: tool call ids are exactly 9 letters or digits, and unknown fields are a 422
+    # (`extra_forbidden`): usage arrives in the last chunk without `stream_options`.
+    (
+        "^mistral$",
+        r"",
+        {
+            "tool_id": "alnum9",
+            "rejects": frozenset({"stream_options", "user", "prompt_cache_key"}),
+        },
+    ),
 )
 
 _COMPILED = tuple(

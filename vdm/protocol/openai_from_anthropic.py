@@ -5,6 +5,11 @@ Claude Code's per-version billing header), `role: "system"` entries stay in plac
 shares a user turn with tool results becomes a user message right after the tool messages,
 `is_error` survives as a marker in the tool message, images and PDFs become content parts,
 and nothing Anthropic-only is forwarded.
+
+Per-provider rules come from the target's capabilities (docs/backends/chat.md): reasoning that
+must travel back (`reasoning_content`), Gemini thought signatures on tool calls, Gemini's
+schema subset, Mistral's tool id format, DeepSeek's thinking switch, and fields a provider
+refuses.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from vdm.protocol.anthropic import (
@@ -30,9 +36,11 @@ from vdm.protocol.anthropic import (
     ToolUseBlock,
     UrlSource,
 )
-from vdm.protocol.capabilities import ModelCaps
+from vdm.protocol.capabilities import EFFORT_ORDER, ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
+from vdm.protocol.gemini_schema import gemini_schema
+from vdm.protocol.signatures import CHAT_REASONING, split_thought_id
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +52,19 @@ BILLING_HEADER_PREFIX = "x-anthropic-billing-header"
 TOOL_ERROR_PREFIX = "[tool error] "
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high"}
 _SESSION_RE = re.compile(r"_session_([0-9A-Za-z-]+)")
+#: Gemini 3 accepts this in place of a thought signature it never issued (a call made by
+#: another model, or one whose signature was lost): ai.google.dev thought-signatures FAQ.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_ALNUM9 = re.compile(r"[A-Za-z0-9]{9}")
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The OpenAI Chat Completions body for `req`, sent to `target.model`."""
     caps = target.caps
-    body: dict[str, Any] = {"model": target.model, "messages": _messages(req, caps)}
+    ctx = _Context.of(req, target)
+    body: dict[str, Any] = {"model": target.model, "messages": _messages(req, ctx)}
 
     max_tokens = req.max_tokens
     if target.max_tokens_limit is not None:
@@ -76,7 +89,7 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
                 "function": {
                     "name": t.name,
                     "description": t.description or "",
-                    "parameters": t.input_schema or {"type": "object", "properties": {}},
+                    "parameters": _parameters(t.input_schema, caps),
                 },
             }
             for t in tools
@@ -92,13 +105,17 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
             if choice.disable_parallel_tool_use:
                 body["parallel_tool_calls"] = False
 
+    if caps.thinking_switch and req.thinking is not None:
+        # DeepSeek V4: thinking is on by default; the client's switch is passed on.
+        kind = "disabled" if req.thinking.type == "disabled" else "enabled"
+        body["thinking"] = {"type": kind}
     if caps.reasoning:
         effort = reasoning_effort(req, caps)
         if effort is not None:
             body["reasoning_effort"] = effort
 
     if req.metadata is not None and req.metadata.user_id:
-        user, session = _identity(req.metadata.user_id)
+        user, session = identity(req.metadata.user_id)
         body["user"] = user
         if session and caps.prompt_cache_key:
             body["prompt_cache_key"] = session
@@ -106,7 +123,33 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    if caps.rejects:
+        drop_rejected(body, caps.rejects)
     return body
+
+
+def drop_rejected(body: dict[str, Any], rejects: frozenset[str]) -> None:
+    """Remove the fields a provider refuses, at the top level and on every message (Groq:
+    `reasoning_content`, `prompt_cache_key`; xAI reasoning models: penalties and `stop`)."""
+    for key in rejects.intersection(body):
+        del body[key]
+        log.debug("dropped %r: %s refuses it", key, body.get("model"))
+    for message in body["messages"]:
+        for key in rejects.intersection(message):
+            del message[key]
+            log.debug("dropped %r from a %s message", key, message.get("role"))
+
+
+def _parameters(schema: dict[str, Any] | None, caps: ModelCaps) -> dict[str, Any]:
+    if not schema:
+        return {"type": "object", "properties": {}}
+    if not caps.gemini_schema:
+        return schema
+    dropped: set[str] = set()
+    cleaned = gemini_schema(schema, dropped)
+    if dropped:
+        log.debug("tool schema keywords Gemini does not take, dropped: %s", sorted(dropped))
+    return cleaned
 
 
 def reasoning_effort(req: MessagesRequest, caps: ModelCaps) -> str | None:
@@ -119,14 +162,14 @@ def reasoning_effort(req: MessagesRequest, caps: ModelCaps) -> str | None:
     if isinstance(effort, str):
         if effort in ("max", "xhigh"):
             return caps.max_effort
-        return _EFFORTS.get(effort)
+        return caps.effort(effort) if effort in EFFORT_ORDER else None
     if thinking is not None and thinking.type == "enabled" and thinking.budget_tokens:
         budget = thinking.budget_tokens
-        return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+        return caps.effort("low" if budget < 4096 else "medium" if budget < 16384 else "high")
     return None
 
 
-def _identity(user_id: str) -> tuple[str, str | None]:
+def identity(user_id: str) -> tuple[str, str | None]:
     """A stable `user` (<= 64 chars) and the session id for `prompt_cache_key`.
 
     Claude Code sends a JSON string with device_id/account_uuid/session_id; the user is the
@@ -153,12 +196,76 @@ def _identity(user_id: str) -> tuple[str, str | None]:
 # --- messages -------------------------------------------------------------------------------
 
 
-def _messages(req: MessagesRequest, caps: ModelCaps) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class _Context:
+    """What the message encoders need to know about the request and its destination."""
+
+    target: Target
+    #: Assistant turns carry `reasoning_content` (DeepSeek V4 / Kimi thinking).
+    echo: bool
+    #: Tool call ids must be `[A-Za-z0-9]{9}` (Mistral).
+    alnum9: bool
+    #: Tool calls carry Gemini thought signatures (`extra_content`).
+    signatures: bool
+    #: Index of the first message of the current turn (after the last user message that is
+    #: not a tool result): Gemini checks signatures only there.
+    turn_start: int
+
+    @classmethod
+    def of(cls, req: MessagesRequest, target: Target) -> _Context:
+        caps = target.caps
+        # With thinking switched off (DeepSeek V4 `thinking: disabled`) nothing must travel
+        # back; models whose thinking cannot be switched off always think.
+        off = caps.thinking_switch and req.thinking is not None and req.thinking.type == "disabled"
+        turn_start = 0
+        if caps.thought_signatures:
+            for index, message in enumerate(req.messages):
+                if message.role == "user" and not _has_tool_result(message.content):
+                    turn_start = index + 1
+        return cls(
+            target=target,
+            echo=caps.reasoning_echo and not off,
+            alnum9=caps.tool_id == "alnum9",
+            signatures=caps.thought_signatures,
+            turn_start=turn_start,
+        )
+
+    def wire_id(self, client_id: str) -> tuple[str, str | None]:
+        """(the id the provider sees, the Gemini thought signature the client's id carried).
+
+        A signature rides in the client's id (vdm/protocol/signatures.py); the provider gets
+        the base id. Mistral gets a deterministic 9-character hash of anything else, the
+        same in the assistant's tool calls and in the tool messages. Renames are recorded so
+        an id the model echoes maps back to the client's.
+        """
+        upstream, signature = split_thought_id(client_id)
+        if self.alnum9 and not _ALNUM9.fullmatch(upstream):
+            upstream = alnum9(upstream)
+        if upstream != client_id:
+            self.target.tool_ids[upstream] = client_id
+        return upstream, signature
+
+
+def alnum9(tool_id: str) -> str:
+    """A stable `[A-Za-z0-9]{9}` id for `tool_id` (62**9 values: collisions are negligible)."""
+    number = int.from_bytes(hashlib.sha256(tool_id.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(9):
+        number, digit = divmod(number, 62)
+        chars.append(_ALNUM[digit])
+    return "".join(chars)
+
+
+def _has_tool_result(content: str | list[Any]) -> bool:
+    return not isinstance(content, str) and any(isinstance(b, ToolResultBlock) for b in content)
+
+
+def _messages(req: MessagesRequest, ctx: _Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     system = system_text(req.system)
     if system:
         out.append({"role": "system", "content": system})
-    for message in req.messages:
+    for index, message in enumerate(req.messages):
         content = message.content
         if message.role == "system":
             text = content if isinstance(content, str) else _join_text(content)
@@ -167,9 +274,9 @@ def _messages(req: MessagesRequest, caps: ModelCaps) -> list[dict[str, Any]]:
             if isinstance(content, str):
                 out.append({"role": "user", "content": content})
             else:
-                out.extend(_user_messages(content))
+                out.extend(_user_messages(content, ctx))
         else:
-            out.append(_assistant_message(content))
+            out.append(_assistant_message(content, ctx, index >= ctx.turn_start))
     return out
 
 
@@ -188,7 +295,7 @@ def _join_text(blocks: list[Any]) -> str:
     return "\n\n".join(b.text for b in blocks if isinstance(b, TextBlock))
 
 
-def _user_messages(blocks: list[Any]) -> list[dict[str, Any]]:
+def _user_messages(blocks: list[Any], ctx: _Context) -> list[dict[str, Any]]:
     """Tool results first (OpenAI wants them right after the assistant's tool calls), then
     everything else of the same turn as one user message, so no text is lost."""
     tool_messages: list[dict[str, Any]] = []
@@ -196,7 +303,7 @@ def _user_messages(blocks: list[Any]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for block in blocks:
         if isinstance(block, ToolResultBlock):
-            tool_messages.append(_tool_message(block, moved))
+            tool_messages.append(_tool_message(block, moved, ctx))
         elif isinstance(block, TextBlock):
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, ImageBlock):
@@ -219,7 +326,9 @@ def _user_messages(blocks: list[Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def _tool_message(block: ToolResultBlock, moved: list[dict[str, Any]]) -> dict[str, Any]:
+def _tool_message(
+    block: ToolResultBlock, moved: list[dict[str, Any]], ctx: _Context
+) -> dict[str, Any]:
     content = block.content
     if content is None:
         text = ""
@@ -242,7 +351,7 @@ def _tool_message(block: ToolResultBlock, moved: list[dict[str, Any]]) -> dict[s
         text = "\n".join(texts)
     if block.is_error:
         text = TOOL_ERROR_PREFIX + text
-    return {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
+    return {"role": "tool", "tool_call_id": ctx.wire_id(block.tool_use_id)[0], "content": text}
 
 
 def _image_part(block: ImageBlock) -> dict[str, Any]:
@@ -284,31 +393,74 @@ def _document_parts(block: DocumentBlock) -> list[dict[str, Any]]:
     )
 
 
-def _assistant_message(content: str | list[Any]) -> dict[str, Any]:
+def _assistant_message(content: str | list[Any], ctx: _Context, current: bool) -> dict[str, Any]:
+    """One assistant turn. `current`: it belongs to the turn in progress (Gemini checks the
+    thought signatures of those calls)."""
     if isinstance(content, str):
-        return {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if ctx.echo:
+            message["reasoning_content"] = ""
+        return message
     texts: list[str] = []
+    reasoning: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    client_ids: list[str] = []
     for block in content:
         if isinstance(block, TextBlock):
             if block.text:
                 texts.append(block.text)
         elif isinstance(block, ToolUseBlock):
-            tool_calls.append(
-                {
-                    "id": block.id,
-                    "type": "function",
-                    "function": {
-                        "name": block.name,
-                        "arguments": json.dumps(block.input, ensure_ascii=False),
-                    },
-                }
-            )
-        # Thinking blocks are the model's private reasoning: OpenAI-format providers neither
-        # take them back nor could verify them, so they are not forwarded.
-    message: dict[str, Any] = {"role": "assistant", "content": "\n\n".join(texts) or None}
+            tool_calls.append(_tool_call(block, ctx))
+            client_ids.append(block.id)
+        elif isinstance(block, ThinkingBlock) and ctx.echo:
+            # Reasoning vdm received as `reasoning_content` (signed `vdm-rc1`, or unsigned
+            # from an older vdm) goes back where the provider needs it. Other thinking (signed
+            # by Anthropic, or carrying Responses/Gemini state) is not reasoning_content.
+            if block.thinking and block.signature in (None, "", CHAT_REASONING):
+                reasoning.append(block.thinking)
+        # Otherwise thinking blocks are the model's private reasoning: OpenAI-format
+        # providers neither take them back nor could verify them.
+    message = {"role": "assistant", "content": "\n\n".join(texts) or None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+        if current and ctx.signatures and "extra_content" not in tool_calls[0]:
+            # Gemini 3 wants a signature on the first call of each step of the current turn;
+            # a call it did not make (another model's, or one whose signature was lost) gets
+            # the documented stand-in. Later parallel calls are never stamped.
+            tool_calls[0]["extra_content"] = {"google": {"thought_signature": SKIP_SIGNATURE}}
     elif message["content"] is None:
         message["content"] = ""
+    if ctx.echo:
+        message["reasoning_content"] = "".join(reasoning) or _cached_reasoning(client_ids, ctx)
     return message
+
+
+def _tool_call(block: ToolUseBlock, ctx: _Context) -> dict[str, Any]:
+    call_id, signature = ctx.wire_id(block.id)
+    call: dict[str, Any] = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)},
+    }
+    if signature and ctx.signatures:
+        call["extra_content"] = {"google": {"thought_signature": signature}}
+    return call
+
+
+def _cached_reasoning(client_ids: list[str], ctx: _Context) -> str:
+    """The reasoning of a tool-call turn whose thinking block the client dropped, from the
+    gateway's cache; else the empty string.
+
+    DeepSeek V4 and Kimi reject a tool-call turn without the `reasoning_content` field, and
+    take an empty one: it is what they themselves return for a call made without reasoning,
+    and what the clients that backfill the field send (docs/backends/chat.md).
+    """
+    cache = ctx.target.reasoning_cache
+    if cache is not None:
+        for client_id in client_ids:
+            found = cache.get(client_id)
+            if found:
+                return found
+    if client_ids:
+        log.debug("no reasoning to send back for tool calls %s: sending it empty", client_ids)
+    return ""

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
 from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.signatures import is_vdm_signature
 from vdm.server.asgi import SSE_HEADERS, Incoming, Send, send_bytes
 from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
 from vdm.upstream.client import UpstreamClient
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("vdm.requests")
 
 _FORWARDED = (b"anthropic-version", b"anthropic-beta")
+#: What a thinking block that Anthropic would reject looks like in the raw body: no signature,
+#: or one of vdm's own (`vdm-rc1`, `vdm-rs1:…`, `vdm-g1:…`), as compact or spaced JSON.
+_FOREIGN_MARKS = (
+    b'"signature":""',
+    b'"signature": ""',
+    b'"signature":"vdm-',
+    b'"signature": "vdm-',
+)
 #: Send what has been read once this many reads are waiting, even if more is ready.
 _MAX_PENDING = 256
 
@@ -48,11 +57,12 @@ def with_model(body: bytes, requested: str, model: str) -> bytes:
     """The body with `model` replaced and foreign thinking blocks dropped; the very same bytes
     when neither applies.
 
-    A thinking block without a signature was made by vdm from another provider's reasoning
-    (a conversation that changed model on the way); Anthropic rejects such blocks, so they are
-    left out. Signed thinking blocks, and everything else, go through untouched.
+    A thinking block without a signature, or signed by vdm (`vdm-…`), was made by vdm from
+    another provider's reasoning (a conversation that changed model on the way); Anthropic
+    rejects such blocks, so they are left out. Thinking blocks Anthropic signed, and
+    everything else, go through untouched.
     """
-    foreign = b'"signature":""' in body or b'"signature": ""' in body
+    foreign = any(mark in body for mark in _FOREIGN_MARKS)
     if model == requested and not foreign:
         return body
     data: dict[str, Any] = json.loads(body)
@@ -68,9 +78,10 @@ def with_model(body: bytes, requested: str, model: str) -> bytes:
 
 
 def _foreign_thinking(block: Any) -> bool:
-    return (
-        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
-    )
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return signature is None or (isinstance(signature, str) and is_vdm_signature(signature))
 
 
 async def count_tokens(

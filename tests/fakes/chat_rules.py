@@ -1,0 +1,388 @@
+"""What each provider's real Chat Completions endpoint rejects, as pure validators.
+
+A lenient fake proves nothing (STYLE.md): these rules make `FakeOpenAI(rules=family)` answer
+the way the real API does, with its status, error shape and message, quoted from the
+provider's own replies (see docs/backends/chat.md for the sources)::
+
+    check("deepseek", request_json, "/v1/chat/completions")  # -> (400, {...}) or None
+
+Each validator takes the request body and path and returns `(status, error body)` for a
+request the provider refuses, else None. Only documented or reported rejections are modelled;
+where a provider is known to accept something (DeepSeek and Kimi take an empty
+`reasoning_content`), the fake accepts it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, TypeAlias
+
+#: (HTTP status, JSON error body)
+Rejection: TypeAlias = tuple[int, Any]
+Rule: TypeAlias = Callable[[dict[str, Any], str], Rejection | None]
+
+
+def check(family: str, body: Any, path: str) -> Rejection | None:
+    """The rejection `family`'s API gives `body` sent to `path`, or None if it takes it."""
+    rule = RULES.get(family)
+    if rule is None:
+        raise ValueError(f"no rules for provider family {family!r}; known: {sorted(RULES)}")
+    if not isinstance(body, dict):
+        return None  # a body that is not JSON gets the fake's ordinary treatment
+    return rule(body, path)
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+def _tool_call_turns(body: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for index, message in enumerate(_messages(body)):
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            yield index, message
+
+
+def _openai_error(message: str, param: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    }
+
+
+# --- OpenAI -----------------------------------------------------------------------------------
+
+#: gpt-5.4+, gpt-6+: reasoning (on by default) and function tools exclude each other on Chat
+#: Completions (openai/openai-openapi#541, aaif-goose/goose#11413).
+_OPENAI_TOOLS_NEED_RESPONSES = re.compile(r"^gpt-(5\.([4-9]|\d{2,})|[6-9])(?!.*-chat)")
+
+
+def openai(body: dict[str, Any], path: str) -> Rejection | None:
+    model = str(body.get("model") or "")
+    if not path.endswith("/chat/completions") or not body.get("tools"):
+        return None
+    if _OPENAI_TOOLS_NEED_RESPONSES.match(model) and body.get("reasoning_effort") != "none":
+        message = (
+            f"Function tools with reasoning_effort are not supported for {model} in "
+            "/v1/chat/completions. To use function tools, use /v1/responses or set "
+            "reasoning_effort to 'none'."
+        )
+        return 400, _openai_error(message, "reasoning_effort")
+    return None
+
+
+# --- DeepSeek ---------------------------------------------------------------------------------
+
+_DEEPSEEK_SWITCHABLE = re.compile(r"^deepseek-v4")
+_DEEPSEEK_ALWAYS = re.compile(r"^deepseek-reasoner")
+
+
+def deepseek(body: dict[str, Any], path: str) -> Rejection | None:
+    """Thinking mode (the default on V4): every assistant turn with tool calls must carry its
+    `reasoning_content` (a string; the empty string is what DeepSeek itself returns for a call
+    made without reasoning) in every later request."""
+    model = str(body.get("model") or "")
+    thinking = body.get("thinking")
+    off = isinstance(thinking, dict) and thinking.get("type") == "disabled"
+    on = bool(_DEEPSEEK_ALWAYS.match(model)) or (
+        bool(_DEEPSEEK_SWITCHABLE.match(model)) and not off
+    )
+    if not on:
+        return None
+    for _, message in _tool_call_turns(body):
+        if not isinstance(message.get("reasoning_content"), str):
+            error = _openai_error(
+                "The `reasoning_content` in the thinking mode must be passed back to the API."
+            )
+            error["error"]["code"] = "invalid_request_error"
+            return 400, error
+    return None
+
+
+# --- Kimi (Moonshot) --------------------------------------------------------------------------
+
+_KIMI_ALWAYS = re.compile(r"^kimi-k2-thinking")
+_KIMI_SWITCHABLE = re.compile(r"^kimi-k2\.\d")
+
+
+def moonshot(body: dict[str, Any], path: str) -> Rejection | None:
+    model = str(body.get("model") or "")
+    thinking = body.get("thinking")
+    off = isinstance(thinking, dict) and thinking.get("type") == "disabled"
+    if not (_KIMI_ALWAYS.match(model) or (_KIMI_SWITCHABLE.match(model) and not off)):
+        return None
+    for index, message in _tool_call_turns(body):
+        if not isinstance(message.get("reasoning_content"), str):
+            text = (
+                "thinking is enabled but reasoning_content is missing in assistant tool call "
+                f"message at index {index}"
+            )
+            return 400, {"error": {"message": text, "type": "invalid_request_error"}}
+    return None
+
+
+# --- Gemini (OpenAI-compatible endpoint) ------------------------------------------------------
+
+_GEMINI_SIGNED = re.compile(r"(^|/)gemini-(3|flash-latest|flash-lite-latest|pro-latest)")
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+#: The fields of Gemini's proto `Schema` (generativelanguage v1beta): anything else in a
+#: function's parameters is "Unknown name".
+_SCHEMA_FIELDS = frozenset(
+    {
+        *("type", "format", "title", "description", "nullable", "enum", "items", "properties"),
+        *("required", "minItems", "maxItems", "minProperties", "maxProperties", "minLength"),
+        *("maxLength", "pattern", "example", "anyOf", "propertyOrdering", "default"),
+        *("minimum", "maximum"),
+    }
+)
+_SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object"})
+
+
+def _google_error(message: str) -> list[dict[str, Any]]:
+    # The compat endpoint wraps Google's error object in a list.
+    return [{"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}]
+
+
+def _schema_problem(schema: Any, at: str) -> str | None:
+    if not isinstance(schema, dict):
+        return None
+    for key, value in schema.items():
+        if key not in _SCHEMA_FIELDS:
+            return (
+                f"Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find "
+                "field."
+            )
+        if key == "type" and isinstance(value, list):
+            return (
+                f"Invalid JSON payload received. Unknown name \"type\" at '{at}': Proto field "
+                "is not repeating, cannot start list."
+            )
+        if key == "type" and str(value).lower() not in _SCHEMA_TYPES:
+            return (
+                f"Invalid value at '{at}.type' "
+                f'(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "{value}"'
+            )
+    if "enum" in schema and str(schema.get("type", "string")).lower() != "string":
+        return f"* GenerateContentRequest.{at}.enum: only allowed for STRING type"
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for position, sub in enumerate(properties.values()):
+            problem = _schema_problem(sub, f"{at}.properties[{position}].value")
+            if problem:
+                return problem
+    problem = _schema_problem(schema.get("items"), f"{at}.items")
+    if problem:
+        return problem
+    for position, sub in enumerate(schema.get("anyOf") or ()):
+        problem = _schema_problem(sub, f"{at}.any_of[{position}]")
+        if problem:
+            return problem
+    return None
+
+
+def _signature_problem(signature: Any) -> bool:
+    """A signature Gemini would not take: not the documented stand-in, not its base64."""
+    if signature == SKIP_SIGNATURE:
+        return False
+    if not isinstance(signature, str) or not signature:
+        return True
+    try:
+        base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return True
+    return False
+
+
+def _signature(call: Any) -> Any:
+    extra = call.get("extra_content") if isinstance(call, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    return google.get("thought_signature") if isinstance(google, dict) else None
+
+
+def gemini(body: dict[str, Any], path: str) -> Rejection | None:
+    """Tool schemas must fit the proto `Schema`; on Gemini 3 the first call of every step of
+    the current turn (after the last user message that is not a tool result) must carry its
+    thought signature back (ai.google.dev/gemini-api/docs/thought-signatures)."""
+    for position, tool in enumerate(body.get("tools") or ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            at = f"tools[0].function_declarations[{position}].parameters"
+            problem = _schema_problem(function.get("parameters"), at)
+            if problem:
+                return 400, _google_error(problem)
+    if not _GEMINI_SIGNED.search(str(body.get("model") or "")):
+        return None
+    contents = [m for m in _messages(body) if m.get("role") not in ("system", "developer")]
+    start = 0
+    for index, message in enumerate(contents):
+        after_tool = index > 0 and contents[index - 1].get("role") == "tool"
+        if message.get("role") == "user" and not after_tool:
+            start = index + 1
+    for index, message in enumerate(contents[start:], start):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        signature = _signature(calls[0])
+        if signature is None:
+            name = (calls[0].get("function") or {}).get("name")
+            return 400, _google_error(
+                "Function call is missing a thought_signature in functionCall parts. This is "
+                "required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call "
+                f"`default_api:{name}` , position {index + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+    for _, message in _tool_call_turns(body):
+        for call in message["tool_calls"]:
+            signature = _signature(call)
+            if signature is not None and _signature_problem(signature):
+                return 400, _google_error("Corrupted thought signature.")
+    return None
+
+
+# --- Mistral ----------------------------------------------------------------------------------
+
+_MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
+_MISTRAL_FIELDS = frozenset(
+    {
+        *("model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop"),
+        *("random_seed", "metadata", "response_format", "tools", "tool_choice"),
+        *("presence_penalty", "frequency_penalty", "n", "prediction", "parallel_tool_calls"),
+        *("prompt_mode", "safe_prompt", "reasoning_effort"),
+    }
+)
+_MISTRAL_MESSAGE_FIELDS = {
+    "system": frozenset({"role", "content"}),
+    "user": frozenset({"role", "content"}),
+    "assistant": frozenset({"role", "content", "tool_calls", "prefix"}),
+    "tool": frozenset({"role", "content", "tool_call_id", "name"}),
+}
+
+
+def _extra_forbidden(loc: list[Any], value: Any) -> dict[str, Any]:
+    return {
+        "type": "extra_forbidden",
+        "loc": loc,
+        "msg": "Extra inputs are not permitted",
+        "input": value,
+    }
+
+
+def mistral(body: dict[str, Any], path: str) -> Rejection | None:
+    """Unknown fields are a 422 (pydantic `extra_forbidden`); tool call ids must be exactly
+    nine letters or digits, in the assistant's calls and in the tool messages."""
+    detail = [_extra_forbidden(["body", k], body[k]) for k in body if k not in _MISTRAL_FIELDS]
+    for index, message in enumerate(_messages(body)):
+        role = str(message.get("role"))
+        allowed = _MISTRAL_MESSAGE_FIELDS.get(role, frozenset({"role", "content"}))
+        detail += [
+            _extra_forbidden(["body", "messages", index, role, key], message[key])
+            for key in message
+            if key not in allowed
+        ]
+    if detail:
+        error = {"detail": detail}
+        return 422, {
+            "object": "error",
+            "message": error,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    for message in _messages(body):
+        ids = [call.get("id") for call in message.get("tool_calls") or () if isinstance(call, dict)]
+        if message.get("role") == "tool":
+            ids.append(message.get("tool_call_id"))
+        for tool_id in ids:
+            if not isinstance(tool_id, str) or not _MISTRAL_ID.fullmatch(tool_id):
+                text = f"Tool call id was {tool_id} but must be a-z, A-Z, 0-9, with a length of 9."
+                body_ = {"object": "error", "message": text, "type": "invalid_function_call"}
+                return 400, {**body_, "param": None, "code": "3280"}
+    return None
+
+
+# --- Groq -------------------------------------------------------------------------------------
+
+_GROQ_FIELDS = frozenset(
+    {
+        *("model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p"),
+        *("n", "stop", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls"),
+        *("user", "seed", "response_format", "reasoning_effort", "reasoning_format"),
+        *("include_reasoning", "frequency_penalty", "presence_penalty", "logprobs"),
+        *("top_logprobs", "logit_bias", "service_tier", "metadata", "search_settings"),
+        *("documents", "citation_options", "compound_custom", "functions", "function_call"),
+    }
+)
+_GROQ_MESSAGE_FIELDS = {
+    "system": frozenset({"role", "content", "name"}),
+    "developer": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "tool_calls", "function_call"}),
+    "tool": frozenset({"role", "content", "tool_call_id", "name"}),
+}
+
+
+def groq(body: dict[str, Any], path: str) -> Rejection | None:
+    """Groq refuses every property it does not know, at the top level and on messages."""
+    for key in body:
+        if key not in _GROQ_FIELDS:
+            return 400, {
+                "error": {
+                    "message": f"property '{key}' is unsupported",
+                    "type": "invalid_request_error",
+                }
+            }
+    for index, message in enumerate(_messages(body)):
+        role = str(message.get("role"))
+        allowed = _GROQ_MESSAGE_FIELDS.get(role, frozenset({"role", "content"}))
+        for key in message:
+            if key not in allowed:
+                text = (
+                    f"'messages.{index}' : for 'role:{role}' the following must be satisfied"
+                    f"[('messages.{index}' : property '{key}' is unsupported)]"
+                )
+                return 400, {"error": {"message": text, "type": "invalid_request_error"}}
+    return None
+
+
+# --- xAI --------------------------------------------------------------------------------------
+
+_XAI_REASONING = re.compile(r"^grok-(3-mini|4|code)")
+#: grok-4 reasons but takes no `reasoning_effort` (lobehub/lobehub#8379).
+_XAI_NO_EFFORT = re.compile(r"^grok-(4(?![.\d])|code)")
+_XAI_NAMES = {
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+    "stop": "stop",
+    "reasoning_effort": "reasoningEffort",
+}
+
+
+def xai(body: dict[str, Any], path: str) -> Rejection | None:
+    """Reasoning models refuse penalties and stop sequences ("Model grok-4 does not support
+    parameter presencePenalty.")."""
+    model = str(body.get("model") or "")
+    if not _XAI_REASONING.match(model):
+        return None
+    refused = ["presence_penalty", "frequency_penalty", "stop"]
+    if _XAI_NO_EFFORT.match(model):
+        refused.append("reasoning_effort")
+    for key in refused:
+        if key in body:
+            message = f"Model {model} does not support parameter {_XAI_NAMES[key]}."
+            return 400, {"code": "Client specified an invalid argument", "error": message}
+    return None
+
+
+RULES: dict[str, Rule] = {
+    "openai": openai,
+    "azure": openai,
+    "deepseek": deepseek,
+    "moonshot": moonshot,
+    "gemini": gemini,
+    "mistral": mistral,
+    "groq": groq,
+    "xai": xai,
+}
