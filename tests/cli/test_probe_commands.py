@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, HangReply, JsonReply, Recorded, Reply
+from tests.fakes.responses_upstream import FakeResponses, responses_reply
 from tests.harness import running_vdm
 from vdm.cli.main import app
 from vdm.config.secrets import mask
@@ -39,7 +40,7 @@ _CONFIG_VAR = re.compile(
 )
 
 
-class StrictOpenAI(FakeOpenAI):
+class StrictOpenAI(FakeResponses):
     """A fake OpenAI upstream that checks the key, as the real one does: any other key gets
     OpenAI's 401, which quotes the key it got. `models_reply` replaces the models list."""
 
@@ -61,6 +62,14 @@ class StrictOpenAI(FakeOpenAI):
         if request.method == "GET" and self.models_reply is not None:
             return self.models_reply
         return super()._route(request)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeResponses]:
+    """OpenAI: its gpt-5 fallback aliases are called on /v1/responses, gpt-4o-mini on
+    /v1/chat/completions (vdm/protocol/capabilities.py)."""
+    with FakeResponses() as upstream:
+        yield upstream
 
 
 @pytest.fixture
@@ -127,7 +136,15 @@ def _row(output: str, first: str) -> str:
 
 
 def _one_token(request: Recorded) -> bool:
+    """A one-token `ping`: in Chat Completions, or in Responses, whose smallest
+    `max_output_tokens` is 16."""
     body = request.json
+    if "input" in body:
+        last = body["input"][-1]["content"]
+        return body.get("max_output_tokens") == 16 and last in (
+            "ping",
+            [{"type": "input_text", "text": "ping"}],
+        )
     return (body.get("max_tokens") == 1 or body.get("max_completion_tokens") == 1) and body[
         "messages"
     ][-1]["content"] in ("ping", [{"type": "text", "text": "ping"}])
@@ -143,9 +160,9 @@ def test_health_upstream_all_ok_lists_each_provider_with_its_latency(
     _claude(monkeypatch, ant)
     result = _vdm("health", "upstream")
     assert result.exit_code == 0, result.output
-    for provider in ("openai", "claude"):
+    for provider, count in (("openai", 6), ("claude", 3)):
         row = _row(result.stdout, provider)
-        assert re.search(r"\bok\s+\d+ ms\s+3 models listed$", row), row
+        assert re.search(rf"\bok\s+\d+ ms\s+{count} models listed$", row), row
     assert "2 ok" in result.stdout
     # An authenticated GET of each models list, in each provider's own auth scheme.
     assert (fake.last.method, fake.last.path) == ("GET", "/v1/models")
@@ -336,6 +353,10 @@ def _by_model(request: Recorded) -> Reply:
             "type": "invalid_request_error",
         }
         return JsonReply({"error": error}, status=404)
+    if request.path.endswith("/responses"):
+        return responses_reply("p", status="incomplete", incomplete_reason="max_output_tokens")(
+            request
+        )
     return JsonReply(
         {
             "id": "chatcmpl-1",
@@ -357,7 +378,7 @@ def _by_model(request: Recorded) -> Reply:
 def test_models_tests_every_alias_and_reports_the_failing_one(
     home: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI
 ) -> None:
-    fake.default = _by_model
+    fake.default = fake.chat_default = _by_model
     _openai(monkeypatch, fake.base_url)
     _configure(
         monkeypatch,

@@ -1,0 +1,369 @@
+"""OpenAI Responses answer/stream -> canonical (Anthropic) message/events (pure).
+
+`message_from_response` converts a whole `response` object; `ResponsesStreamDecoder` is the
+stream state machine (../shared/reference/dialects.md A2, A3):
+
+- a `reasoning` item becomes a thinking block: its summary (or raw reasoning text) streams as
+  thinking deltas, and when the item is done its id and encrypted content are sealed into the
+  block's signature (`vdm-rs1:`, vdm/protocol/signatures.py) so the client hands them back on
+  the next turn. A reasoning item without any text still becomes a block, signature only, so
+  it can be replayed.
+- a `message` item's `output_text` and `refusal` parts become text; a `function_call` item a
+  tool_use block whose arguments stream as `input_json_delta`.
+- `response.completed` / `response.incomplete` end the message; `response.failed` and
+  `error` events raise VdmError; a body that ends before any of them is a 502.
+
+Items are decoded one at a time: events of an item that starts while another is still open
+are held until that one is done, so blocks never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from vdm.protocol.anthropic_from_openai import tool_input
+from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
+from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
+from vdm.protocol.events import (
+    Blocks,
+    Event,
+    InputJsonDelta,
+    MessageEnd,
+    ThinkingDelta,
+    ThinkingStart,
+    ToolUseStart,
+)
+from vdm.protocol.signatures import pack_reasoning
+from vdm.protocol.sse import SseDecoder
+
+log = logging.getLogger(__name__)
+
+#: `incomplete_details.reason` -> Anthropic stop_reason.
+INCOMPLETE_REASONS: dict[str, str] = {
+    "max_output_tokens": "max_tokens",
+    "content_filter": "refusal",
+}
+#: Error `code` of a failed response (or an `error` event) -> the HTTP status the client sees.
+ERROR_STATUS: dict[str, int] = {
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "server_is_overloaded": 529,
+    "slow_down": 529,
+    "context_length_exceeded": 400,
+    "invalid_prompt": 400,
+    "invalid_encrypted_content": 400,
+}
+
+
+def error_from_failure(error: Any) -> VdmError:
+    """The VdmError for a failed response's `error` or an `error` event."""
+    if isinstance(error, dict) and isinstance(error.get("error"), dict):
+        error = error["error"]  # `{"type": "error", "error": {...}}`
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    message = str(message or code or "the response failed")
+    status = ERROR_STATUS.get(code, 500) if isinstance(code, str) else 500
+    if code == "context_length_exceeded":
+        # Claude Code compacts the conversation when it reads this prefix.
+        return VdmError(400, f"prompt is too long: {message}")
+    return VdmError(status, f"upstream error: {message}")
+
+
+def usage_from_responses(usage: Any) -> dict[str, int]:
+    """Anthropic usage from a Responses usage object; `input_tokens` excludes cache reads
+    and writes, `output_tokens` includes reasoning (as on both APIs)."""
+    if not isinstance(usage, dict):
+        return {"input_tokens": 0, "output_tokens": 0}
+    details = usage.get("input_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
+    return {
+        "input_tokens": max(int(usage.get("input_tokens") or 0) - cached - written, 0),
+        "output_tokens": int(usage.get("output_tokens") or 0),
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": written,
+    }
+
+
+def _texts(parts: Any, *kinds: str) -> list[str]:
+    """The texts of the parts of `kinds` (`summary_text`, `output_text`, ...)."""
+    out: list[str] = []
+    for part in parts if isinstance(parts, list) else ():
+        if isinstance(part, dict) and part.get("type") in kinds:
+            text = part.get("text") if part.get("type") != "refusal" else part.get("refusal")
+            if isinstance(text, str) and text:
+                out.append(text)
+    return out
+
+
+def _reasoning_text(item: dict[str, Any]) -> str:
+    """A reasoning item's summary parts (or raw reasoning text) joined as one thinking text."""
+    return "\n\n".join(
+        _texts(item.get("summary"), "summary_text") or _texts(item.get("content"), "reasoning_text")
+    )
+
+
+def _stop_reason(response: dict[str, Any], tool_use: bool, refusal: bool) -> str:
+    if response.get("status") == "incomplete":
+        details = response.get("incomplete_details") or {}
+        return INCOMPLETE_REASONS.get(str(details.get("reason")), "end_turn")
+    if tool_use:
+        return "tool_use"
+    return "refusal" if refusal else "end_turn"
+
+
+def message_from_response(
+    response: dict[str, Any], target: Target, *, thinking: bool = True
+) -> dict[str, Any]:
+    """The Anthropic Message for a non-streaming Responses answer (`thinking=False`: the
+    client switched thinking off, reasoning items are left out)."""
+    if response.get("status") == "failed" or isinstance(response.get("error"), dict):
+        raise error_from_failure(response.get("error"))
+    content: list[dict[str, Any]] = []
+    tool_use = refusal = False
+    for item in response.get("output") or ():
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "reasoning":
+            text, encrypted = _reasoning_text(item), item.get("encrypted_content")
+            if thinking and (text or encrypted):
+                signature = pack_reasoning(str(item.get("id") or ""), encrypted)
+                content.append({"type": "thinking", "thinking": text, "signature": signature})
+        elif kind == "message":
+            for part in item.get("content") or ():
+                texts = _texts([part], "output_text", "refusal")
+                refusal = refusal or (bool(texts) and part.get("type") == "refusal")
+                content.extend({"type": "text", "text": t} for t in texts)
+        elif kind == "function_call":
+            tool_use = True
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": target.client_tool_id(item.get("call_id") or new_tool_id()),
+                    "name": target.client_tool_name(item.get("name") or ""),
+                    "input": tool_input(item.get("arguments")),
+                }
+            )
+        else:
+            log.debug("dropped a %s output item", kind)
+    return {
+        "id": new_message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": target.requested,
+        "content": content,
+        "stop_reason": _stop_reason(response, tool_use, refusal),
+        "stop_sequence": None,
+        "usage": usage_from_responses(response.get("usage")),
+    }
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Item:
+    """What the decoder knows of one output item."""
+
+    kind: str
+    #: Text (or thinking, or arguments) already sent for it.
+    sent: bool = False
+
+
+class ResponsesStreamDecoder:
+    """State machine: Responses stream bytes in, canonical events out."""
+
+    def __init__(self, target: Target, *, thinking: bool = True) -> None:
+        self.target = target
+        self.thinking = thinking
+        self.done = False
+        self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        self._sse = SseDecoder()
+        self._blocks = Blocks()
+        self._items: dict[int, _Item] = {}
+        #: The output_index being decoded; events of others wait in `_held`.
+        self._current: int | None = None
+        self._held: dict[int, list[dict[str, Any]]] = {}
+        self._finished: set[int] = set()
+        self._tool_use = False
+        self._refusal = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Events for one upstream read. Raises VdmError for a failed response."""
+        out: list[Event] = []
+        if self.done:
+            return out
+        for event in self._sse.feed(data):
+            self._event(_parse(event.data), out)
+            if self.done:
+                break
+        return out
+
+    def finish(self) -> list[Event]:
+        """Nothing more once the response ended; raises VdmError if the stream was cut."""
+        out: list[Event] = []
+        if not self.done:
+            for event in self._sse.flush():
+                self._event(_parse(event.data), out)
+        if not self.done:
+            raise VdmError(502, "upstream stream ended before the response was complete")
+        return out
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def _event(self, event: dict[str, Any], out: list[Event]) -> None:
+        kind = event.get("type")
+        if kind in ("response.completed", "response.incomplete"):
+            self._end(event.get("response") or {}, out)
+        elif kind == "response.failed":
+            raise error_from_failure((event.get("response") or {}).get("error"))
+        elif kind == "error":
+            raise error_from_failure(event)
+        else:
+            index = event.get("output_index")
+            if not isinstance(index, int) or index in self._finished:
+                return  # response.created / in_progress / keepalives, or a late straggler
+            if self._current is None:
+                self._current = index
+            if index == self._current:
+                self._item_event(index, event, out)
+            else:
+                self._held.setdefault(index, []).append(event)
+
+    def _next_held(self, out: list[Event]) -> None:
+        """Decode held items in arrival order once the current one is done."""
+        while self._current is None and self._held:
+            index = next(iter(self._held))
+            self._current = index
+            for event in self._held.pop(index):
+                if index in self._finished:
+                    break
+                self._item_event(index, event, out)
+
+    def _end(self, response: dict[str, Any], out: list[Event]) -> None:
+        # Close an item cut short (an incomplete response), then decode what was held back.
+        while True:
+            self._blocks.close(out)
+            if self._current is not None:
+                self._finished.add(self._current)
+                self._current = None
+            self._next_held(out)
+            if self._current is None:
+                break
+        self.usage = usage_from_responses(response.get("usage"))
+        reason = _stop_reason(response, self._tool_use, self._refusal)
+        out.append(MessageEnd(reason, None, self.usage))
+        self.done = True
+
+    # -- one item --------------------------------------------------------------------------------
+
+    def _item_event(self, index: int, event: dict[str, Any], out: list[Event]) -> None:
+        kind = event.get("type")
+        item = self._items.get(index)
+        if kind == "response.output_item.added":
+            self._added(index, event.get("item") or {}, out)
+        elif item is None:
+            return
+        elif kind == "response.output_item.done":
+            self._done(index, item, event.get("item") or {}, out)
+        elif item.kind == "message":
+            self._message_event(index, item, kind, event, out)
+        elif item.kind == "reasoning":
+            self._reasoning_event(index, item, kind, event, out)
+        elif item.kind == "function_call":
+            if kind == "response.function_call_arguments.delta":
+                self._arguments(index, item, event.get("delta"), out)
+            elif kind == "response.function_call_arguments.done" and not item.sent:
+                self._arguments(index, item, event.get("arguments") or "{}", out)
+
+    def _added(self, index: int, payload: dict[str, Any], out: list[Event]) -> None:
+        kind = str(payload.get("type"))
+        self._items[index] = _Item(kind)
+        if kind == "function_call":
+            self._tool_use = True
+            block = self._blocks.open(out, index)
+            call = payload.get("call_id") or payload.get("id") or new_tool_id()
+            name = self.target.client_tool_name(str(payload.get("name") or ""))
+            out.append(ToolUseStart(block, self.target.client_tool_id(call), name))
+        elif kind not in ("message", "reasoning"):
+            log.debug("ignored a %s output item", kind)
+
+    def _done(self, index: int, item: _Item, payload: dict[str, Any], out: list[Event]) -> None:
+        blocks = self._blocks
+        if item.kind == "message" and not item.sent:
+            # A provider that sends whole items only: the text is in the done item.
+            for text in _texts(payload.get("content"), "output_text", "refusal"):
+                self._text(index, item, text, out)
+            self._refusal = self._refusal or bool(_texts(payload.get("content"), "refusal"))
+        elif item.kind == "reasoning" and self.thinking:
+            encrypted = payload.get("encrypted_content")
+            if not item.sent:
+                text = _reasoning_text(payload)
+                if text or encrypted:
+                    self._thinking(index, item, text, out)
+            if blocks.is_open(index):
+                # The encrypted content is complete only now (the `added` copy may not be).
+                blocks.signature = pack_reasoning(str(payload.get("id") or ""), encrypted)
+        elif item.kind == "function_call" and not item.sent:
+            self._arguments(index, item, payload.get("arguments") or "{}", out)
+        if blocks.is_open(index):
+            blocks.close(out)
+        self._finished.add(index)
+        self._current = None
+        self._next_held(out)
+
+    def _message_event(
+        self, index: int, item: _Item, kind: Any, event: dict[str, Any], out: list[Event]
+    ) -> None:
+        if kind == "response.output_text.delta":
+            self._text(index, item, event.get("delta"), out)
+        elif kind == "response.refusal.delta":
+            self._refusal = True
+            self._text(index, item, event.get("delta"), out)
+        elif kind in ("response.output_text.done", "response.refusal.done") and not item.sent:
+            self._refusal = self._refusal or kind == "response.refusal.done"
+            self._text(index, item, event.get("text") or event.get("refusal"), out)
+
+    def _reasoning_event(
+        self, index: int, item: _Item, kind: Any, event: dict[str, Any], out: list[Event]
+    ) -> None:
+        if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            self._thinking(index, item, event.get("delta"), out)
+        elif kind == "response.reasoning_summary_part.added":
+            if event.get("summary_index", 0) > 0 and item.sent:
+                self._thinking(index, item, "\n\n", out)
+        elif kind == "response.reasoning_summary_text.done" and not item.sent:
+            self._thinking(index, item, event.get("text"), out)
+
+    def _text(self, index: int, item: _Item, text: Any, out: list[Event]) -> None:
+        if isinstance(text, str) and text:
+            self._blocks.text(out, text, key=index)
+            item.sent = True
+
+    def _thinking(self, index: int, item: _Item, text: Any, out: list[Event]) -> None:
+        if not self.thinking or not isinstance(text, str):
+            return
+        if not self._blocks.is_open(index):
+            out.append(ThinkingStart(self._blocks.open(out, index)))
+        if text:
+            out.append(ThinkingDelta(self._blocks.open_index, text))
+            item.sent = True
+
+    def _arguments(self, index: int, item: _Item, fragment: Any, out: list[Event]) -> None:
+        if isinstance(fragment, str) and fragment and self._blocks.is_open(index):
+            out.append(InputJsonDelta(self._blocks.open_index, fragment))
+            item.sent = True
+
+
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+    if not isinstance(event, dict):
+        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+    return event
