@@ -357,6 +357,64 @@ def test_upstream_errors_are_mapped_with_their_message(
     assert len(fake.requests) == 1, "4xx must not be retried"
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "expected"),
+    [
+        (  # OpenAI, DeepSeek, vLLM
+            {
+                "message": "This model's maximum context length is 131072 tokens. However, you "
+                "requested 140000 tokens (139000 in the messages, 1000 in the completion). "
+                "Please reduce the length of the messages or completion.",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            },
+            400,
+            "prompt is too long: 140000 tokens > 131072 maximum",
+        ),
+        (  # Gemini
+            {
+                "code": 400,
+                "message": "The input token count (1200000) exceeds the maximum number of "
+                "tokens allowed (1048576).",
+                "status": "INVALID_ARGUMENT",
+            },
+            400,
+            "prompt is too long: 1200000 tokens > 1048576 maximum",
+        ),
+        (  # a provider that says it with a code only, as a 413
+            {"message": "request too big", "code": "context_length_exceeded"},
+            413,
+            "prompt is too long: request too big",
+        ),
+    ],
+    ids=["openai", "gemini", "code-only"],
+)
+def test_context_overflow_is_worded_so_claude_code_compacts(
+    client: anthropic.Anthropic,
+    fake: FakeOpenAI,
+    error: dict[str, Any],
+    status: int,
+    expected: str,
+) -> None:
+    """Claude Code compacts the conversation when an error starts with Anthropic's wording."""
+    fake.enqueue(JsonReply({"error": error}, status=status))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**_hello())
+    message = caught.value.body["error"]["message"]  # type: ignore[index]
+    assert message.startswith(expected), message
+    assert error["message"] in message
+    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+def test_other_errors_do_not_look_like_an_overflow(
+    client: anthropic.Anthropic, fake: FakeOpenAI
+) -> None:
+    fake.enqueue(JsonReply({"error": {"message": "Invalid model name", "code": None}}, status=400))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**_hello())
+    assert "prompt is too long" not in str(caught.value)
+
+
 def test_rate_limit_passes_retry_after(vdm: RunningVdm, fake: FakeOpenAI) -> None:
     fake.enqueue(
         JsonReply({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "7"})

@@ -27,7 +27,7 @@ from typing import Any
 from vdm.protocol.anthropic_from_openai import tool_input
 from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, context_overflow
 from vdm.protocol.events import (
     Blocks,
     Event,
@@ -68,9 +68,9 @@ def error_from_failure(error: Any) -> VdmError:
     message = error.get("message") if isinstance(error, dict) else None
     message = str(message or code or "the response failed")
     status = ERROR_STATUS.get(code, 500) if isinstance(code, str) else 500
-    if code == "context_length_exceeded":
-        # Claude Code compacts the conversation when it reads this prefix.
-        return VdmError(400, f"prompt is too long: {message}")
+    overflow = context_overflow(message, code)
+    if overflow is not None:
+        return VdmError(400, overflow)
     return VdmError(status, f"upstream error: {message}")
 
 

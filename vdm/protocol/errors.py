@@ -8,6 +8,7 @@ The exception family is deliberately flat: every failure the client should see i
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 #: Anthropic error `type` for each HTTP status (the API's own table, plus 402 and 504).
@@ -67,3 +68,42 @@ def anthropic_error_event(error: VdmError) -> bytes:
     """The same error as one SSE `event: error`, for failures after a stream has started."""
     body = json.dumps(anthropic_error_dict(error.error_type, error.message))
     return f"event: error\ndata: {body}\n\n".encode()
+
+
+# --- context overflow ---------------------------------------------------------------------------
+
+#: How providers say the prompt does not fit the context window (OpenAI, Azure, DeepSeek, vLLM,
+#: Groq: "maximum context length"; Gemini: "input token count … exceeds"; Mistral: "too large
+#: for model with … maximum context length"; others: "context window", "too many tokens").
+_OVERFLOW = re.compile(
+    r"context[ _-]length|context window|maximum context|input token count.*exceeds"
+    r"|too many (input )?tokens|prompt is too long|reduce the length of the (messages|prompt)",
+    re.IGNORECASE | re.DOTALL,
+)
+#: "… maximum context length is 128000 tokens … resulted in 130412 tokens …" (any order).
+_LIMIT = re.compile(
+    r"(?:maximum|limit)[^\d]{0,40}?(\d[\d,]*)\s*tokens|tokens allowed \(?(\d[\d,]*)",
+    re.IGNORECASE,
+)
+_ASKED = re.compile(
+    r"(?:resulted in|requested|contains|input token count \(?|you sent)[^\d]{0,20}(\d[\d,]*)",
+    re.IGNORECASE,
+)
+#: Claude Code compacts the conversation when an error message starts with this (Anthropic's
+#: own wording: "prompt is too long: 210118 tokens > 200000 maximum").
+PROMPT_TOO_LONG = "prompt is too long"
+
+
+def context_overflow(message: str, code: object = None) -> str | None:
+    """Anthropic's wording for a provider's "the prompt does not fit" error, which makes
+    Claude Code compact the conversation; None for any other error."""
+    if code != "context_length_exceeded" and not _OVERFLOW.search(message):
+        return None
+    if message.lower().startswith(PROMPT_TOO_LONG):
+        return message
+    limit, asked = _LIMIT.search(message), _ASKED.search(message)
+    if limit and asked:
+        maximum = (limit.group(1) or limit.group(2)).replace(",", "")
+        tokens = asked.group(1).replace(",", "")
+        return f"{PROMPT_TOO_LONG}: {tokens} tokens > {maximum} maximum ({message})"
+    return f"{PROMPT_TOO_LONG}: {message}"

@@ -20,7 +20,7 @@ import httpx
 
 from vdm.config.secrets import mask, redact, safe_url
 from vdm.config.settings import ProviderConfig
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, context_overflow
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
 from vdm.upstream.pool import PooledTransport
@@ -65,7 +65,24 @@ def error_from_response(
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
     message = redact(_error_message(body) or f"HTTP {status}", secrets)
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
-    return VdmError(mapped, f"{provider} returned HTTP {status}: {message}", headers=passed)
+    text = f"{provider} returned HTTP {status}: {message}"
+    if 400 <= status < 500 and status != 429:
+        # In Anthropic's words, so that Claude Code compacts the conversation.
+        overflow = context_overflow(message, _error_code(body))
+        if overflow is not None:
+            text = f"{overflow} [{provider} returned HTTP {status}]"
+            return VdmError(400, text, headers=passed)
+    return VdmError(mapped, text, headers=passed)
+
+
+def _error_code(body: bytes) -> object:
+    """The `error.code` of an OpenAI-style error body, if any."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _error_message(body: bytes) -> str:
