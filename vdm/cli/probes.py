@@ -271,7 +271,8 @@ async def _probe_key(provider: ProviderConfig, key: str, timeout: float) -> Prob
     finally:
         await client.aclose()
     elapsed = _ms(started)
-    items = answer.get("data") if isinstance(answer, dict) else answer
+    # OpenAI and Anthropic list `data`, Gemini's native API lists `models`.
+    items = (answer.get("data") or answer.get("models")) if isinstance(answer, dict) else answer
     detail = f"{len(items)} models listed" if isinstance(items, list) else "answered"
     return Probe(name, target, "ok", "ok", elapsed, detail)
 

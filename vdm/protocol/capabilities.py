@@ -140,7 +140,14 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
         {"thought_signatures": True},
     ),
     ("^gemini$", r"^gemini-2\.5", {"thinking_config": "budget"}),
-    ("^gemini$", r"^gemini-3", {"thinking_config": "level"}),
+    # Native API: thinking sized by level on Gemini 3 (and the `-latest` aliases); Gemini 3
+    # Pro takes low and high only ("Thinking level MEDIUM is not supported for this model.").
+    (
+        "^gemini$",
+        r"^gemini-(3|flash-latest|flash-lite-latest|pro-latest)",
+        {"thinking_config": "level"},
+    ),
+    ("^gemini$", r"^gemini-3-pro", {"efforts": ("low", "high")}),
     # Groq refuses fields it does not know.
     ("^groq$", r"", {"rejects": _GROQ_REJECTS}),
     # xAI reasoning models refuse penalties and stop sequences ("Model grok-4 does not support
