@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.openai_script import reply_to, text_of, tool_names
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
     Recorded,
@@ -33,6 +33,7 @@ from tests.fakes.openai_upstream import (
     SseReply,
     stream_chunks,
 )
+from tests.fakes.scripts import reply_to, text_of, tool_names
 from tests.harness import REPO, clean_env
 
 pytestmark = pytest.mark.e2e
@@ -74,24 +75,21 @@ def _vdm_executable() -> Path:
     return exe if exe.is_file() else Path(sys.executable).with_name("vdm")
 
 
-@pytest.fixture
-def vdm_server(fake: FakeOpenAI, tmp_path: Path) -> Iterator[VdmProcess]:
-    """`vdm server start --port N` as a real subprocess, configured only by its environment."""
+@contextmanager
+def start_vdm(env: Mapping[str, str], tmp_path: Path) -> Iterator[VdmProcess]:
+    """`vdm server start --port N` as a real subprocess, configured only by `env` (on top of a
+    temporary HOME and an empty working directory); stopped with SIGTERM, which must end it
+    cleanly."""
     home = tmp_path / "vdm-home"
     workdir = tmp_path / "vdm-cwd"  # no stray .env or vandamme-config.toml
     home.mkdir()
     workdir.mkdir()
     port = _free_port()
-    env = clean_env(
-        HOME=str(home),
-        OPENAI_API_KEY=UPSTREAM_KEY,
-        OPENAI_BASE_URL=fake.base_url,
-    )
     log = tmp_path / "vdm.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(_vdm_executable()), "server", "start", "--port", str(port)],
-            env=env,
+            env=clean_env(HOME=str(home), **env),
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -111,6 +109,14 @@ def vdm_server(fake: FakeOpenAI, tmp_path: Path) -> Iterator[VdmProcess]:
             proc.wait(5)
             pytest.fail(f"vdm did not exit within 10 s of SIGTERM\n{server.log_tail()}")
         assert code == 0, f"vdm exited with {code} after SIGTERM\n{server.log_tail()}"
+
+
+@pytest.fixture
+def vdm_server(fake: FakeOpenAI, tmp_path: Path) -> Iterator[VdmProcess]:
+    """vdm configured with the fake OpenAI upstream only."""
+    env = {"OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_BASE_URL": fake.base_url}
+    with start_vdm(env, tmp_path) as server:
+        yield server
 
 
 def _wait_healthy(server: VdmProcess, timeout: float) -> None:
@@ -144,9 +150,17 @@ class ClaudeRun:
     output: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_claude(
-    claude: Path, base_url: str, tmp_path: Path, prompt: str, *args: str, **env: str
+def run_claude(
+    claude: Path,
+    base_url: str,
+    tmp_path: Path,
+    prompt: str,
+    *args: str,
+    model: str = MODEL,
+    **env: str,
 ) -> ClaudeRun:
+    """`claude -p prompt --model model --output-format json *args` against `base_url`, in a
+    temporary HOME and project (`e2e-project`), with an environment built from scratch."""
     home = tmp_path / "claude-home"
     project = tmp_path / "e2e-project"
     home.mkdir(exist_ok=True)
@@ -160,7 +174,7 @@ def _run_claude(
         CLAUDE_CODE_MAX_RETRIES="0",
         **env,
     )
-    cmd = [str(claude), "-p", prompt, "--model", MODEL, "--output-format", "json", *args]
+    cmd = [str(claude), "-p", prompt, "--model", model, "--output-format", "json", *args]
     try:
         proc = subprocess.run(
             cmd,
@@ -263,7 +277,7 @@ def test_say_hello_through_vdm_server_start(
         return reply_to(request.json, reply_text)
 
     fake.default = script
-    run = _run_claude(
+    run = run_claude(
         claude_bin,
         vdm_server.url,
         tmp_path,
@@ -312,7 +326,7 @@ def test_bash_tool_round_trip(
         return reply_to(body, "OK")  # a side request (title, summary, ...)
 
     fake.default = script
-    run = _run_claude(
+    run = run_claude(
         claude_bin, vdm_server.url, tmp_path, "run echo hello", "--allowedTools", "Bash"
     )
     why = _explain(run, fake, vdm_server)
@@ -362,7 +376,7 @@ def test_broken_stream_falls_back_to_non_streaming(
         return reply_to(body, recovered)
 
     fake.default = script
-    run = _run_claude(claude_bin, vdm_server.url, tmp_path, "say hello")
+    run = run_claude(claude_bin, vdm_server.url, tmp_path, "say hello")
     why = _explain(run, fake, vdm_server)
     result = _assert_success(run, fake, vdm_server)
     assert recovered in result, why
@@ -465,7 +479,7 @@ def test_context_command_counts_tokens(
     """`/context` makes Claude Code call `count_tokens` (about two dozen times in parallel);
     vdm answers them locally, without calling the upstream."""
     with RecordingForwarder(vdm_server.url) as forwarder:
-        run = _run_claude(claude_bin, forwarder.url, tmp_path, "/context")
+        run = run_claude(claude_bin, forwarder.url, tmp_path, "/context")
         exchanges = list(forwarder.exchanges)
     seen = "\n".join(f"  {e.method} {e.path} -> {e.status} {e.response[:200]!r}" for e in exchanges)
     why = f"{_explain(run, fake, vdm_server)}\nrequests to vdm:\n{seen}"

@@ -33,12 +33,12 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.openai_script import messages_of, reply_to, text_of, tool_names
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
     Recorded,
     Reply,
 )
+from tests.fakes.scripts import messages_of, reply_to, text_of, tool_names
 from tests.harness import clean_env
 from vdm.cli.wrap import PLACEHOLDER_KEY, SESSION_HEADER
 
