@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
 
-.PHONY: install install-claude run wrap test check bench completions clean
+.PHONY: install install-claude run wrap test compat check bench completions clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ wrap: install install-claude
 
 test: install install-claude
 	$(PY) -m pytest -q
+
+# The compatibility matrix (tests/compat): every provider family's fake x Claude-Code-shaped
+# checks; writes docs/compatibility.md. `make test` runs it too and fails if the file is stale.
+compat: install
+	VDM_COMPAT_WRITE=1 $(PY) -m pytest -q tests/compat
 
 check: install
 	@for sh in bash zsh fish; do _VDM_COMPLETE=source_$$sh $(VENV)/bin/vdm | diff -q - shell-completions/vdm.$$sh >/dev/null \
