@@ -44,6 +44,9 @@ class Family:
     #: Turn 1 hands out reasoning state (reasoning_content, encrypted reasoning, a thought
     #: signature) that turn 2 must carry back unchanged.
     state: bool = True
+    #: The model takes images; a text-only one (DeepSeek) must get a note instead, never a
+    #: part its API refuses.
+    images: bool = True
     #: The provider speaks Anthropic: vdm forwards the client's body as it is.
     passthrough: bool = False
 
@@ -112,7 +115,9 @@ FAMILIES: tuple[Family, ...] = (
         "deepseek",
         "deepseek-v4-pro",
         lambda: Chat("deepseek"),
-        "thinking mode: an assistant tool-call turn without its `reasoning_content` is a 400",
+        "thinking mode: an assistant tool-call turn without its `reasoning_content` is a 400; "
+        "text only: an image part is a 400 (unknown variant image_url, expected text)",
+        images=False,
     ),
     Family(
         "kimi",

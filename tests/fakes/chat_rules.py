@@ -80,9 +80,21 @@ _DEEPSEEK_ALWAYS = re.compile(r"^deepseek-reasoner")
 
 
 def deepseek(body: dict[str, Any], path: str) -> Rejection | None:
-    """Thinking mode (the default on V4): every assistant turn with tool calls must carry its
-    `reasoning_content` (a string; the empty string is what DeepSeek itself returns for a call
-    made without reasoning) in every later request."""
+    """Text only: a content part other than `text` is a deserialization error (V4 too;
+    rikkahub/rikkahub#1433). Thinking mode (the default on V4): every assistant turn with tool
+    calls must carry its `reasoning_content` (a string; the empty string is what DeepSeek
+    itself returns for a call made without reasoning) in every later request."""
+    for index, message in enumerate(_messages(body)):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                message_text = (
+                    "Failed to deserialize the JSON body into the target type: "
+                    f"messages[{index}]: unknown variant `{kind}`, expected `text` at line 1 "
+                    "column 1"
+                )
+                return 400, {"error": {"message": message_text, "type": "invalid_request_error"}}
     model = str(body.get("model") or "")
     thinking = body.get("thinking")
     off = isinstance(thinking, dict) and thinking.get("type") == "disabled"

@@ -629,3 +629,56 @@ def test_xai_fake_refuses_penalties_and_effort_where_real_xai_does() -> None:
 def test_unknown_family_is_a_test_bug() -> None:
     with pytest.raises(ValueError, match="no rules"):
         check("nonesuch", {}, PATH)
+
+
+# --- text-only models (DeepSeek) ---------------------------------------------------------------
+
+_PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}
+_PDF = {
+    "type": "document",
+    "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"},
+}
+
+
+def _with_images() -> MessagesRequest:
+    return MessagesRequest.model_validate(
+        {
+            "model": "deepseek-v4-pro",
+            "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "look"}, _PNG, _PDF]},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": [_PNG]},
+                        {"type": "text", "text": "and this?"},
+                    ],
+                },
+            ],
+        }
+    )
+
+
+def test_a_text_only_model_gets_a_note_where_an_image_was() -> None:
+    body = chat_request_from_messages(_with_images(), target("deepseek-v4-pro", "deepseek"))
+    sent = json.dumps(body)
+    assert "iVBOR" not in sent and "JVBER" not in sent
+    assert check("deepseek", body, "/v1/chat/completions") is None, "DeepSeek would refuse it"
+    first = body["messages"][0]["content"]
+    assert first.startswith("look")
+    assert "[image not shown: deepseek-v4-pro accepts text only]" in first
+    assert "[file not shown: deepseek-v4-pro accepts text only]" in first
+    last = body["messages"][-1]
+    assert last["role"] == "user" and "and this?" in last["content"]
+    assert "[image not shown" in last["content"], "the tool result's image is noted too"
+
+
+def test_the_strict_fake_refuses_images_for_deepseek() -> None:
+    body = chat_request_from_messages(_with_images(), target("deepseek-v4-pro", "openai"))
+    assert "iVBOR" in json.dumps(body), "a model that takes images gets them"
+    refused = check("deepseek", body, "/v1/chat/completions")
+    assert refused is not None and "unknown variant `image_url`" in json.dumps(refused[1])

@@ -55,6 +55,10 @@ class ModelCaps:
     thought_signatures: bool = False
     #: Tool schemas must be cut down to the subset Gemini's compat layer compiles.
     gemini_schema: bool = False
+    #: Accepts image and file content parts; where not, they become a text note (DeepSeek
+    #: answers 400 "unknown variant `image_url`, expected `text`", which would break every
+    #: later turn of a session that once read a screenshot).
+    images: bool = True
     #: Native Gemini: how thinking is sized (`budget` on 2.5, `level` on 3.x).
     thinking_config: Literal["none", "budget", "level"] = "none"
 
@@ -126,6 +130,10 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
         },
     ),
     ("^deepseek$", r"^deepseek-reasoner", {"reasoning_echo": True}),
+    # DeepSeek's API takes text only, V4 included: "Failed to deserialize the JSON body into
+    # the target type: messages[1]: unknown variant `image_url`, expected `text`"
+    # (rikkahub/rikkahub#1433, vercel/ai#9179).
+    ("^deepseek$", r"", {"images": False}),
     # Kimi K2 thinking models on Moonshot: reasoning_content must travel back ("thinking is
     # enabled but reasoning_content is missing in assistant tool call message"). kimi-k2.5 and
     # later think by default and switch with `thinking`; kimi-k2-thinking always thinks.

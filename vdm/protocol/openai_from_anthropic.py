@@ -123,9 +123,42 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    if not caps.images:
+        text_only(body)
     if caps.rejects:
         drop_rejected(body, caps.rejects)
     return body
+
+
+#: What a model that takes text only reads where an image or file was.
+UNSEEN_PART = "[{kind} not shown: {model} accepts text only]"
+_PART_KINDS = {"image_url": "image", "file": "file", "input_audio": "audio"}
+
+
+def text_only(body: dict[str, Any]) -> None:
+    """Replace image, file and audio parts by a text note, for models that refuse them: the
+    request goes through and the model knows something was there."""
+    model = body.get("model")
+    for message in body["messages"]:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            kind = _PART_KINDS.get(str(part.get("type"))) if isinstance(part, dict) else None
+            if kind is None:
+                parts.append(part)
+                continue
+            note = UNSEEN_PART.format(kind=kind, model=model)
+            log.debug("replaced a %s part with a note: %s takes text only", kind, model)
+            if parts and parts[-1].get("type") == "text":
+                parts[-1] = {"type": "text", "text": f"{parts[-1]['text']}\n{note}"}
+            else:
+                parts.append({"type": "text", "text": note})
+        if all(p.get("type") == "text" for p in parts):
+            message["content"] = "\n".join(p["text"] for p in parts)
+        else:
+            message["content"] = parts
 
 
 def drop_rejected(body: dict[str, Any], rejects: frozenset[str]) -> None:
