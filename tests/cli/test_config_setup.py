@@ -128,7 +128,7 @@ def test_setup_for_a_project_puts_keys_in_dotenv_and_the_rest_in_toml(
     s.answer("Provider (number or name) [openai]: ", "custom")
     s.answer("Name for this provider (e.g. mycorp): ", "proxy")  # PROXY_API_KEY: reserved
     s.answer("Name for this provider (e.g. mycorp): ", "MyCorp")
-    s.answer("API format (openai or anthropic) [openai]: ", "anthropic")
+    s.answer("API format (openai, responses, gemini or anthropic) [openai]: ", "anthropic")
     s.answer("Base URL, e.g. https://host (without /v1): ", "llm.mycorp.example")  # no scheme
     s.answer("Base URL, e.g. https://host (without /v1): ", "https://llm.mycorp.example/")
     s.secret(f"Enter keeps {mask('mc-old-key-0000000')}): ", CORP_KEY)

@@ -58,6 +58,9 @@ PLACES = {
     "dotenv": "./.env only: this project, as variables",
 }
 
+#: The dialects a provider can speak, as the format question lists them.
+_FORMATS = ", ".join(API_FORMATS[:-1]) + " or " + API_FORMATS[-1]
+
 
 class Console(Protocol):
     """The terminal the wizard talks to (a scripted one in tests)."""
@@ -249,9 +252,9 @@ class Wizard:
     def _format(self, name: str, usual: str, *, always: bool = False) -> tuple[str, list[Change]]:
         current = self.current.get(variable((name, "api-format")), "").lower()
         fmt = self.ask(
-            "API format (openai or anthropic)",
+            f"API format ({_FORMATS})",
             current or usual,
-            lambda a: None if a.lower() in API_FORMATS else "answer openai or anthropic",
+            lambda a: None if a.lower() in API_FORMATS else f"answer {_FORMATS}",
         ).lower()
         if fmt == current or (fmt == usual and not current and not always):
             return fmt, []
