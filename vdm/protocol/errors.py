@@ -72,14 +72,36 @@ def anthropic_error_event(error: VdmError) -> bytes:
 
 # --- context overflow ---------------------------------------------------------------------------
 
-#: How providers say the prompt does not fit the context window (OpenAI, Azure, DeepSeek, vLLM,
-#: Groq: "maximum context length"; Gemini: "input token count … exceeds"; Mistral: "too large
-#: for model with … maximum context length"; others: "context window", "too many tokens").
-_OVERFLOW = re.compile(
-    r"context[ _-]length|context window|maximum context|input token count.*exceeds"
-    r"|too many (input )?tokens|prompt is too long|reduce the length of the (messages|prompt)",
-    re.IGNORECASE | re.DOTALL,
+#: How providers say the prompt does not fit the context window: OpenAI, Azure, DeepSeek,
+#: vLLM and Groq ("maximum context length"), Gemini ("input token count … exceeds the maximum
+#: number of tokens allowed"), Mistral ("too large for model with … maximum context length"),
+#: and the phrases Claude Code 2.1.330 itself recognises from gateways and local servers.
+OVERFLOW_PHRASES: tuple[str, ...] = (
+    "maximum context length",
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "contextwindowexceedederror",
+    "longer than the maximum model length",
+    "longer than the model's context length",
+    "exceeds the available context size",
+    "exceeds the maximum number of tokens allowed",
+    "exceeded model token limit",
+    "input token length too long",
+    "input tokens exceed the configured limit",
+    "maximum context limit",
+    "maximum prompt length",
+    "prompt exceeds max length",
+    "tokens in request more than max tokens allowed",
+    "range of input length should be",
+    "but model only supports up to",
+    "reduce the length of the messages",
+    "`inputs` tokens + `max_new_tokens` must be",
+    "context exceeds your deployment",
+    "too many input tokens",
+    "prompt is too long",
 )
+_OVERFLOW = re.compile("|".join(re.escape(p) for p in OVERFLOW_PHRASES), re.IGNORECASE)
 #: "… maximum context length is 128000 tokens … resulted in 130412 tokens …" (any order).
 _LIMIT = re.compile(
     r"(?:maximum|limit)[^\d]{0,40}?(\d[\d,]*)\s*tokens|tokens allowed \(?(\d[\d,]*)",
@@ -89,9 +111,23 @@ _ASKED = re.compile(
     r"(?:resulted in|requested|contains|input token count \(?|you sent)[^\d]{0,20}(\d[\d,]*)",
     re.IGNORECASE,
 )
+#: "(22000 in the messages, 128000 in the completion)" (OpenAI, DeepSeek) or "230462 tokens
+#: from the input messages and 32000 tokens for the completion" (vLLM).
+_SHARES = re.compile(
+    r"(\d[\d,]*) (?:tokens )?in the messages, (\d[\d,]*) (?:tokens )?in the completion"
+    r"|(\d[\d,]*) tokens from the input messages and (\d[\d,]*) tokens for the completion",
+    re.IGNORECASE,
+)
 #: Claude Code compacts the conversation when an error message starts with this (Anthropic's
 #: own wording: "prompt is too long: 210118 tokens > 200000 maximum").
 PROMPT_TOO_LONG = "prompt is too long"
+#: Anthropic's wording when the prompt fits but the prompt plus `max_tokens` does not; Claude
+#: Code then retries at once with a `max_tokens` that fits, instead of compacting.
+MAX_TOKENS_TOO_LONG = "input length and `max_tokens` exceed context limit"
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
 
 
 def context_overflow(message: str, code: object = None) -> str | None:
@@ -102,6 +138,14 @@ def context_overflow(message: str, code: object = None) -> str | None:
     if message.lower().startswith(PROMPT_TOO_LONG):
         return message
     limit, asked = _LIMIT.search(message), _ASKED.search(message)
+    shares = _SHARES.search(message)
+    if limit and shares:
+        maximum = _number(limit.group(1) or limit.group(2))
+        prompt = _number(shares.group(1) or shares.group(3))
+        completion = _number(shares.group(2) or shares.group(4))
+        if prompt < maximum:
+            # The prompt fits: only max_tokens is too large. Compacting would not help.
+            return f"{MAX_TOKENS_TOO_LONG}: {prompt} + {completion} > {maximum} ({message})"
     if limit and asked:
         maximum = (limit.group(1) or limit.group(2)).replace(",", "")
         tokens = asked.group(1).replace(",", "")
