@@ -148,3 +148,35 @@ def test_a_bad_value_names_its_variable() -> None:
 
 def test_missing_dotenv_is_fine(tmp_path: Path) -> None:
     assert read_dotenv(tmp_path / ".env") == {}
+
+
+def test_gemini_defaults_to_the_native_api() -> None:
+    gemini = Settings.from_mapping({"GEMINI_API_KEY": "g-key"}).providers["gemini"]
+    assert (gemini.api_format, gemini.auth) == ("gemini", "x-goog-api-key")
+    assert gemini.base_url == "https://generativelanguage.googleapis.com/v1beta"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        "https://generativelanguage.googleapis.com/v1beta/openai/",
+        "https://my-relay.example/gemini/openai",
+    ],
+)
+def test_a_gemini_openai_base_url_kept_from_before_keeps_its_dialect(url: str) -> None:
+    """Users who set the OpenAI-compatible URL when it was the preset's default keep working
+    after the preset moved to the native API."""
+    gemini = Settings.from_mapping({"GEMINI_API_KEY": "g", "GEMINI_BASE_URL": url}).providers[
+        "gemini"
+    ]
+    assert (gemini.api_format, gemini.auth) == ("openai", "bearer")
+
+
+def test_an_explicit_format_wins_over_the_url() -> None:
+    env = {
+        "GEMINI_API_KEY": "g",
+        "GEMINI_BASE_URL": "https://relay.example/openai",
+        "GEMINI_API_FORMAT": "gemini",
+    }
+    assert Settings.from_mapping(env).providers["gemini"].api_format == "gemini"

@@ -309,6 +309,8 @@ class _Builder:
     ) -> ProviderConfig | None:
         prefix = _prefix(name)
         api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
+        if self._openai_url_kept(prefix):
+            api_format = "openai"
         if api_format not in API_FORMATS:
             raise ConfigError(
                 f"{prefix}_API_FORMAT={api_format!r} ({self._source(f'{prefix}_API_FORMAT')}): "
@@ -345,6 +347,18 @@ class _Builder:
             api_version=self.get(f"{prefix}_API_VERSION") or None,
             passthrough=passthrough,
         )
+
+    def _openai_url_kept(self, prefix: str) -> bool:
+        """A base URL of the user's that is the preset's OpenAI-compatible endpoint, with no
+        format of the user's: they set it when that was the preset's default (Gemini's
+        `…/v1beta/openai` before the native API was), so it keeps meaning that dialect."""
+        if self.user_set(f"{prefix}_API_FORMAT") or not self.user_set(f"{prefix}_BASE_URL"):
+            return False
+        compat = self.defaults.get(f"{prefix}_OPENAI_BASE_URL")
+        if compat is None:
+            return False
+        url = self.get(f"{prefix}_BASE_URL").rstrip("/")
+        return url == compat.value.rstrip("/") or url.endswith("/openai")
 
     def _base_url(self, prefix: str, api_format: str) -> str:
         """The user's base URL, else the preset's for the format: `base-url` for the preset's
