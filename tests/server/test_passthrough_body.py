@@ -102,3 +102,25 @@ def test_anthropic_version_defaults_and_betas_are_joined() -> None:
         "anthropic-version": "2023-01-01",
         "anthropic-beta": "a-1,b-2",
     }
+
+
+def test_an_assistant_turn_of_vdm_thinking_only_is_left_out() -> None:
+    """A turn cut by max_tokens while another provider reasoned holds nothing Anthropic
+    takes; an empty message would be a 400 ("all messages must have non-empty content")."""
+    body = json.dumps(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 10,
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "thinking", "thinking": "hm", "signature": "vdm-rc1"}],
+                },
+                {"role": "user", "content": "go on"},
+            ],
+        }
+    ).encode()
+    sent = json.loads(with_model(body, "claude-sonnet-4-5", "claude-sonnet-4-5"))
+    assert [m["role"] for m in sent["messages"]] == ["user", "user"]
+    assert all(m["content"] for m in sent["messages"])

@@ -67,13 +67,22 @@ def with_model(body: bytes, requested: str, model: str) -> bytes:
         return body
     data: dict[str, Any] = json.loads(body)
     data["model"] = model
-    if foreign:
-        for message in data.get("messages") or ():
-            if not isinstance(message, dict) or message.get("role") != "assistant":
-                continue
-            content = message.get("content")
-            if isinstance(content, list):
+    messages = data.get("messages")
+    if foreign and isinstance(messages, list):
+        kept: list[Any] = []
+        for message in messages:
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "assistant"
+                and isinstance(content := message.get("content"), list)
+            ):
                 message["content"] = [b for b in content if not _foreign_thinking(b)]
+                if content and not message["content"]:
+                    # Nothing but vdm's thinking (a turn cut by max_tokens while reasoning):
+                    # Anthropic refuses an empty message, and there is nothing to keep.
+                    continue
+            kept.append(message)
+        data["messages"] = kept
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
