@@ -20,6 +20,9 @@ code}}``), recorded in :attr:`FakeResponses.rejected`. The rules and their real 
   mode cannot take (an omitted ``strict`` is accepted: the API then tries strict mode itself);
 * ``temperature`` / ``top_p`` on reasoning models, ``reasoning.effort`` on the others or with a
   value the model does not take, ``max_output_tokens`` below 16;
+* ``reasoning.summary`` when :attr:`FakeResponses.verified_org` is False: ``Your organization
+  must be verified to generate reasoning summaries. …`` (param ``reasoning.summary``, code
+  ``unsupported_value``);
 * input items: content parts of unknown types (Chat's ``text`` / ``image_url``), a reasoning
   item without ``summary``, with ``status``, without ``encrypted_content`` under
   ``store: false`` (404), with encrypted content this fake never issued, or not followed by
@@ -311,11 +314,16 @@ def response_events(
     incomplete_reason: str | None = None,
     error: Mapping[str, Any] | None = None,
     id: str | None = None,
+    shape: str = "streamed",
 ) -> list[dict[str, Any]]:
     """A streamed response, event by event, as OpenAI sends it: ``response.created``,
     ``response.in_progress``, every item's events, then ``response.completed`` (or
     ``response.incomplete`` / ``response.failed`` for that ``status``), each with its
-    ``sequence_number``."""
+    ``sequence_number``.
+
+    ``shape`` is how the items come, as Responses-compatible servers do: ``"streamed"``
+    (OpenAI: ``added``, deltas, ``done``), ``"whole"`` (one ``output_item.done`` per item, never
+    announced) or ``"completed-only"`` (no item events: the output is in the terminal event)."""
     final = response_object(
         output,
         model=model,
@@ -332,7 +340,12 @@ def response_events(
         {"type": "response.in_progress", "response": start},
     ]
     for index, item in enumerate(output):
-        events.extend(_item_events(index, item, pieces, arg_pieces))
+        if shape == "streamed":
+            events.extend(_item_events(index, item, pieces, arg_pieces))
+        elif shape == "whole":
+            events.append(
+                {"type": "response.output_item.done", "output_index": index, "item": dict(item)}
+            )
     terminal = {"completed": "response.completed", "incomplete": "response.incomplete"}
     events.append({"type": terminal.get(status, "response.failed"), "response": final})
     return [{**event, "sequence_number": n} for n, event in enumerate(events)]
@@ -387,11 +400,13 @@ def responses_reply(
     usage: Mapping[str, Any] | None = None,
     pieces: int | None = None,
     arg_pieces: int = 3,
+    shape: str = "streamed",
 ) -> Callable[[Recorded], Reply]:
     """A scripted answer that adapts to the request as the real API does: a stream iff
     ``stream: true``, the requested model echoed, and the reasoning item (``reasoning``: its
     summary parts) with ``encrypted_content`` only if ``include`` asks for it and its summary
-    only if ``reasoning.summary`` is set. Ids differ per request (they derive from the body)."""
+    only if ``reasoning.summary`` is set. Ids differ per request (they derive from the body).
+    ``shape``: how a stream sends its items (:func:`response_events`)."""
 
     def reply(request: Recorded) -> Reply:
         asked = _asked(request)
@@ -426,7 +441,7 @@ def responses_reply(
         }
         if asked.get("stream") is True:
             return ResponsesSseReply(
-                response_events(output, pieces=pieces, arg_pieces=arg_pieces, **kwargs)
+                response_events(output, pieces=pieces, arg_pieces=arg_pieces, shape=shape, **kwargs)
             )
         return JsonReply(response_object(output, **kwargs))
 
@@ -503,16 +518,26 @@ def _missing(param: str) -> Rejection:
     return Rejection(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
 
 
-def check_request(body: Any) -> Rejection | None:
-    """The error the real API answers `body` with, or None if it would accept it."""
+#: OpenAI's answer to `reasoning.summary` from an organization that is not verified
+#: (continuedev/continue#12031, OpenHands/software-agent-sdk#987).
+UNVERIFIED_SUMMARY = (
+    "Your organization must be verified to generate reasoning summaries. Please go to: "
+    "https://platform.openai.com/settings/organization/general and click on Verify "
+    "Organization. If you just verified, it can take up to 15 minutes for access to propagate."
+)
+
+
+def check_request(body: Any, *, verified: bool = True) -> Rejection | None:
+    """The error the real API answers `body` with, or None if it would accept it
+    (`verified=False`: the key belongs to an organization that is not verified)."""
     try:
-        _check(body)
+        _check(body, verified)
     except Rejection as rejection:
         return rejection
     return None
 
 
-def _check(body: Any) -> None:
+def _check(body: Any, verified: bool = True) -> None:
     if not isinstance(body, dict):
         raise Rejection("We could not parse the JSON body of your request.")
     for key in body:
@@ -528,6 +553,8 @@ def _check(body: Any) -> None:
                 f"Unsupported parameter: '{key}' is not supported with this model.", key
             )
     _check_reasoning(body.get("reasoning"), model, reasons)
+    if not verified and (body.get("reasoning") or {}).get("summary"):
+        raise Rejection(UNVERIFIED_SUMMARY, "reasoning.summary", "unsupported_value")
     limit = body.get("max_output_tokens")
     if isinstance(limit, int) and limit < 16:
         raise Rejection(
@@ -775,6 +802,8 @@ class FakeResponses(FakeOpenAI):
         self.chat_default: ReplySource = auto_reply
         #: `(request, rejection)` for every Responses request the fake refused.
         self.rejected: list[tuple[Recorded, Rejection]] = []
+        #: False: the key's organization is not verified, so `reasoning.summary` is refused.
+        self.verified_org = True
 
     def enqueue_chat(self, *replies: ReplySource) -> None:
         """Queue replies for ``POST …/chat/completions`` (default: the Chat fake's)."""
@@ -787,7 +816,7 @@ class FakeResponses(FakeOpenAI):
     def _route(self, request: Recorded) -> Reply:
         method, path = request.method, request.path
         if method == "POST" and path.endswith("/responses"):
-            rejection = check_request(request.json)
+            rejection = check_request(request.json, verified=self.verified_org)
             if rejection is not None:
                 self.rejected.append((request, rejection))
                 return rejection.reply()

@@ -332,6 +332,52 @@ def test_items_sent_whole_without_deltas() -> None:
     assert result.text == "Whole text"
 
 
+@pytest.mark.parametrize("shape", ["whole", "completed-only"])
+def test_items_never_announced_are_decoded_whole(shape: str) -> None:
+    """Servers that send each item as one `output_item.done`, or only the terminal event
+    with its `output`: every item comes out, in order, and the stop reason follows."""
+    refusal = message_item(None, refusal="I can't.", id="msg_r")
+    events = response_events([REASONING, message_item("Running."), CALL, refusal], shape=shape)
+    assert not any(e["type"] == "response.output_item.added" for e in events)
+    result = run(events)
+    assert [b.type for b in result.blocks] == ["thinking", "text", "tool_use", "text"]
+    assert result.blocks[0].thinking == "First I look.\n\nThen I run it."
+    signature = result.blocks[0].deltas[-1]["signature"]
+    assert unpack_reasoning(signature) == ("rs_1", encrypted_content("rs_1"))
+    assert result.blocks[1].text == "Running." and result.blocks[3].text == "I can't."
+    assert result.blocks[2].start["id"] == "call_1"
+    assert result.blocks[2].input == {"command": "echo hello"}
+    assert result.stop_reason == "tool_use"
+
+
+def test_a_completed_only_text_answer_ends_with_its_text() -> None:
+    result = run(response_events([message_item("Only at the end")], shape="completed-only"))
+    assert result.text == "Only at the end" and result.stop_reason == "end_turn"
+    refused = run(response_events([message_item(None, refusal="No.")], shape="completed-only"))
+    assert refused.text == "No." and refused.stop_reason == "refusal"
+
+
+def test_deltas_of_an_unannounced_item_are_not_doubled() -> None:
+    """Deltas for an item whose `added` never came are dropped (they cannot open a block);
+    the item comes whole from the terminal event, once, after the items decoded meanwhile."""
+    streamed = response_events([message_item("Hello"), CALL], pieces=2)
+    events = [
+        e
+        for e in streamed
+        if not (e.get("output_index") == 0 and e["type"] != "response.output_text.delta")
+    ]
+    result = run(events)
+    assert [b.type for b in result.blocks] == ["tool_use", "text"]
+    assert result.blocks[0].input == {"command": "echo hello"}
+    assert result.blocks[1].text == "Hello"
+    assert result.stop_reason == "tool_use"
+
+
+def test_items_already_decoded_are_not_repeated_at_the_end() -> None:
+    result = run(response_events([REASONING, message_item("Once."), CALL]))
+    assert [b.type for b in result.blocks] == ["thinking", "text", "tool_use"]
+
+
 def test_not_json_is_a_502() -> None:
     decoder = ResponsesStreamDecoder(target(MODEL))
     with pytest.raises(VdmError) as err:

@@ -10,8 +10,10 @@ undone must be refused.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,7 +37,7 @@ from tests.harness import PROTOCOL, RunningVdm, running_vdm
 from tests.protocol.grammar import check_grammar
 from tests.server.test_recorded_claude_code import restore
 from vdm.config.settings import Settings
-from vdm.protocol.signatures import split_thought_id
+from vdm.protocol.signatures import id_with_thought, pack_thought, split_thought_id
 
 KEY = "AIzaSy-fake-gemini-key-0042"
 PRO3 = "gemini-3-pro-preview"
@@ -517,3 +519,72 @@ def test_a_context_overflow_is_worded_so_claude_code_compacts(
         ask(client, FIRST, True)
     message = caught.value.body["error"]["message"]  # type: ignore[index]
     assert message.startswith("prompt is too long: 1200000 tokens > 1048576 maximum"), message
+
+
+# --- a signature Gemini cannot verify ---------------------------------------------------------
+
+#: A real-looking signature minted under another key or model: the fake never issued it.
+FOREIGN = base64.b64encode(b"\x12\x34signed-by-another-key" * 3).decode()
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+def test_a_signature_from_another_key_does_not_break_the_session(
+    gemini: FakeGemini,
+    client: anthropic.Anthropic,
+    stream: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """History signed under another key or model: Gemini answers "Corrupted thought
+    signature."; vdm sends the turn again with no signature replayed and the documented
+    stand-in on the first call of the step, on every later turn too."""
+    caplog.set_level(logging.INFO)
+    messages = [
+        *FIRST,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Plan.", "signature": pack_thought(FOREIGN)},
+                {"type": "text", "text": "Listing."},
+                {
+                    "type": "tool_use",
+                    "id": id_with_thought("call_1", FOREIGN),
+                    "name": "Bash",
+                    "input": ARGS,
+                },
+                {"type": "tool_use", "id": "call_2", "name": "Bash", "input": ARGS},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": id_with_thought("call_1", FOREIGN)},
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "b"},
+            ],
+        },
+    ]
+    for n in range(2):
+        gemini.enqueue(GeminiReply([text_part("Continuing.")]))
+        answer = ask(client, messages, stream)
+        assert answer.content[-1].text == "Continuing."
+        assert len(gemini.rejected) == n + 1
+    assert [message for _, message in gemini.rejected] == ["Corrupted thought signature."] * 2
+    served = gemini.served()
+    assert len(served) == 2
+    parts = model_parts(served[0])
+    assert [p.get("thoughtSignature") for p in parts] == [
+        None,
+        "skip_thought_signature_validator",
+        None,
+    ]
+    assert "Listing." in json.dumps(parts) and FOREIGN not in json.dumps(served[0])
+    assert any("retrying with skip-signatures" in r.getMessage() for r in caplog.records)
+
+
+def test_a_signature_that_is_not_the_problem_is_not_retried(
+    gemini: FakeGemini, client: anthropic.Anthropic
+) -> None:
+    """Any other 400 reaches the client at once: one upstream call."""
+    gemini.enqueue(gemini_error(400, "Request contains an invalid argument."))
+    with pytest.raises(anthropic.BadRequestError):
+        ask(client, [{"role": "user", "content": "hi"}], False)
+    assert len(gemini.requests) == 1

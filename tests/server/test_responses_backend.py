@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.fakes.responses_upstream import (
 )
 from tests.harness import RunningVdm, running_vdm
 from vdm.config.settings import ProviderConfig
+from vdm.protocol.signatures import pack_reasoning, unpack_reasoning
 from vdm.upstream.backends import select
 
 KEY = "sk-upstream-secret-5678"
@@ -393,3 +395,115 @@ def test_paths_for_openai_azure_v1_and_azure_deployments() -> None:
     # Azure deployments on the default format keep Chat Completions.
     chat = ProviderConfig("azure", ("k",), "https://res.openai.azure.com", api_version="2024-10-21")
     assert select(chat, MODEL, MODEL)[0].name == "openai"
+
+
+# --- recovering from rejections that would break every later turn -----------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not-streamed"])
+def test_an_unverified_organization_still_gets_answers(
+    client: anthropic.Anthropic,
+    fake: FakeResponses,
+    stream: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OpenAI refuses `reasoning.summary` to an organization that is not verified: vdm asks
+    again without it, and remembers, so the next request goes without it straight away."""
+    caplog.set_level(logging.INFO, logger="vdm.requests")
+    fake.verified_org = False
+    fake.enqueue(
+        responses_reply("I'll run it.", reasoning=["Plan."], tool_calls=[("Bash", '{"a":1}')]),
+        responses_reply("Done.", reasoning=["Checked."]),
+    )
+    user = {"role": "user", "content": "run it"}
+    first = turn(client, stream, **claude_code([user]))
+    assert [b.type for b in first.content] == ["thinking", "text", "tool_use"]
+    assert first.content[0].thinking == ""  # hidden, but carried: the signature
+    assert first.stop_reason == "tool_use"
+    ((refused, rejection),) = fake.rejected
+    assert rejection.param == "reasoning.summary" and rejection.code == "unsupported_value"
+    assert refused.json["reasoning"]["summary"] == "auto"
+    calls = responses_calls(fake)
+    assert len(calls) == 2 and "summary" not in calls[1]["reasoning"]
+    assert calls[1]["reasoning"]["effort"] == "high"
+
+    result = {"type": "tool_result", "tool_use_id": first.content[2].id, "content": "ok"}
+    history = [user, {"role": "assistant", "content": echo(first.content)}]
+    second = turn(client, stream, **claude_code([*history, {"role": "user", "content": [result]}]))
+    assert second.content[-1].text == "Done."
+    calls = responses_calls(fake)
+    assert len(calls) == 3, "the second request goes without the summary at once"
+    assert len(fake.rejected) == 1
+    assert "summary" not in calls[2]["reasoning"]
+    assert calls[2]["input"][1]["type"] == "reasoning"  # the reasoning still travels back
+    lines = [r.getMessage() for r in caplog.records if r.name == "vdm.requests"]
+    assert any("retrying with no-summary" in line for line in lines)
+    assert any(line.endswith("degraded=no-summary") for line in lines)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not-streamed"])
+def test_reasoning_from_another_organization_does_not_break_the_session(
+    client: anthropic.Anthropic, fake: FakeResponses, stream: bool
+) -> None:
+    """History whose reasoning item was encrypted for another organization (a key pool that
+    spans organizations, a session moved between providers): OpenAI answers
+    `invalid_encrypted_content`; vdm sends the turn again without replaying reasoning."""
+    foreign = pack_reasoning("rs_0123456789abcdef", "gAAAAABforeign-organization-blob==")
+    messages = [
+        {"role": "user", "content": "run it"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Plan.", "signature": foreign},
+                {"type": "tool_use", "id": "call_abc", "name": "Bash", "input": {"a": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_abc", "content": "ok"}],
+        },
+    ]
+    for _ in range(2):  # every later turn of the session too
+        fake.enqueue(responses_reply("Done.", reasoning=["Checked."]))
+        answer = turn(client, stream, **claude_code(messages))
+        assert answer.content[-1].text == "Done."
+    assert [r.code for _, r in fake.rejected] == ["invalid_encrypted_content"] * 2
+    assert "could not be verified" in fake.rejected[0][1].message
+    calls = responses_calls(fake)
+    assert len(calls) == 4
+    assert [i["type"] for i in calls[1]["input"]] == [
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+    assert calls[1]["reasoning"]["summary"] == "auto"  # nothing else left out
+
+    # Replay is off for that request only: reasoning this organization issued goes back.
+    fake.enqueue(responses_reply("Again.", reasoning=["More."]))
+    own = [messages[0], {"role": "assistant", "content": echo(answer.content)}]
+    turn(client, stream, **claude_code([*own, {"role": "user", "content": "and again"}]))
+    assert len(fake.rejected) == 2
+    assert responses_calls(fake)[-1]["input"][1]["type"] == "reasoning"
+
+
+@pytest.mark.parametrize("shape", ["whole", "completed-only"])
+def test_a_stream_of_whole_items_is_not_an_empty_answer(
+    client: anthropic.Anthropic, fake: FakeResponses, shape: str
+) -> None:
+    """Responses-compatible servers that send items whole (`output_item.done` only) or only
+    the terminal event: text, reasoning and tool calls all come out, stop_reason is right."""
+    fake.enqueue(
+        responses_reply(
+            "I'll run it.",
+            reasoning=["Plan."],
+            tool_calls=[("Bash", '{"command": "ls"}')],
+            shape=shape,
+        )
+    )
+    answer = turn(client, True, **claude_code([{"role": "user", "content": "run it"}]))
+    assert [b.type for b in answer.content] == ["thinking", "text", "tool_use"]
+    assert answer.content[0].thinking == "Plan."
+    assert unpack_reasoning(answer.content[0].signature) is not None
+    assert answer.content[1].text == "I'll run it."
+    assert answer.content[2].name == "Bash" and answer.content[2].input == {"command": "ls"}
+    assert answer.stop_reason == "tool_use"

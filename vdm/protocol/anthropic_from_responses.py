@@ -14,7 +14,9 @@ stream state machine (../shared/reference/dialects.md A2, A3):
   `error` events raise VdmError; a body that ends before any of them is a 502.
 
 Items are decoded one at a time: events of an item that starts while another is still open
-are held until that one is done, so blocks never interleave.
+are held until that one is done, so blocks never interleave. An item that was never announced
+(`response.output_item.added`) is decoded whole from its `output_item.done`, or from the
+terminal event's `response.output` (servers that send whole items, completed-only streams).
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ def error_from_failure(error: Any) -> VdmError:
     message = str(message or code or "the response failed")
     status = ERROR_STATUS.get(code, 500) if isinstance(code, str) else 500
     overflow = context_overflow(message, code)
+    code = code if isinstance(code, str) else None
     if overflow is not None:
-        return VdmError(400, overflow)
-    return VdmError(status, f"upstream error: {message}")
+        return VdmError(400, overflow, code=code)
+    return VdmError(status, f"upstream error: {message}", code=code)
 
 
 def usage_from_responses(usage: Any) -> dict[str, int]:
@@ -164,6 +167,9 @@ def message_from_response(
 
 # --- streaming ------------------------------------------------------------------------------
 
+#: The events that can start decoding an item: its announcement, or the item sent whole.
+_OPENERS = ("response.output_item.added", "response.output_item.done")
+
 
 @dataclass(slots=True)
 class _Item:
@@ -227,6 +233,11 @@ class ResponsesStreamDecoder:
             index = event.get("output_index")
             if not isinstance(index, int) or index in self._finished:
                 return  # response.created / in_progress / keepalives, or a late straggler
+            if index not in self._items and index not in self._held and kind not in _OPENERS:
+                # Part of an item never announced: it is decoded whole from its done event
+                # or from the response's output at the end.
+                log.debug("%s for output %d before its output_item.added: dropped", kind, index)
+                return
             if self._current is None:
                 self._current = index
             if index == self._current:
@@ -254,6 +265,11 @@ class ResponsesStreamDecoder:
             self._next_held(out)
             if self._current is None:
                 break
+        # Items this stream never announced (a server that sends whole items in the terminal
+        # event only, or a completed-only stream): decoded whole from the response's output.
+        for index, payload in enumerate(response.get("output") or ()):
+            if index not in self._items and isinstance(payload, dict):
+                self._whole(index, payload, out)
         self.usage = usage_from_responses(response.get("usage"))
         reason = _stop_reason(response, self._tool_use, self._refusal)
         out.append(MessageEnd(reason, None, self.usage))
@@ -261,13 +277,24 @@ class ResponsesStreamDecoder:
 
     # -- one item --------------------------------------------------------------------------------
 
+    def _whole(self, index: int, payload: dict[str, Any], out: list[Event]) -> None:
+        """One output item decoded whole, as its `added` then its `done` event would."""
+        self._current = index
+        self._added(index, payload, out)
+        self._done(index, self._items[index], payload, out)
+
     def _item_event(self, index: int, event: dict[str, Any], out: list[Event]) -> None:
         kind = event.get("type")
         item = self._items.get(index)
         if kind == "response.output_item.added":
             self._added(index, event.get("item") or {}, out)
         elif item is None:
-            return
+            if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+                # An item sent whole, never announced: its done event carries all of it.
+                self._whole(index, event["item"], out)
+            else:
+                # (a held event of an item whose done event never came: decoded at the end)
+                log.debug("%s for output %d before its output_item.added: dropped", kind, index)
         elif kind == "response.output_item.done":
             self._done(index, item, event.get("item") or {}, out)
         elif item.kind == "message":

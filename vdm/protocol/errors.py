@@ -27,7 +27,11 @@ ANTHROPIC_ERROR_TYPES: dict[int, str] = {
 
 
 class VdmError(Exception):
-    """A failure to report to the client: an HTTP status, a message, optional headers."""
+    """A failure to report to the client: an HTTP status, a message, optional headers.
+
+    An error that came from the upstream also keeps the provider's own `code` and `param`
+    (OpenAI's `error.code` / `error.param`, Google's `error.status`), so a backend can tell
+    a rejection it knows how to recover from (`Backend.recover`) without parsing text."""
 
     def __init__(
         self,
@@ -36,12 +40,16 @@ class VdmError(Exception):
         *,
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or anthropic_error_type(status)
         self.headers = headers or {}
+        self.code = code
+        self.param = param
 
     def __repr__(self) -> str:
         return f"VdmError({self.status}, {self.message!r})"
@@ -147,7 +155,6 @@ def context_overflow(message: str, code: object = None) -> str | None:
             # The prompt fits: only max_tokens is too large. Compacting would not help.
             return f"{MAX_TOKENS_TOO_LONG}: {prompt} + {completion} > {maximum} ({message})"
     if limit and asked:
-        maximum = (limit.group(1) or limit.group(2)).replace(",", "")
-        tokens = asked.group(1).replace(",", "")
-        return f"{PROMPT_TOO_LONG}: {tokens} tokens > {maximum} maximum ({message})"
+        tokens, most = _number(asked.group(1)), _number(limit.group(1) or limit.group(2))
+        return f"{PROMPT_TOO_LONG}: {tokens} tokens > {most} maximum ({message})"
     return f"{PROMPT_TOO_LONG}: {message}"

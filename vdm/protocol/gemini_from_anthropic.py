@@ -16,7 +16,9 @@ The mapping (docs/backends/gemini.md):
   tool_use id carries its call's signature; a thinking block signed `vdm-g1:` puts its
   signature on the next part (or on a signature-only part). Thinking text is not sent back.
   On models that sign their calls (Gemini 3), the first call of a step in the current turn
-  that has no signature (another model's call) gets the documented stand-in.
+  that has no signature (another model's call) gets the documented stand-in. After Gemini
+  refused a replayed signature (`target.degraded` has "skip-signatures") none is replayed:
+  only the stand-in goes, on those first calls.
 - Tools -> one `functionDeclarations` tool with `parametersJsonSchema`
   (vdm/protocol/gemini_native_schema.py); `tool_choice` -> `toolConfig`.
 - `generationConfig`: output limit, sampling, stop sequences, and `thinkingConfig` sized as
@@ -219,6 +221,9 @@ class _Contents:
         self.req = req
         self.target = target
         self.signs = target.caps.thought_signatures
+        #: Replay the signatures the history carries; off after Gemini refused one of them
+        #: (minted under another key or model): then only the stand-in goes, where required.
+        self.replay = "skip-signatures" not in target.degraded
         self.out: list[_Content] = []
         #: The calls of the last model content still waiting for their responses.
         self.waiting: list[tuple[str, str]] = []
@@ -286,14 +291,14 @@ class _Contents:
         signature: str | None = None  # from a thinking block, for the next part
         # A thought's signature that a call of the step also carries goes back on that call
         # only (the decoder gives a call the signature of the thought before it).
-        on_calls = {split_thought_id(b.id)[1] for b in content if isinstance(b, ToolUseBlock)}
+        on_calls = {self._signature(b.id) for b in content if isinstance(b, ToolUseBlock)}
         for block in content:
             if isinstance(block, TextBlock):
                 if not block.text:
                     continue
                 part: dict[str, Any] = {"text": block.text}
             elif isinstance(block, ToolUseBlock):
-                own = split_thought_id(block.id)[1]
+                own = self._signature(block.id)
                 name = function_name(block.name, self.target)
                 part = {"functionCall": {"name": name, "args": block.input}}
                 if own:
@@ -303,7 +308,7 @@ class _Contents:
                 calls.append((block.id, name))
             elif isinstance(block, ThinkingBlock):
                 # Only vdm's Gemini carrier means anything here; the text is not sent back.
-                carried = unpack_thought(block.signature)
+                carried = unpack_thought(block.signature) if self.replay else None
                 if carried and carried not in on_calls:
                     if signature:  # two in a row: the first keeps its own (empty) part
                         parts.append({"text": "", "thoughtSignature": signature})
@@ -325,6 +330,10 @@ class _Contents:
         model = self._append("model", parts, current)
         model.calls.extend(calls)
         self.waiting = model.calls if calls else self.waiting
+
+    def _signature(self, tool_id: str) -> str | None:
+        """The thought signature a tool_use id carries, if replayed."""
+        return split_thought_id(tool_id)[1] if self.replay else None
 
     # -- user -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import time
 
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
 from vdm.routing.resolve import Route, resolve
 from vdm.server.asgi import Incoming
 from vdm.server.state import Gateway
@@ -76,8 +77,26 @@ class Exchange:
             max_tokens_limit=gateway.settings.max_tokens_limit,
             reasoning_cache=gateway.reasoning,
         )
+        self.target.degraded.update(gateway.degraded.get(route.provider.name, ()))
         self.client = gateway.client(route.provider)
         self.route = route
+
+    def recover(self, error: VdmError) -> bool:
+        """Whether a rejected upstream call is worth one more try with less in it: the backend
+        names the degradation (`Backend.recover`) its encoder then honours. Each degradation
+        is tried once per request; a lasting one is remembered for the provider."""
+        degradation = self.backend.recover(error, self.target)
+        if degradation is None or degradation in self.target.degraded:
+            return False
+        self.target.degraded.add(degradation)
+        self.gateway.degrade(self.route.provider.name, degradation)
+        log.info(
+            "%s refused the request (%s); retrying with %s",
+            self.route.provider.name,
+            error.message,
+            degradation,
+        )
+        return True
 
     def data_arrived(self) -> None:
         if self.first_data is None:
@@ -107,8 +126,9 @@ class Exchange:
         )
         if not routed:
             return
+        degraded = self.target.degraded
         log.info(
-            "%s -> %s:%s %s%s%s %.0f ms%s",
+            "%s -> %s:%s %s%s%s %.0f ms%s%s",
             request.model,
             provider,
             model,
@@ -119,4 +139,5 @@ class Exchange:
             self.outcome,
             duration * 1000,
             "".join(f" {k.removesuffix('_tokens')}={v}" for k, v in self.usage.items() if v),
+            f" degraded={','.join(sorted(degraded))}" if degraded else "",
         )

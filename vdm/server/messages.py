@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -94,17 +94,25 @@ async def create_message(
 
 
 async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
-    """A non-streaming request: one upstream answer, decoded whole."""
+    """A non-streaming request: one upstream answer, decoded whole. A rejection the backend
+    can recover from (`Exchange.recover`) is retried with the request encoded again."""
     backend, target, request = exchange.backend, exchange.target, exchange.request
     client = exchange.client
-    reply = await client.post_json(
-        backend.path(exchange.route.provider, target.model, False),
-        backend.encode(request, target),
-        client_key=exchange.incoming.client_key,
-        call=exchange.call,
-    )
-    exchange.data_arrived()
-    message = backend.decode(reply, request, target)
+    path = backend.path(exchange.route.provider, target.model, False)
+    while True:
+        try:
+            reply = await client.post_json(
+                path,
+                backend.encode(request, target),
+                client_key=exchange.incoming.client_key,
+                call=exchange.call,
+            )
+            exchange.data_arrived()
+            message = backend.decode(reply, request, target)
+            break
+        except VdmError as exc:
+            if not exchange.recover(exc):
+                raise
     exchange.usage.update(message["usage"])
     await send_json(send, 200, message)
 
@@ -126,6 +134,8 @@ class _StreamRelay:
         self.last_sent = time.monotonic()
         self.closing = False
         self.pending: list[bytes] = []
+        #: The response started: nothing can be retried any more.
+        self.started = False
 
     async def _ping(self) -> None:
         """`ping` events while the upstream is silent, so clients do not give up."""
@@ -144,52 +154,67 @@ class _StreamRelay:
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def run(self, tg: TaskGroup) -> None:
+        """Open the upstream stream and relay it. Until the response starts nothing has
+        reached the client: a rejection the backend can recover from (`Exchange.recover`)
+        is retried with the request encoded again."""
+        exchange = self.exchange
+        backend, target = exchange.backend, exchange.target
+        path = backend.path(exchange.route.provider, target.model, True)
+        while True:
+            try:
+                # Events are collected and sent when the upstream has nothing more for the
+                # moment (`on_idle`): one ASGI send per burst of upstream data.
+                async with exchange.client.stream(
+                    path,
+                    backend.encode(exchange.request, target),
+                    client_key=exchange.incoming.client_key,
+                    on_idle=self._flush,
+                    call=exchange.call,
+                ) as reads:
+                    await self._relay(reads, tg)
+                return
+            except VdmError as exc:
+                if self.started or not exchange.recover(exc):
+                    raise
+
+    async def _relay(self, reads: AsyncIterator[bytes], tg: TaskGroup) -> None:
         exchange = self.exchange
         send = self.send
         decoder = self.decoder
         encode = self.encoder.encode
         pending = self.pending
-        backend, target = exchange.backend, exchange.target
-        # Events are collected and sent when the upstream has nothing more for the moment
-        # (`on_idle`): one ASGI send per burst of upstream data, not one per HTTP chunk.
-        async with exchange.client.stream(
-            backend.path(exchange.route.provider, target.model, True),
-            backend.encode(exchange.request, target),
-            client_key=exchange.incoming.client_key,
-            on_idle=self._flush,
-            call=exchange.call,
-        ) as reads:
-            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            pending.append(self.encoder.start())
-            self.last_sent = time.monotonic()
-            tg.start_soon(self._ping)
-            try:
-                async for read in reads:
-                    exchange.data_arrived()
-                    encode(decoder.feed(read), pending)
-                    if decoder.done:
-                        break  # the final events go out together with these
-                    if len(pending) >= _MAX_PENDING:
-                        await self._flush()
-                encode(decoder.finish(), pending)
-            except Exception as exc:  # after the 200 the only way to report is in-stream
-                if not isinstance(exc, VdmError):
-                    log.exception("internal error while relaying a stream")
-                    exc = VdmError(500, "internal error in vdm while relaying the stream")
-                exchange.fail(f"error {exc.status} mid-stream")
-                log.warning("stream failed after it started: %s", exc.message)
-                pending.append(anthropic_error_event(exc))
-            finally:
-                exchange.usage = decoder.usage
-            tail = b"".join(pending)
-            pending.clear()
-            self.closing = True
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
-            if decoder.done:
-                # Read the end of the upstream body so its connection goes back to the pool.
-                with anyio.move_on_after(DRAIN_SECONDS):
-                    async for _ in reads:
-                        pass
+        self.started = True
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        pending.append(self.encoder.start())
+        self.last_sent = time.monotonic()
+        tg.start_soon(self._ping)
+        try:
+            async for read in reads:
+                exchange.data_arrived()
+                encode(decoder.feed(read), pending)
+                if decoder.done:
+                    break  # the final events go out together with these
+                if len(pending) >= _MAX_PENDING:
+                    await self._flush()
+            encode(decoder.finish(), pending)
+        except Exception as exc:  # after the 200 the only way to report is in-stream
+            if not isinstance(exc, VdmError):
+                log.exception("internal error while relaying a stream")
+                exc = VdmError(500, "internal error in vdm while relaying the stream")
+            exchange.fail(f"error {exc.status} mid-stream")
+            log.warning("stream failed after it started: %s", exc.message)
+            pending.append(anthropic_error_event(exc))
+        finally:
+            exchange.usage = decoder.usage
+        tail = b"".join(pending)
+        pending.clear()
+        self.closing = True
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        if decoder.done:
+            # Read the end of the upstream body so its connection goes back to the pool.
+            with anyio.move_on_after(DRAIN_SECONDS):
+                async for _ in reads:
+                    pass
 
 
 async def count_tokens(gateway: Gateway, incoming: Incoming) -> bytes:

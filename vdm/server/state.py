@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vdm.config.settings import ProviderConfig, Settings
-from vdm.protocol.codec import ReasoningCache
+from vdm.protocol.codec import DEGRADATIONS, ReasoningCache
 from vdm.server.catalog import ModelCatalog
 from vdm.upstream.backends import client_for
 from vdm.upstream.client import UpstreamClient
@@ -23,6 +23,14 @@ class Gateway:
         self.prices = PriceTable.with_user(prices)
         #: Reasoning text by tool call id, for clients that drop thinking blocks.
         self.reasoning = ReasoningCache()
+        #: Provider name -> the lasting degradations it needed (codec.DEGRADATIONS), so its
+        #: later requests go without what it refused straight away.
+        self.degraded: dict[str, set[str]] = {}
+
+    def degrade(self, provider: str, degradation: str) -> None:
+        """Remember a lasting degradation of `provider` (until the server restarts)."""
+        if DEGRADATIONS.get(degradation):
+            self.degraded.setdefault(provider, set()).add(degradation)
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)

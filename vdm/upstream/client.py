@@ -61,46 +61,48 @@ def error_from_response(
     secrets: Iterable[str] = (),
 ) -> VdmError:
     """The VdmError for an upstream error response, keeping the upstream's own message (with
-    any key in it masked); the error type follows from the mapped status."""
+    any key in it masked), code and param; the error type follows from the mapped status."""
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
-    message = redact(_error_message(body) or f"HTTP {status}", secrets)
+    found, code, param = _error_fields(body)
+    message = redact(found or f"HTTP {status}", secrets)
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
     text = f"{provider} returned HTTP {status}: {message}"
     if 400 <= status < 500 and status != 429:
         # In Anthropic's words, so that Claude Code compacts the conversation.
-        overflow = context_overflow(message, _error_code(body))
+        overflow = context_overflow(message, code)
         if overflow is not None:
             text = f"{overflow} [{provider} returned HTTP {status}]"
-            return VdmError(400, text, headers=passed)
-    return VdmError(mapped, text, headers=passed)
+            return VdmError(400, text, headers=passed, code=code, param=param)
+    return VdmError(mapped, text, headers=passed, code=code, param=param)
 
 
-def _error_code(body: bytes) -> object:
-    """The `error.code` of an OpenAI-style error body, if any."""
+def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
+    """(message, code, param) of an error body, parsed once: OpenAI's `{"error": {message,
+    code, param}}`, Google's `{"error": {code: 400, message, status}}` (its `status` string
+    is the code then), a list of either, or plain text."""
     try:
         data: Any = json.loads(body)
     except ValueError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    return error.get("code") if isinstance(error, dict) else None
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        data: Any = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:500]
+        return body.decode("utf-8", "replace").strip()[:500], None, None
     if isinstance(data, list) and data:
         data = data[0]
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            for key in ("message", "detail", "msg"):
-                if error.get(key):
-                    return str(error[key])
-        elif isinstance(error, str):
-            return error
-    return json.dumps(data)[:500]
+    if not isinstance(data, dict):
+        return json.dumps(data)[:500], None, None
+    error = data.get("error", data)
+    if isinstance(error, str):
+        return error, None, None
+    if not isinstance(error, dict):
+        return json.dumps(data)[:500], None, None
+    message = next((str(error[k]) for k in ("message", "detail", "msg") if error.get(k)), "")
+    code = error.get("code")
+    if not isinstance(code, str):
+        code = error.get("status")
+    param = error.get("param")
+    return (
+        message or json.dumps(data)[:500],
+        code if isinstance(code, str) else None,
+        param if isinstance(param, str) else None,
+    )
 
 
 def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:

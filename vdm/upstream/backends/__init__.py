@@ -19,6 +19,7 @@ Responses backend, with no configuration (`select`).
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any, Protocol
 
 import httpx
@@ -27,6 +28,7 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.capabilities import caps_for
 from vdm.protocol.codec import ReasoningCache, Target
+from vdm.protocol.errors import VdmError
 from vdm.protocol.events import StreamDecoder
 from vdm.upstream.client import UpstreamClient
 
@@ -71,8 +73,26 @@ class Backend(Protocol):
         """A fresh decoder for one streamed answer."""
         ...
 
+    def recover(self, error: VdmError, target: Target) -> str | None:
+        """The degradation (a key of `vdm.protocol.codec.DEGRADATIONS`) that makes the
+        provider accept the request it just rejected with `error`, or None: the request path
+        adds it to `target.degraded`, encodes again and retries once."""
+        ...
+
 
 _loaded: dict[str, Backend] = {}
+
+#: Gemini's answer to a thought signature it cannot verify (minted under another key, model
+#: or route): "Corrupted thought signature." / "Invalid thought signature", on the native
+#: API and the OpenAI-compatible one alike.
+_BAD_SIGNATURE = re.compile(r"(corrupted|invalid) thought.?signature", re.IGNORECASE)
+
+
+def signature_rejected(error: VdmError, target: Target) -> str | None:
+    """ "skip-signatures" when Gemini refused a replayed thought signature, else None."""
+    if error.status == 400 and _BAD_SIGNATURE.search(error.message):
+        return "skip-signatures"
+    return None
 
 
 def backend(api_format: str) -> Backend:

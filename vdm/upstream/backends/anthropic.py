@@ -12,6 +12,7 @@ from typing import Any
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import ANTHROPIC_VERSION, MessagesRequest
 from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
 from vdm.protocol.events import StreamDecoder
 
 MESSAGES_PATH = "/v1/messages"
@@ -41,6 +42,9 @@ class AnthropicBackend:
 
     def stream_decoder(self, request: MessagesRequest, target: Target) -> StreamDecoder:
         raise TypeError("Anthropic-format streams are relayed, not decoded")
+
+    def recover(self, error: VdmError, target: Target) -> str | None:
+        return None  # the client's own request: nothing of vdm's to leave out
 
 
 BACKEND = AnthropicBackend()

@@ -10,7 +10,9 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
 from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
 from vdm.protocol.openai_from_anthropic import chat_request_from_messages
+from vdm.upstream.backends import signature_rejected
 
 
 def azure_query(provider: ProviderConfig) -> str:
@@ -46,6 +48,11 @@ class ChatBackend:
 
     def stream_decoder(self, request: MessagesRequest, target: Target) -> ChatStreamDecoder:
         return ChatStreamDecoder(target, request.stop_sequences)
+
+    def recover(self, error: VdmError, target: Target) -> str | None:
+        """Gemini's OpenAI-compatible endpoint refusing a replayed thought signature (only
+        models whose capabilities carry signatures replay any)."""
+        return signature_rejected(error, target) if target.caps.thought_signatures else None
 
 
 BACKEND = ChatBackend()

@@ -17,7 +17,9 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_gemini import GeminiStreamDecoder, message_from_gemini
 from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_from_anthropic import encode
+from vdm.upstream.backends import signature_rejected
 
 
 def model_path(model: str) -> str:
@@ -49,6 +51,11 @@ class GeminiBackend:
 
     def stream_decoder(self, request: MessagesRequest, target: Target) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(target)
+
+    def recover(self, error: VdmError, target: Target) -> str | None:
+        """A replayed thought signature Gemini cannot verify (the history came from another
+        key, model or route): send none, with the documented stand-in where one is due."""
+        return signature_rejected(error, target)
 
 
 BACKEND = GeminiBackend()

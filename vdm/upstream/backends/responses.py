@@ -14,6 +14,7 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_responses import ResponsesStreamDecoder, message_from_response
 from vdm.protocol.codec import Target
+from vdm.protocol.errors import VdmError
 from vdm.protocol.responses_from_anthropic import responses_request_from_messages
 from vdm.upstream.backends.chat import azure_query
 
@@ -52,6 +53,23 @@ class ResponsesBackend:
 
     def stream_decoder(self, request: MessagesRequest, target: Target) -> ResponsesStreamDecoder:
         return ResponsesStreamDecoder(target, thinking=_thinking(request))
+
+    def recover(self, error: VdmError, target: Target) -> str | None:
+        """Two rejections that would otherwise fail every request of a session:
+
+        - `param: "reasoning.summary"` (`unsupported_value`): "Your organization must be
+          verified to generate reasoning summaries…": ask for none (kept per provider);
+        - `code: "invalid_encrypted_content"`: "The encrypted content for item rs_… could
+          not be verified." (a key of another organization, a session moved between
+          providers): replay no reasoning items.
+        """
+        if error.status != 400:
+            return None
+        if error.param == "reasoning.summary":
+            return "no-summary"
+        if error.code == "invalid_encrypted_content":
+            return "no-replay"
+        return None
 
 
 BACKEND = ResponsesBackend()
