@@ -52,7 +52,41 @@ def _openai_error(message: str, param: str | None = None) -> dict[str, Any]:
     }
 
 
+def _tool_names(body: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+    for position, tool in enumerate(body.get("tools") or ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            yield position, function.get("name")
+
+
 # --- OpenAI -----------------------------------------------------------------------------------
+
+_OPENAI_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def _openai_name(body: dict[str, Any]) -> Rejection | None:
+    """Function names: at most 64 characters of `^[a-zA-Z0-9_-]+$` (Anthropic allows 128).
+    Quoted from OpenAI's replies (use-novamira/novamira#12, ravitemer/mcphub.nvim#243)."""
+    for position, name in _tool_names(body):
+        param = f"tools[{position}].function.name"
+        if isinstance(name, str) and len(name) > 64:
+            message = (
+                f"Invalid '{param}': string too long. Expected a string with maximum length 64, "
+                f"but got a string with length {len(name)} instead."
+            )
+            error = _openai_error(message, param)
+            error["error"]["code"] = "string_above_max_length"
+            return 400, error
+        if not isinstance(name, str) or not _OPENAI_NAME.fullmatch(name):
+            message = (
+                f"Invalid '{param}': string does not match pattern. Expected a string that "
+                "matches the pattern '^[a-zA-Z0-9_-]+$'."
+            )
+            error = _openai_error(message, param)
+            error["error"]["code"] = "invalid_value"
+            return 400, error
+    return None
+
 
 #: gpt-5.4+, gpt-6+: reasoning (on by default) and function tools exclude each other on Chat
 #: Completions (openai/openai-openapi#541, aaif-goose/goose#11413).
@@ -63,6 +97,9 @@ def openai(body: dict[str, Any], path: str) -> Rejection | None:
     model = str(body.get("model") or "")
     if not path.endswith("/chat/completions") or not body.get("tools"):
         return None
+    refused = _openai_name(body)
+    if refused:
+        return refused
     if _OPENAI_TOOLS_NEED_RESPONSES.match(model) and body.get("reasoning_effort") != "none":
         message = (
             f"Function tools with reasoning_effort are not supported for {model} in "
@@ -137,6 +174,8 @@ def moonshot(body: dict[str, Any], path: str) -> Rejection | None:
 
 # --- Gemini (OpenAI-compatible endpoint) ------------------------------------------------------
 
+#: Function declaration names (the compat endpoint checks the proto's rule).
+_GEMINI_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 _GEMINI_SIGNED = re.compile(r"(^|/)gemini-(3|flash-latest|flash-lite-latest|pro-latest)")
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 #: The fields of Gemini's proto `Schema` (generativelanguage v1beta): anything else in a
@@ -216,7 +255,17 @@ def _signature(call: Any) -> Any:
 def gemini(body: dict[str, Any], path: str) -> Rejection | None:
     """Tool schemas must fit the proto `Schema`; on Gemini 3 the first call of every step of
     the current turn (after the last user message that is not a tool result) must carry its
-    thought signature back (ai.google.dev/gemini-api/docs/thought-signatures)."""
+    thought signature back (ai.google.dev/gemini-api/docs/thought-signatures). Function
+    names: at most 64 characters, a letter or underscore first (google-gemini/gemini-cli#2966,
+    AstrBotDevs/AstrBot#5416)."""
+    for position, name in _tool_names(body):
+        if not isinstance(name, str) or not _GEMINI_NAME.fullmatch(name):
+            return 400, _google_error(
+                f"* GenerateContentRequest.tools[0].function_declarations[{position}].name: "
+                "Invalid function name. Must start with a letter or an underscore. Must be "
+                "alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes "
+                "(-), with a maximum length of 64.\n"
+            )
     for position, tool in enumerate(body.get("tools") or ()):
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict):
@@ -337,7 +386,9 @@ _GROQ_MESSAGE_FIELDS = {
 
 
 def groq(body: dict[str, Any], path: str) -> Rejection | None:
-    """Groq refuses every property it does not know, at the top level and on messages."""
+    """Groq refuses every property it does not know, at the top level and on messages, and
+    function names over 64 characters or outside `^[a-zA-Z0-9_-]+$` (its reply's text is
+    modelled on its validation messages: no verbatim one is on record)."""
     for key in body:
         if key not in _GROQ_FIELDS:
             return 400, {
@@ -356,6 +407,13 @@ def groq(body: dict[str, Any], path: str) -> Rejection | None:
                     f"[('messages.{index}' : property '{key}' is unsupported)]"
                 )
                 return 400, {"error": {"message": text, "type": "invalid_request_error"}}
+    for position, name in _tool_names(body):
+        if not isinstance(name, str) or len(name) > 64 or not _OPENAI_NAME.fullmatch(name):
+            text = (
+                f"'tools.{position}.function.name' : string must match pattern "
+                "'^[a-zA-Z0-9_-]{1,64}$'"
+            )
+            return 400, {"error": {"message": text, "type": "invalid_request_error"}}
     return None
 
 

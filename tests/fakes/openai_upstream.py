@@ -129,8 +129,13 @@ def completion(
     reasoning_tokens: int | None = None,
     id: str | None = None,
     created: int = FAKE_CREATED,
+    typed_content: bool = False,
 ) -> dict[str, Any]:
     """A full non-streaming ``chat.completion`` object.
+
+    ``typed_content=True``: Mistral's reasoning models' shape, ``content`` a list of chunks
+    (``{"type": "thinking", "thinking": [{"type": "text", "text": …}]}`` for the reasoning,
+    then ``{"type": "text", "text": …}``) and no ``reasoning_content``.
 
     ``finish_reason`` defaults to ``"tool_calls"`` when tool calls are given, else ``"stop"``.
     ``completion_tokens`` defaults to a rough chars/4 estimate of everything generated.
@@ -143,7 +148,9 @@ def completion(
         "content": text if (text or not calls) else None,
         "refusal": None,
     }
-    if reasoning_content is not None:
+    if typed_content:
+        message["content"] = _typed(reasoning_content, text)
+    elif reasoning_content is not None:
         message["reasoning_content"] = reasoning_content
     if calls:
         message["tool_calls"] = [
@@ -169,6 +176,16 @@ def completion(
         "service_tier": "default",
         "system_fingerprint": _FINGERPRINT,
     }
+
+
+def _typed(thinking: str | None, text: str | None) -> list[dict[str, Any]]:
+    """Mistral's typed content chunks (docs.mistral.ai, reasoning)."""
+    chunks: list[dict[str, Any]] = []
+    if thinking:
+        chunks.append({"type": "thinking", "thinking": [{"type": "text", "text": thinking}]})
+    if text:
+        chunks.append({"type": "text", "text": text})
+    return chunks
 
 
 _WORDS = re.compile(r"\s*\S+\s*?(?=\s|$)|\s+$")
@@ -208,6 +225,8 @@ def stream_chunks(
     reasoning_tokens: int | None = None,
     id: str | None = None,
     created: int = FAKE_CREATED,
+    typed_content: bool = False,
+    whole_calls: bool = False,
 ) -> list[dict[str, Any]]:
     """``chat.completion.chunk`` objects exactly as OpenAI streams them.
 
@@ -219,6 +238,11 @@ def stream_chunks(
     ``usage`` (as with ``stream_options.include_usage``; the earlier chunks then carry
     ``"usage": null`` like OpenAI's). ``pieces`` splits the text (and the reasoning) into that
     many deltas instead of word-ish tokens.
+
+    ``typed_content=True``: Mistral's reasoning models, every delta's ``content`` a list of
+    typed chunks (``thinking`` then ``text``; see ``completion``). ``whole_calls=True``:
+    Gemini's OpenAI-compatible endpoint, each call whole in its own chunk (id, name and all
+    its arguments) and every one at ``index: 0`` (NousResearch/hermes-agent#62940).
     """
     calls = _norm_tool_calls(tool_calls)
     chunk_id = id or "chatcmpl-F4keStr3amAAAAAAAAAAAAAAAAAAA"
@@ -239,10 +263,19 @@ def stream_chunks(
 
     chunks = [chunk({"role": "assistant", "content": ""})]
     for piece in _split_text(reasoning_content or "", pieces):
-        chunks.append(chunk({"content": None, "reasoning_content": piece}))
+        if typed_content:
+            chunks.append(chunk({"content": _typed(piece, None)}))
+        else:
+            chunks.append(chunk({"content": None, "reasoning_content": piece}))
     for piece in _split_text(text, pieces):
-        chunks.append(chunk({"content": piece}))
+        chunks.append(chunk({"content": _typed(None, piece) if typed_content else piece}))
     for index, (cid, name, args) in enumerate(calls):
+        if whole_calls:
+            whole = {"index": 0, "id": cid, "type": "function"}
+            chunks.append(
+                chunk({"tool_calls": [{**whole, "function": {"name": name, "arguments": args}}]})
+            )
+            continue
         first = {
             "index": index,
             "id": cid,

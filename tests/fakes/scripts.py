@@ -352,7 +352,11 @@ class Chat:
     ) -> Reply:
         model = self.model(request) or "gpt-4o"
         reasoning_content = signature = None
-        if reasoning and self.style == "reasoning_content":
+        # Magistral answers in typed content chunks, its thinking among them.
+        typed = self.family == "mistral" and model.startswith("magistral")
+        if reasoning and typed:
+            reasoning_content = reasoning
+        elif reasoning and self.style == "reasoning_content":
             reasoning_content = reasoning
             self.issued.append(reasoning)
         elif reasoning and self.style == "signature" and tool_calls:
@@ -370,6 +374,9 @@ class Chat:
                 model=model,
                 tool_calls=calls,
                 reasoning_content=reasoning_content,
+                typed_content=typed,
+                # Gemini's compat endpoint: each call whole, all at index 0.
+                whole_calls=self.family == "gemini",
                 **counts,
             )
             if signature is not None:
@@ -381,6 +388,7 @@ class Chat:
             model=model,
             tool_calls=calls,
             reasoning_content=reasoning_content,
+            typed_content=typed,
             **counts,
         )
         if signature is not None:

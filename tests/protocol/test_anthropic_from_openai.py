@@ -7,6 +7,7 @@ client would reconstruct from it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.protocol.grammar import Result, Translation, check_grammar, parse_sse
 from tests.protocol.targets import target
 from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
 from vdm.protocol.errors import VdmError
-from vdm.protocol.signatures import split_thought_id
+from vdm.protocol.signatures import restore_tool_id, safe_tool_id, split_thought_id
 from vdm.protocol.sse import SseDecoder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai_streams"
@@ -581,3 +582,127 @@ def test_replay_recorded_stream(path: Path) -> None:
         assert result.usage["input_tokens"] == usage["prompt_tokens"] - cached
         assert result.usage["output_tokens"] == usage["completion_tokens"]
         assert result.usage.get("cache_read_input_tokens", 0) == cached
+
+
+# --- review fixes: Gemini parallel calls, failed finishes, Mistral chunks, Kimi ids -------------
+
+
+def test_stream_gemini_parallel_calls_all_at_index_zero_stay_separate() -> None:
+    """Gemini's compat endpoint sends each parallel call whole, with its own id, all at
+    `index: 0`: two calls, never one with both argument objects glued together."""
+    result = run(
+        [
+            call(0, id="function-call-1", name="Read", args='{"file_path":"a"}'),
+            call(0, id="function-call-2", name="Read", args='{"file_path":"b"}'),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    first, second = result.blocks
+    assert (first.start["id"], first.input) == ("function-call-1", {"file_path": "a"})
+    assert (second.start["id"], second.input) == ("function-call-2", {"file_path": "b"})
+    assert (first.index, second.index) == (0, 1)
+
+
+def test_stream_reused_index_continues_the_new_call() -> None:
+    """Fragments after a new id at a reused index belong to that new call."""
+    result = run(
+        [
+            call(0, id="call_a", name="Read", args='{"file_path":'),
+            call(0, args='"a"}'),
+            call(0, id="call_b", name="Read", args='{"file_path":'),
+            call(0, args='"b"}'),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    assert [b.input for b in result.blocks] == [{"file_path": "a"}, {"file_path": "b"}]
+
+
+def test_stream_the_same_id_repeated_on_every_fragment_is_one_call() -> None:
+    result = run(
+        [
+            call(0, id="call_a", name="Read", args='{"file_path":'),
+            call(0, id="call_a", args='"a"}'),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    assert [b.input for b in result.blocks] == [{"file_path": "a"}]
+
+
+def test_mistral_model_length_is_max_tokens() -> None:
+    msg = message_from_chat(completion({"content": "x"}, "model_length"), target("m"))
+    assert msg["stop_reason"] == "max_tokens"
+    assert run([chunk({"content": "x"}), chunk({}, "model_length")]).stop_reason == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    ("finish", "status"), [("insufficient_system_resource", 529), ("error", 502)]
+)
+def test_failed_finish_reasons_are_errors_not_end_turn(finish: str, status: int) -> None:
+    """DeepSeek cut off for lack of capacity, Mistral/OpenRouter `error`: the client must
+    not take the partial answer for a complete one."""
+    with pytest.raises(VdmError) as raised:
+        message_from_chat(completion({"content": "partial"}, finish), target("m"))
+    assert raised.value.status == status
+    decoder = ChatStreamDecoder(target("m"))
+    decoder.feed(sse(chunk({"content": "partial"})) + sse(chunk({}, finish)))
+    with pytest.raises(VdmError) as raised:
+        decoder.finish()
+    assert raised.value.status == status
+
+
+MAGISTRAL = [
+    {"type": "thinking", "thinking": [{"type": "text", "text": "Two plus two. "}]},
+    {"type": "thinking", "thinking": [{"type": "text", "text": "That is four."}]},
+    {"type": "text", "text": "The answer is 4."},
+]
+
+
+def test_magistral_content_chunks_become_thinking_and_text() -> None:
+    msg = message_from_chat(completion({"content": MAGISTRAL}), target("magistral-medium-latest"))
+    assert msg["content"] == [
+        {"type": "thinking", "thinking": "Two plus two. That is four.", "signature": "vdm-rc1"},
+        {"type": "text", "text": "The answer is 4."},
+    ]
+
+
+def test_stream_magistral_content_chunks_become_thinking_and_text() -> None:
+    result = run(
+        [
+            chunk({"role": "assistant", "content": ""}),
+            *(chunk({"content": [part]}) for part in MAGISTRAL),
+            chunk({"content": " Done."}),
+            chunk({}, "stop"),
+        ]
+    )
+    thinking, text = result.blocks
+    assert (thinking.type, thinking.thinking) == ("thinking", "Two plus two. That is four.")
+    assert text.text == "The answer is 4. Done."
+
+
+KIMI_ID = "functions.Bash:0"
+
+
+def test_kimi_tool_ids_reach_the_client_in_anthropics_alphabet() -> None:
+    calls = [{"id": KIMI_ID, "type": "function", "function": {"name": "Bash", "arguments": "{}"}}]
+    msg = message_from_chat(completion({"content": None, "tool_calls": calls}, "tool_calls"), T())
+    streamed = run([call(0, id=KIMI_ID, name="Bash", args="{}"), chunk({}, "tool_calls")])
+    ids = [msg["content"][0]["id"], streamed.blocks[0].start["id"]]
+    assert ids[0] == ids[1] == safe_tool_id(KIMI_ID)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]+", ids[0])
+    assert restore_tool_id(ids[0]) == KIMI_ID
+
+
+def T() -> Any:
+    return target("kimi-k2-thinking", "moonshot")
+
+
+@pytest.mark.parametrize(
+    "tool_id",
+    ["functions.Bash:0", "vdmid_x", "call:1/2+3=", "toolu_01XyZ", "a b", "ünï"],
+)
+def test_safe_tool_id_round_trip(tool_id: str) -> None:
+    safe = safe_tool_id(tool_id)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]+", safe)
+    assert restore_tool_id(safe) == tool_id
+    if re.fullmatch(r"[a-zA-Z0-9_-]+", tool_id) and not tool_id.startswith("vdmid_"):
+        assert safe == tool_id  # valid ids are untouched

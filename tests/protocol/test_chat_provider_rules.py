@@ -127,13 +127,17 @@ def test_thinking_that_is_not_reasoning_content_is_not_sent(signature: str) -> N
     assert accepted("deepseek", out)
 
 
-def test_dropped_thinking_is_restored_from_the_cache_by_tool_call_id() -> None:
+A_ID = "toolu_01XyZ9aBcDeFgHiJkLmNoP"
+B_ID = "call_00_q2VxR8mZcT4bW1nL6yJ3hK0d"
+
+
+def test_dropped_thinking_is_restored_from_the_cache_by_tool_call() -> None:
     cache = ReasoningCache()
-    cache.put("toolu_2", "remembered reasoning")
+    cache.put(B_ID, "Bash", {"command": "ls"}, "remembered reasoning")
     out = encode(
         "deepseek-v4-pro",
         "deepseek",
-        loop(call("toolu_1"), call("toolu_2"), ids=("toolu_1", "toolu_2")),
+        loop(call(A_ID), call(B_ID), ids=(A_ID, B_ID)),
         cache=cache,
     )
     assert assistants(out)[0]["reasoning_content"] == "remembered reasoning"
@@ -141,9 +145,12 @@ def test_dropped_thinking_is_restored_from_the_cache_by_tool_call_id() -> None:
 
 def test_thinking_in_the_history_wins_over_the_cache() -> None:
     cache = ReasoningCache()
-    cache.put("toolu_1", "stale")
+    cache.put(A_ID, "Bash", {"command": "ls"}, "stale")
     out = encode(
-        "kimi-k2-thinking", "moonshot", loop(thinking("fresh"), call("toolu_1")), cache=cache
+        "kimi-k2-thinking",
+        "moonshot",
+        loop(thinking("fresh"), call(A_ID), ids=(A_ID,)),
+        cache=cache,
     )
     assert assistants(out)[0]["reasoning_content"] == "fresh"
 
@@ -477,9 +484,9 @@ def test_stream_decoder_fills_the_cache_only_where_reasoning_travels_back(
 ) -> None:
     cache = ReasoningCache()
     decoder = ChatStreamDecoder(target(model, family, cache=cache))
-    decoder.feed(_reasoning_stream("call_7"))
+    decoder.feed(_reasoning_stream(B_ID))
     decoder.finish()
-    assert cache.get("call_7") == ("Plan: ls." if cached else None)
+    assert cache.get(B_ID, "Bash", {}) == ("Plan: ls." if cached else None)
 
 
 def test_round_trip_through_the_cache_with_a_gemini_style_id() -> None:
@@ -494,9 +501,9 @@ def test_round_trip_through_the_cache_with_a_gemini_style_id() -> None:
                     "reasoning_content": "Because.",
                     "tool_calls": [
                         {
-                            "id": "call_1",
+                            "id": B_ID,
                             "type": "function",
-                            "function": {"name": "Bash", "arguments": "{}"},
+                            "function": {"name": "Bash", "arguments": '{"command": "ls"}'},
                         }
                     ],
                 },
@@ -682,3 +689,122 @@ def test_the_strict_fake_refuses_images_for_deepseek() -> None:
     assert "iVBOR" in json.dumps(body), "a model that takes images gets them"
     refused = check("deepseek", body, "/v1/chat/completions")
     assert refused is not None and "unknown variant `image_url`" in json.dumps(refused[1])
+
+
+# --- review fixes: long tool names, Kimi ids, the cache across users ---------------------------
+
+#: A Claude Code plugin MCP tool: 77 characters (Anthropic allows 128).
+MCP = "mcp__plugin_chrome-devtools-mcp_chrome-devtools__performance_analyze_insight"
+
+
+@pytest.mark.parametrize(
+    ("family", "model"),
+    [("openai", "gpt-4o"), ("groq", "openai/gpt-oss-120b"), ("gemini", "gemini-3-pro-preview")],
+)
+def test_long_tool_names_are_aliased_everywhere_and_map_back(family: str, model: str) -> None:
+    tool = {"name": MCP, "description": "Analyze", "input_schema": {"type": "object"}}
+    tool_use = {"type": "tool_use", "id": A_ID, "name": MCP, "input": {}}
+    messages = [
+        {"role": "user", "content": "profile it"},
+        {"role": "assistant", "content": [tool_use]},
+        {"role": "user", "content": [result(A_ID)]},
+    ]
+    tgt = target(model, family)
+    body = {
+        "model": "claude-x",
+        "max_tokens": 1024,
+        "messages": messages,
+        "tools": [BASH, tool],
+        "tool_choice": {"type": "tool", "name": MCP},
+    }
+    out = chat_request_from_messages(MessagesRequest.model_validate(body), tgt)
+    alias = out["tools"][1]["function"]["name"]
+    assert len(alias) <= 64 and alias != MCP
+    assert out["tool_choice"]["function"]["name"] == alias
+    assert assistants(out)[0]["tool_calls"][0]["function"]["name"] == alias
+    assert out["tools"][0]["function"]["name"] == "Bash"  # a fitting name is untouched
+    assert accepted(family, out)
+    out["tools"][1]["function"]["name"] = MCP
+    assert not accepted(family, out), "the provider refuses the long name"
+    answer = completion_with_call("call_9", alias)
+    assert message_from_chat(answer, tgt)["content"][0]["name"] == MCP
+
+
+def completion_with_call(call_id: str, name: str) -> dict[str, Any]:
+    call_ = {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call_]}
+    return {"choices": [{"message": message, "finish_reason": "tool_calls"}]}
+
+
+def test_the_responses_encoder_shares_the_alias() -> None:
+    from vdm.protocol import openai_from_anthropic, responses_from_anthropic
+
+    assert responses_from_anthropic.tool_name is openai_from_anthropic.tool_name
+
+
+def test_kimi_ids_go_back_to_kimi_as_its_own() -> None:
+    """The client holds `vdmid_…`; Kimi gets `functions.Bash:0` in the call and the result."""
+    tgt = target("kimi-k2-thinking", "moonshot")
+    client_id = message_from_chat(completion_with_call("functions.Bash:0", "Bash"), tgt)["content"][
+        0
+    ]["id"]
+    assert client_id.startswith("vdmid_")
+    out = encode_for(
+        target("kimi-k2-thinking", "moonshot"),
+        loop(thinking("ok"), call(client_id), ids=(client_id,)),
+    )
+    assert assistants(out)[0]["tool_calls"][0]["id"] == "functions.Bash:0"
+    tool_message = next(m for m in out["messages"] if m["role"] == "tool")
+    assert tool_message["tool_call_id"] == "functions.Bash:0"
+
+
+def test_kimi_ids_to_mistral_become_nine_characters() -> None:
+    client_id = "vdmid_ZnVuY3Rpb25zLkJhc2g6MA"
+    out = encode("devstral-medium-latest", "mistral", loop(call(client_id), ids=(client_id,)))
+    assert assistants(out)[0]["tool_calls"][0]["id"] == alnum9("functions.Bash:0")
+    assert accepted("mistral", out)
+
+
+def test_reasoning_of_one_user_never_reaches_another_with_a_predictable_id() -> None:
+    """Kimi numbers its ids (`functions.Bash:0`): user B's history holds the same id, name
+    and input as user A's call. B's turn must not carry A's reasoning."""
+    cache = ReasoningCache()  # one per gateway, shared by its users
+    answer = completion_with_call("functions.Bash:0", "Bash")
+    answer["choices"][0]["message"]["reasoning_content"] = "A's private plan"
+    a_id = message_from_chat(answer, target("kimi-k2-thinking", "moonshot", cache=cache))[
+        "content"
+    ][1]["id"]
+    decoder = ChatStreamDecoder(target("kimi-k2-thinking", "moonshot", cache=cache))
+    decoder.feed(_reasoning_stream("functions.Bash:0"))
+    decoder.finish()
+    b_call = {"type": "tool_use", "id": a_id, "name": "Bash", "input": {}}
+    out = encode("kimi-k2-thinking", "moonshot", loop(b_call, ids=(a_id,)), cache=cache)
+    assert assistants(out)[0]["reasoning_content"] == ""
+    assert len(cache) == 0
+
+
+def test_cached_reasoning_needs_the_same_call_not_just_its_id() -> None:
+    cache = ReasoningCache()
+    cache.put(A_ID, "Bash", {"command": "ls"}, "A's plan")
+    assert cache.get(A_ID, "Bash", {"command": "ls"}) == "A's plan"
+    assert cache.get(A_ID, "Bash", {"command": "rm -rf /"}) is None
+    assert cache.get(A_ID, "Read", {"command": "ls"}) is None
+    assert cache.get(B_ID, "Bash", {"command": "ls"}) is None
+
+
+@pytest.mark.parametrize(
+    ("tool_id", "name", "cached"),
+    [
+        ("functions.Bash:0", "Bash", False),
+        ("functions.getWeatherForecastForCity:12", "getWeatherForecastForCity", False),
+        ("call_0", "Bash", False),
+        (B_ID, "Bash", True),
+        (A_ID, "Bash", True),
+        ("function-call-7215930731548151734", "Bash", True),
+        ("call_abc123DEF456ghi789", "Bash", True),
+    ],
+)
+def test_only_random_ids_are_cached(tool_id: str, name: str, cached: bool) -> None:
+    cache = ReasoningCache()
+    cache.put(tool_id, name, {}, "plan")
+    assert (cache.get(tool_id, name, {}) == "plan") is cached

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from tests.fakes.openai_upstream import (
     stream_chunks,
 )
 from tests.harness import RunningVdm, running_vdm
-from vdm.protocol.signatures import split_thought_id
+from vdm.protocol.signatures import restore_tool_id, split_thought_id
 
 KEY = "sk-upstream-chat-rules-7731"
 ARGS = json.dumps({"command": "ls", "description": "List files in current directory"})
@@ -136,7 +137,13 @@ def _tool_call_reply(p: Provider, stream: bool) -> JsonReply | SseReply:
                 "google": {"thought_signature": p.signature}
             }
         return JsonReply(body)
-    chunks = stream_chunks("", model=p.model, tool_calls=calls, reasoning_content=p.reasoning)
+    chunks = stream_chunks(
+        "",
+        model=p.model,
+        tool_calls=calls,
+        reasoning_content=p.reasoning,
+        whole_calls=p.family == "gemini",
+    )
     for chunk in chunks:
         delta = chunk["choices"][0]["delta"] if chunk.get("choices") else {}
         if "reasoning_content" in delta:
@@ -322,7 +329,9 @@ def test_two_turn_tool_loop(
                 assert first.content[0].signature == "vdm-rc1"
             tool_use = first.content[-1]
             assert tool_use.input == json.loads(ARGS)
-            assert split_thought_id(tool_use.id) == (p.call_id, p.signature)
+            base, signature = split_thought_id(tool_use.id)
+            assert (restore_tool_id(base), signature) == (p.call_id, p.signature)
+            assert re.fullmatch(r"[a-zA-Z0-9_-]+", tool_use.id), "Anthropic's id alphabet"
 
             second = _ask(client, model, _turn_two(first), stream)
 
@@ -357,7 +366,10 @@ def test_a_dropped_thinking_block_is_restored_from_the_cache(
     family: str, stream: bool, client_for: Callable[[RunningVdm], anthropic.Anthropic]
 ) -> None:
     """A client that drops thinking blocks from its history still gets turn 2 accepted: the
-    gateway remembers the reasoning by tool call id."""
+    gateway remembers the reasoning by tool call (id, name, input). Kimi's ids are
+    predictable (`functions.Bash:0`), so its reasoning is never cached - another user's
+    history could hold the same call - and the turn goes back with it empty, which Kimi
+    takes."""
     p = PROVIDERS[family]
     with FakeOpenAI(rules=family) as fake, running_vdm(_preset_env(p, fake)) as server:
         client = client_for(server)
@@ -365,7 +377,8 @@ def test_a_dropped_thinking_block_is_restored_from_the_cache(
         first = _ask(client, f"{family}:{p.model}", FIRST, stream)
         second = _ask(client, f"{family}:{p.model}", _turn_two(first, keep_thinking=False), stream)
     assert second.stop_reason == "end_turn"
-    assert _assistant(fake.requests[1].json)["reasoning_content"] == p.reasoning
+    restored = p.reasoning if family == "deepseek" else ""
+    assert _assistant(fake.requests[1].json)["reasoning_content"] == restored
 
 
 @pytest.mark.parametrize("family", ["deepseek", "moonshot"])
@@ -543,3 +556,159 @@ def test_the_fake_is_strict_about_what_vdm_no_longer_sends() -> None:
         )
     with pytest.raises(ValueError, match="no rules"):
         FakeOpenAI(rules="nonesuch")
+
+
+# --- review fixes: Gemini parallel calls, long tool names, failed finishes -----------------------
+
+
+def test_gemini_parallel_calls_streamed_at_index_zero_stay_separate(
+    client_for: Callable[[RunningVdm], anthropic.Anthropic],
+) -> None:
+    """Gemini's compat endpoint streams each parallel call whole at `index: 0`: the client
+    gets two calls, and the next turn (both results) is one Gemini takes."""
+    p = PROVIDERS["gemini"]
+    calls = [
+        ("Read", json.dumps({"file_path": "a.txt"}), "function-call-111"),
+        ("Read", json.dumps({"file_path": "b.txt"}), "function-call-222"),
+    ]
+    chunks = stream_chunks("", model=p.model, tool_calls=calls, whole_calls=True)
+    assert all(c["choices"][0]["delta"]["tool_calls"][0]["index"] == 0 for c in chunks[1:3])
+    chunks[1]["choices"][0]["delta"]["tool_calls"][0]["extra_content"] = {
+        "google": {"thought_signature": p.signature}
+    }
+    with FakeOpenAI(rules="gemini") as fake, running_vdm(_preset_env(p, fake)) as server:
+        client = client_for(server)
+        fake.enqueue(SseReply(chunks), _text_reply(p, True))
+        first = _ask(client, f"gemini:{p.model}", FIRST, True)
+        uses = [b for b in first.content if b.type == "tool_use"]
+        assert [u.input for u in uses] == [{"file_path": "a.txt"}, {"file_path": "b.txt"}]
+        results = [{"type": "tool_result", "tool_use_id": u.id, "content": "x"} for u in uses]
+        assistant = [b.model_dump(mode="json", exclude_none=True) for b in first.content]
+        messages = [
+            *FIRST,
+            {"role": "assistant", "content": assistant},
+            {"role": "user", "content": results},
+        ]
+        second = _ask(client, f"gemini:{p.model}", messages, True)
+    assert second.stop_reason == "end_turn"
+    sent = fake.requests[1].json
+    ids = [c["id"] for c in _assistant(sent)["tool_calls"]]
+    assert ids == ["function-call-111", "function-call-222"]
+    assert check("gemini", sent, fake.requests[1].path) is None
+
+
+#: A Claude Code plugin MCP tool: 77 characters (Anthropic allows 128, these 64).
+MCP_TOOL = {
+    "name": "mcp__plugin_chrome-devtools-mcp_chrome-devtools__performance_analyze_insight",
+    "description": "Performance analyze insight",
+    "input_schema": {"type": "object", "properties": {"insight": {"type": "string"}}},
+}
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+@pytest.mark.parametrize("family", ["openai", "groq", "gemini"])
+def test_long_mcp_tool_names_round_trip(
+    family: str, stream: bool, client_for: Callable[[RunningVdm], anthropic.Anthropic]
+) -> None:
+    """The provider sees a 64-character alias (it refuses the real name); the client sees its
+    tool's own name on the call, and the next turn's history uses the alias again."""
+    model = {"openai": "gpt-4o", "groq": "openai/gpt-oss-120b", "gemini": "gemini-2.5-flash"}
+    p = PROVIDERS.get(family) or Provider(family, model[family], "", "call_x")
+    p = Provider(family, model[family], p.host, p.call_id, settings=p.settings)
+    with FakeOpenAI(rules=family) as fake, running_vdm(_preset_env(p, fake)) as server:
+        client = client_for(server)
+        params: dict[str, Any] = {
+            "model": f"{family}:{p.model}",
+            "max_tokens": 1024,
+            "tools": [BASH, MCP_TOOL],
+            "messages": [{"role": "user", "content": "profile"}],
+        }
+        fake.enqueue(_text_reply(p, False))  # the first request only shows the alias
+        client.messages.create(**params)
+        alias = fake.last.json["tools"][1]["function"]["name"]
+        assert len(alias) <= 64 and alias != MCP_TOOL["name"]
+        calls = [(alias, json.dumps({"insight": "LCP"}), "call_00_q2VxR8mZcT4bW1nL6yJ3hK0d")]
+        if stream:
+            reply: Any = SseReply(stream_chunks("", model=p.model, tool_calls=calls))
+        else:
+            reply = JsonReply(completion(None, model=p.model, tool_calls=calls))
+        fake.enqueue(reply, _text_reply(p, stream))
+        first = _ask_with(client, params, stream)
+        (use,) = [b for b in first.content if b.type == "tool_use"]
+        assert use.name == MCP_TOOL["name"]
+        result = {"type": "tool_result", "tool_use_id": use.id, "content": "ok"}
+        params["messages"] = [
+            *params["messages"],
+            {"role": "assistant", "content": [b.model_dump(mode="json") for b in first.content]},
+            {"role": "user", "content": [result]},
+        ]
+        second = _ask_with(client, params, stream)
+    assert second.stop_reason == "end_turn"
+    sent = fake.last.json
+    assert _assistant(sent)["tool_calls"][0]["function"]["name"] == alias
+    assert check(family, sent, fake.last.path) is None
+
+
+def _ask_with(client: anthropic.Anthropic, params: dict[str, Any], stream: bool) -> Any:
+    if stream:
+        with client.messages.stream(**params) as events:
+            return events.get_final_message()
+    return client.messages.create(**params)
+
+
+def test_deepseek_cut_off_for_capacity_is_an_error_not_end_turn(
+    client_for: Callable[[RunningVdm], anthropic.Anthropic],
+) -> None:
+    """`finish_reason: insufficient_system_resource`: a streamed answer ends with an
+    `overloaded_error` event, a whole one is a 529; never a partial answer as `end_turn`."""
+    p = PROVIDERS["deepseek"]
+    cut = "insufficient_system_resource"
+    with FakeOpenAI(rules="deepseek") as fake, running_vdm(_preset_env(p, fake)) as server:
+        client = client_for(server)
+        fake.enqueue(
+            SseReply(stream_chunks("Half an ans", model=p.model, finish_reason=cut)),
+            JsonReply(completion("Half an ans", model=p.model, finish_reason=cut)),
+        )
+        params: dict[str, Any] = {
+            "model": f"deepseek:{p.model}",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        with pytest.raises(anthropic.APIStatusError) as streamed:
+            with client.messages.stream(**params) as events:
+                events.get_final_message()
+        assert "overloaded_error" in str(streamed.value.body)
+        with pytest.raises(anthropic.APIStatusError) as whole:
+            client.messages.create(**params)
+        assert whole.value.status_code == 529
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+def test_magistral_thinking_and_text_reach_the_client(
+    stream: bool, client_for: Callable[[RunningVdm], anthropic.Anthropic]
+) -> None:
+    p = Provider("mistral", "magistral-medium-latest", "", "Qx7r2k3T1")
+    kwargs: dict[str, Any] = {
+        "model": p.model,
+        "reasoning_content": "Two and two make four.",
+        "typed_content": True,
+    }
+    reply = (
+        SseReply(stream_chunks("It is 4.", **kwargs))
+        if stream
+        else JsonReply(completion("It is 4.", **kwargs))
+    )
+    with FakeOpenAI(rules="mistral") as fake, running_vdm(_preset_env(p, fake)) as server:
+        fake.enqueue(reply)
+        answer = _ask_with(
+            client_for(server),
+            {
+                "model": f"mistral:{p.model}",
+                "max_tokens": 100,
+                "messages": [{"role": "user", "content": "2+2?"}],
+            },
+            stream,
+        )
+    assert [b.type for b in answer.content] == ["thinking", "text"]
+    assert answer.content[0].thinking == "Two and two make four."
+    assert answer.content[1].text == "It is 4."

@@ -5,9 +5,11 @@ machine: `feed(bytes)` takes upstream reads (SSE `data:` chunks, `[DONE]`) and r
 canonical events, `finish()` closes the message. A text block is only opened for non-empty
 text.
 
-Reasoning (`reasoning_content`, or `reasoning`) becomes a thinking block signed `vdm-rc1`
-(vdm/protocol/signatures.py): never mistaken for an Anthropic signature, and recognised when
-the client sends the block back, so the text can travel back to providers that need it.
+Reasoning (`reasoning_content`, or `reasoning`, or Mistral's `thinking` content chunks)
+becomes a thinking block signed `vdm-rc1` (vdm/protocol/signatures.py): never mistaken for an
+Anthropic signature, and recognised when the client sends the block back, so the text can
+travel back to providers that need it. Tool call ids Anthropic would refuse (Kimi's
+`functions.Bash:0`) reach the client as `vdmid_…` (`safe_tool_id`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
-from vdm.protocol.signatures import CHAT_REASONING, id_with_thought
+from vdm.protocol.signatures import CHAT_REASONING, id_with_thought, safe_tool_id
 from vdm.protocol.sse import SseDecoder
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,21 @@ STOP_REASONS: dict[str, str] = {
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",
+    # Mistral: the context window, not max_tokens, cut the answer; either way it is cut.
+    "model_length": "max_tokens",
+}
+
+#: finish_reasons that say the answer failed: an error, never a quiet `end_turn` the client
+#: would take for a complete answer. DeepSeek `insufficient_system_resource`: "the request is
+#: interrupted due to insufficient resource of the inference system" (api-docs, create chat
+#: completion); Mistral and OpenRouter `error`.
+ERROR_FINISH: dict[str, tuple[int, str]] = {
+    "insufficient_system_resource": (
+        529,
+        "upstream ran out of inference capacity and cut the answer off "
+        "(finish_reason insufficient_system_resource); retry later",
+    ),
+    "error": (502, "upstream failed while generating the answer (finish_reason error)"),
 }
 
 
@@ -70,7 +87,11 @@ def stop_reason(
     had_tool_calls: bool,
 ) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence). A stop sequence is reported only when the provider says
-    which one matched (vLLM `stop_reason`, SGLang `matched_stop`)."""
+    which one matched (vLLM `stop_reason`, SGLang `matched_stop`). Raises VdmError for a
+    finish_reason that says the generation failed (ERROR_FINISH)."""
+    failed = ERROR_FINISH.get(finish_reason or "")
+    if failed is not None:
+        raise VdmError(*failed)
     if had_tool_calls and finish_reason in (None, "stop", "tool_calls", "function_call"):
         return "tool_use", None
     if finish_reason == "stop" and stop_sequences:
@@ -114,6 +135,51 @@ def _reasoning(message: dict[str, Any]) -> str | None:
     return reasoning if isinstance(reasoning, str) and reasoning else None
 
 
+def content_parts(content: Any) -> list[tuple[str, str]]:
+    """(`"text"` or `"thinking"`, text) of a message's (or delta's) `content`.
+
+    Mistral's reasoning models (Magistral, and others with `reasoning_effort`) send a list
+    of chunks, `[{"type": "thinking", "thinking": [{"type": "text", "text": …}]},
+    {"type": "text", "text": …}]` (docs.mistral.ai reasoning), streamed and not.
+    """
+    if isinstance(content, str):
+        return [("text", content)] if content else []
+    if not isinstance(content, list):
+        return []
+    parts: list[tuple[str, str]] = []
+    for chunk in content:
+        if not isinstance(chunk, dict):
+            continue
+        kind = chunk.get("type")
+        if kind == "text":
+            text = chunk.get("text")
+            if isinstance(text, str) and text:
+                parts.append(("text", text))
+        elif kind == "thinking":
+            inner = chunk.get("thinking")
+            if isinstance(inner, str):
+                inner = [{"type": "text", "text": inner}]
+            for item in inner if isinstance(inner, list) else ():
+                text = item.get("text") if isinstance(item, dict) else None
+                if isinstance(text, str) and text:
+                    parts.append(("thinking", text))
+        else:
+            log.debug("dropped a %r content chunk from the answer", kind)
+    return parts
+
+
+def _client_call_id(target: Target, upstream_id: str | None, signature: str | None) -> str:
+    """The tool_use id the client sees for a provider's call: the client's own where the
+    encoder renamed it, else the provider's, encoded if Anthropic would refuse it."""
+    if not upstream_id:
+        base = new_tool_id()
+    elif upstream_id in target.tool_ids:
+        base = target.tool_ids[upstream_id]
+    else:
+        base = safe_tool_id(upstream_id)
+    return id_with_thought(base, signature)
+
+
 def message_from_chat(
     response: dict[str, Any], target: Target, stop_sequences: list[str] | None = None
 ) -> dict[str, Any]:
@@ -129,27 +195,29 @@ def message_from_chat(
     reasoning = _reasoning(message)
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": CHAT_REASONING})
-    text = message.get("content")
-    if isinstance(text, str) and text:
-        content.append({"type": "text", "text": text})
+    for kind, text in content_parts(message.get("content")):
+        last = content[-1] if content else None
+        if last is not None and last["type"] == kind and kind in last:
+            last[kind] += text  # adjacent chunks of one kind are one block
+        elif kind == "thinking":
+            content.append({"type": "thinking", "thinking": text, "signature": CHAT_REASONING})
+        else:
+            content.append({"type": "text", "text": text})
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         content.append({"type": "text", "text": refusal})
     tool_calls = message.get("tool_calls") or []
     for call in tool_calls:
         function = call.get("function") or {}
-        call_id = target.client_tool_id(call.get("id") or new_tool_id())
-        call_id = id_with_thought(call_id, _thought_signature(call))
-        content.append(
-            {
-                "type": "tool_use",
-                "id": call_id,
-                "name": target.client_tool_name(function.get("name") or ""),
-                "input": tool_input(function.get("arguments")),
-            }
-        )
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": _client_call_id(target, call.get("id"), _thought_signature(call)),
+            "name": target.client_tool_name(function.get("name") or ""),
+            "input": tool_input(function.get("arguments")),
+        }
+        content.append(block)
         if reasoning and target.reasoning_cache is not None and target.caps.reasoning_echo:
-            target.reasoning_cache.put(call_id, reasoning)
+            target.reasoning_cache.put(block["id"], block["name"], block["input"], reasoning)
     reason, sequence = stop_reason(
         choice.get("finish_reason"), choice, stop_sequences, bool(tool_calls)
     )
@@ -176,6 +244,7 @@ class _ToolCall:
     pending: str = ""  # argument fragments that arrived before the name
     signature: str | None = None  # Gemini's thought signature
     client_id: str = ""  # the tool_use id the client sees
+    arguments: list[str] | None = None  # kept only for the reasoning cache
 
 
 class ChatStreamDecoder:
@@ -191,6 +260,9 @@ class ChatStreamDecoder:
         self._sse = SseDecoder()
         self._blocks = Blocks()
         self._tools: dict[int, _ToolCall] = {}
+        #: The provider's `index` -> the position of the call it now continues (they differ
+        #: when a provider reuses an index for a new call: Gemini's compat endpoint).
+        self._positions: dict[int, int] = {}
         self._last_choice: dict[str, Any] = {}
         self._had_tool_calls = False
         #: The reasoning text, kept only where it must travel back (for the cache).
@@ -221,22 +293,24 @@ class ChatStreamDecoder:
                     self.feed_chunk(_chunk(event.data), out)
         if not self.done and self.finish_reason is None:
             raise VdmError(502, "upstream stream ended before the response was complete")
+        self.finished = True
+        reason, sequence = stop_reason(
+            self.finish_reason, self._last_choice, self.stop_sequences, self._had_tool_calls
+        )
         blocks = self._blocks
         for call in self._tools.values():
             if call.index is None:  # a call whose name never arrived: emit what we have
                 call.name = call.name or "unknown_tool"
                 self._start_tool(out, call)
         blocks.close(out)
-        self.finished = True
         if self._reasoning:
             cache = self.target.reasoning_cache
             assert cache is not None
             text = "".join(self._reasoning)
             for call in self._tools.values():
-                cache.put(call.client_id, text)
-        reason, sequence = stop_reason(
-            self.finish_reason, self._last_choice, self.stop_sequences, self._had_tool_calls
-        )
+                name = self.target.client_tool_name(call.name or "")
+                arguments = tool_input("".join(call.arguments or ()))
+                cache.put(call.client_id, name, arguments, text)
         out.append(MessageEnd(reason, sequence, self.usage))
         return out
 
@@ -258,8 +332,17 @@ class ChatStreamDecoder:
             if self._reasoning is not None:
                 self._reasoning.append(reasoning)
         content = delta.get("content")
-        if content and isinstance(content, str):
-            self._blocks.text(out, content)
+        if content:
+            if isinstance(content, str):
+                self._blocks.text(out, content)
+            else:  # Mistral's typed chunks
+                for kind, text in content_parts(content):
+                    if kind == "text":
+                        self._blocks.text(out, text)
+                    else:
+                        self._blocks.thinking(out, text, signature=CHAT_REASONING)
+                        if self._reasoning is not None:
+                            self._reasoning.append(text)
         tool_calls = delta.get("tool_calls")
         if tool_calls:
             for call in tool_calls:
@@ -274,7 +357,17 @@ class ChatStreamDecoder:
     def _tool_fragment(self, out: list[Event], fragment: dict[str, Any]) -> None:
         position = fragment.get("index")
         call_id = fragment.get("id")
-        if not isinstance(position, int):
+        if isinstance(position, int):
+            index = position
+            position = self._positions.get(index, index)
+            current = self._tools.get(position)
+            if call_id and current is not None and current.id and current.id != call_id:
+                # A new id at a used index is a new call: Gemini's compat endpoint sends every
+                # parallel call as index 0 (NousResearch/hermes-agent#62940). It takes the next
+                # free position, and later fragments of that index continue it.
+                position = max(self._tools) + 1
+                self._positions[index] = position
+        else:
             # Some providers omit the index: a new id means a new call.
             known = next((k for k, c in self._tools.items() if call_id and c.id == call_id), None)
             if known is not None:
@@ -297,6 +390,10 @@ class ChatStreamDecoder:
         if name and not call.name:
             call.name = name
         arguments = function.get("arguments") or ""
+        if self._reasoning is not None:
+            if call.arguments is None:
+                call.arguments = []
+            call.arguments.append(arguments)
         if call.index is None:
             call.pending += arguments
             if call.name:
@@ -318,8 +415,7 @@ class ChatStreamDecoder:
     def _start_tool(self, out: list[Event], call: _ToolCall) -> None:
         index = self._blocks.open(out, ("tool", id(call)))
         name = self.target.client_tool_name(call.name or "")
-        base = self.target.client_tool_id(call.id) if call.id else new_tool_id()
-        call.client_id = id_with_thought(base, call.signature)
+        call.client_id = _client_call_id(self.target, call.id, call.signature)
         out.append(ToolUseStart(index, call.client_id, name))
         call.index = index
         if call.pending:

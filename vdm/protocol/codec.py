@@ -10,33 +10,85 @@ undo them.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from vdm.protocol.capabilities import ModelCaps
+from vdm.protocol.signatures import restore_tool_id, split_thought_id
+
+#: What an encoder can leave out when the provider rejects it, and whether the gateway keeps
+#: it for the provider's later requests: a missing entitlement (summaries need a verified
+#: OpenAI organization) stays; replayed state that one provider could not verify (a key from
+#: another organization, a session moved between models) is about that history only.
+DEGRADATIONS: dict[str, bool] = {
+    # Responses: no `reasoning.summary` (thinking stays hidden).
+    "no-summary": True,
+    # Responses: no reasoning items replayed from the history.
+    "no-replay": False,
+    # Gemini: no thought signatures replayed; the documented stand-in where one is required.
+    "skip-signatures": False,
+}
 
 
 class ReasoningCache:
-    """A bounded in-process memory of reasoning text by tool call id, for clients that drop
-    thinking blocks from their history: it may help, it is never required (DESIGN.md)."""
+    """A bounded in-process memory of reasoning text by tool call, for clients that drop
+    thinking blocks from their history: it may help, it is never required (DESIGN.md).
+
+    One cache serves every user of a gateway, so an entry must only be found by the history
+    that holds the call it was made for. It is keyed by a hash of the call's id, name and
+    input, and only calls whose id the provider drew at random are remembered: some ids are
+    predictable (Kimi numbers them, `functions.Bash:0`), and another user's history holding
+    the same id, name and input would otherwise be handed the first user's reasoning.
+    """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._items: OrderedDict[str, str] = OrderedDict()
 
-    def put(self, tool_id: str, reasoning: str) -> None:
-        if not tool_id or not reasoning:
+    def put(self, tool_id: str, name: str, tool_input: Any, reasoning: str) -> None:
+        if not reasoning or not unpredictable(tool_id, name):
             return
-        self._items[tool_id] = reasoning
-        self._items.move_to_end(tool_id)
+        key = _key(tool_id, name, tool_input)
+        self._items[key] = reasoning
+        self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
-    def get(self, tool_id: str) -> str | None:
-        return self._items.get(tool_id)
+    def get(self, tool_id: str, name: str, tool_input: Any) -> str | None:
+        if not unpredictable(tool_id, name):
+            return None
+        return self._items.get(_key(tool_id, name, tool_input))
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+#: The shortest run of letters and digits that counts as drawn at random: 16 base-62
+#: characters are ~95 bits (OpenAI's `call_` + 24, DeepSeek's, Anthropic's `toolu_` + 24;
+#: Gemini's 19-digit `function-call-…` ~63 bits) - out of another user's reach.
+MIN_RANDOM_RUN = 16
+_RUNS = re.compile(r"[A-Za-z0-9]+")
+
+
+def unpredictable(tool_id: str, name: str) -> bool:
+    """Whether `tool_id` (as the client holds it) carries a random part: a run of at least
+    MIN_RANDOM_RUN letters and digits once the tool's name is taken out (an id built from
+    the name and a counter is predictable however long the name)."""
+    base = restore_tool_id(split_thought_id(tool_id)[0])
+    if name:
+        base = base.replace(name, " ")
+    return any(len(run) >= MIN_RANDOM_RUN for run in _RUNS.findall(base))
+
+
+def _key(tool_id: str, name: str, tool_input: Any) -> str:
+    payload = json.dumps(
+        [tool_id, name, tool_input], sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -58,6 +110,9 @@ class Target:
     tool_names: dict[str, str] = field(default_factory=dict)
     #: Shared by a gateway's requests (see ReasoningCache); None in pure tests.
     reasoning_cache: ReasoningCache | None = None
+    #: Degradations the encoder honours after the provider rejected what it would send
+    #: otherwise (`Backend.recover`; the names are in DEGRADATIONS).
+    degraded: set[str] = field(default_factory=set)
 
     def client_tool_id(self, upstream_id: str) -> str:
         return self.tool_ids.get(upstream_id, upstream_id)

@@ -40,7 +40,7 @@ from vdm.protocol.capabilities import EFFORT_ORDER, ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_schema import gemini_schema
-from vdm.protocol.signatures import CHAT_REASONING, split_thought_id
+from vdm.protocol.signatures import CHAT_REASONING, restore_tool_id, split_thought_id
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ _SESSION_RE = re.compile(r"_session_([0-9A-Za-z-]+)")
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _ALNUM9 = re.compile(r"[A-Za-z0-9]{9}")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: OpenAI function names: `^[a-zA-Z0-9_-]{1,64}$` (Anthropic allows 128); Gemini's compat
+#: endpoint and Groq refuse longer ones too.
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
@@ -87,7 +91,7 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
             {
                 "type": "function",
                 "function": {
-                    "name": t.name,
+                    "name": tool_name(t.name, target),
                     "description": t.description or "",
                     "parameters": _parameters(t.input_schema, caps),
                 },
@@ -99,7 +103,8 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
             if choice.type == "tool":
                 if not choice.name:
                     raise VdmError(400, "tool_choice.name: required when tool_choice.type is tool")
-                body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+                name = tool_name(choice.name, target)
+                body["tool_choice"] = {"type": "function", "function": {"name": name}}
             else:
                 body["tool_choice"] = _TOOL_CHOICE[choice.type]
             if choice.disable_parallel_tool_use:
@@ -171,6 +176,18 @@ def drop_rejected(body: dict[str, Any], rejects: frozenset[str]) -> None:
         for key in rejects.intersection(message):
             del message[key]
             log.debug("dropped %r from a %s message", key, message.get("role"))
+
+
+def tool_name(name: str, target: Target) -> str:
+    """The name OpenAI-style APIs accept for a client tool: itself, or a stable alias
+    recorded in `target.tool_names` so the decoder maps calls back (Claude Code's MCP tools,
+    `mcp__plugin_…`, run past 64 characters). Shared by the Chat and Responses encoders."""
+    if _TOOL_NAME.match(name):
+        return name
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
+    alias = _NOT_NAME_CHARS.sub("_", name)[:55] + "_" + digest
+    target.tool_names[alias] = name
+    return alias
 
 
 def _parameters(schema: dict[str, Any] | None, caps: ModelCaps) -> dict[str, Any]:
@@ -267,11 +284,13 @@ class _Context:
         """(the id the provider sees, the Gemini thought signature the client's id carried).
 
         A signature rides in the client's id (vdm/protocol/signatures.py); the provider gets
-        the base id. Mistral gets a deterministic 9-character hash of anything else, the
-        same in the assistant's tool calls and in the tool messages. Renames are recorded so
-        an id the model echoes maps back to the client's.
+        the base id, and its own id where vdm had to encode it (`vdmid_…`). Mistral gets a
+        deterministic 9-character hash of anything else, the same in the assistant's tool
+        calls and in the tool messages. Renames are recorded so an id the model echoes maps
+        back to the client's.
         """
         upstream, signature = split_thought_id(client_id)
+        upstream = restore_tool_id(upstream)
         if self.alnum9 and not _ALNUM9.fullmatch(upstream):
             upstream = alnum9(upstream)
         if upstream != client_id:
@@ -437,14 +456,14 @@ def _assistant_message(content: str | list[Any], ctx: _Context, current: bool) -
     texts: list[str] = []
     reasoning: list[str] = []
     tool_calls: list[dict[str, Any]] = []
-    client_ids: list[str] = []
+    uses: list[ToolUseBlock] = []
     for block in content:
         if isinstance(block, TextBlock):
             if block.text:
                 texts.append(block.text)
         elif isinstance(block, ToolUseBlock):
             tool_calls.append(_tool_call(block, ctx))
-            client_ids.append(block.id)
+            uses.append(block)
         elif isinstance(block, ThinkingBlock) and ctx.echo:
             # Reasoning vdm received as `reasoning_content` (signed `vdm-rc1`, or unsigned
             # from an older vdm) goes back where the provider needs it. Other thinking (signed
@@ -464,7 +483,7 @@ def _assistant_message(content: str | list[Any], ctx: _Context, current: bool) -
     elif message["content"] is None:
         message["content"] = ""
     if ctx.echo:
-        message["reasoning_content"] = "".join(reasoning) or _cached_reasoning(client_ids, ctx)
+        message["reasoning_content"] = "".join(reasoning) or _cached_reasoning(uses, ctx)
     return message
 
 
@@ -473,14 +492,18 @@ def _tool_call(block: ToolUseBlock, ctx: _Context) -> dict[str, Any]:
     call: dict[str, Any] = {
         "id": call_id,
         "type": "function",
-        "function": {"name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)},
+        "function": {
+            "name": tool_name(block.name, ctx.target),
+            "arguments": json.dumps(block.input, ensure_ascii=False),
+        },
     }
-    if signature and ctx.signatures:
+    if signature and ctx.signatures and "skip-signatures" not in ctx.target.degraded:
+        # (after Gemini refused a replayed one: none, the stand-in goes on the first call)
         call["extra_content"] = {"google": {"thought_signature": signature}}
     return call
 
 
-def _cached_reasoning(client_ids: list[str], ctx: _Context) -> str:
+def _cached_reasoning(uses: list[ToolUseBlock], ctx: _Context) -> str:
     """The reasoning of a tool-call turn whose thinking block the client dropped, from the
     gateway's cache; else the empty string.
 
@@ -490,10 +513,11 @@ def _cached_reasoning(client_ids: list[str], ctx: _Context) -> str:
     """
     cache = ctx.target.reasoning_cache
     if cache is not None:
-        for client_id in client_ids:
-            found = cache.get(client_id)
+        for block in uses:
+            found = cache.get(block.id, block.name, block.input)
             if found:
                 return found
-    if client_ids:
-        log.debug("no reasoning to send back for tool calls %s: sending it empty", client_ids)
+    if uses:
+        ids = [block.id for block in uses]
+        log.debug("no reasoning to send back for tool calls %s: sending it empty", ids)
     return ""

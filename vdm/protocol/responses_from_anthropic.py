@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +38,16 @@ from vdm.protocol.anthropic import (
 from vdm.protocol.capabilities import ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
-from vdm.protocol.openai_from_anthropic import TOOL_ERROR_PREFIX, identity, system_text
+from vdm.protocol.openai_from_anthropic import (
+    TOOL_ERROR_PREFIX,
+    identity,
+    system_text,
+    tool_name,
+)
 from vdm.protocol.signatures import unpack_reasoning
 
 log = logging.getLogger(__name__)
 
-#: OpenAI function names: `^[a-zA-Z0-9_-]{1,64}$` (Anthropic allows up to 128).
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 #: `call_id` is at most 64 characters ("string_above_max_length" otherwise).
 _MAX_CALL_ID = 64
 #: `max_output_tokens` below 16 is a 400 ("integer_below_min_value").
@@ -65,8 +66,9 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
     instructions = system_text(req.system)
     if instructions:
         body["instructions"] = instructions
-    reasoning = _reasoning(req, caps)
-    body["input"] = _Input(target, replay=reasoning is not None).build(req)
+    reasoning = _reasoning(req, caps, summary="no-summary" not in target.degraded)
+    replay = reasoning is not None and "no-replay" not in target.degraded
+    body["input"] = _Input(target, replay=replay).build(req)
 
     max_tokens = req.max_tokens
     if target.max_tokens_limit is not None:
@@ -126,9 +128,10 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
 # --- request-level settings -------------------------------------------------------------------
 
 
-def _reasoning(req: MessagesRequest, caps: ModelCaps) -> dict[str, Any] | None:
+def _reasoning(req: MessagesRequest, caps: ModelCaps, *, summary: bool) -> dict[str, Any] | None:
     """`reasoning` for the client's thinking settings; None when the model does not reason
-    or the client switched thinking off (then no reasoning is replayed or shown either)."""
+    or the client switched thinking off (then no reasoning is replayed or shown either).
+    `summary=False`: the organization may not have summaries (it is not verified)."""
     thinking = req.thinking
     if not caps.reasoning or (thinking is not None and thinking.type == "disabled"):
         return None
@@ -139,7 +142,7 @@ def _reasoning(req: MessagesRequest, caps: ModelCaps) -> dict[str, Any] | None:
     # Summaries cost time to first token; ask for them only when the client shows thinking
     # (Claude Code sends `display: "omitted"` when it does not).
     display = (thinking.model_extra or {}).get("display") if thinking is not None else None
-    if thinking is not None and display != "omitted":
+    if summary and thinking is not None and display != "omitted":
         reasoning["summary"] = "auto"
     return reasoning
 
@@ -195,18 +198,6 @@ def _tools(req: MessagesRequest, target: Target) -> list[dict[str, Any]]:
             }
         )
     return tools
-
-
-def tool_name(name: str, target: Target) -> str:
-    """The name OpenAI accepts for a client tool: itself, or a stable alias recorded in
-    `target.tool_names` so the decoder maps calls back (MCP tools `mcp__server__tool` may be
-    too long or carry other characters)."""
-    if _TOOL_NAME.match(name):
-        return name
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
-    alias = _NOT_NAME_CHARS.sub("_", name)[:55] + "_" + digest
-    target.tool_names[alias] = name
-    return alias
 
 
 def call_id(tool_id: str, target: Target) -> str:

@@ -13,6 +13,9 @@ an Anthropic signature:
   on a thought or text part.
 - `tool_use.id` `<base>_vdmg1_` + base64url(signature): the Gemini thought signature of that
   function call.
+- `tool_use.id` `vdmid_` + base64url(id): a provider's tool call id that Anthropic would refuse
+  (Kimi's `functions.Bash:0`), so a session that switches to Claude keeps working; the Chat
+  encoder sends the provider its own id back.
 
 Anthropic validates tool ids against `^[a-zA-Z0-9_-]+$`: base64url without padding fits.
 Thinking blocks whose signature starts with `vdm-` are dropped before an Anthropic-format hop.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 #: Every vdm signature starts with this; nothing Anthropic signs does.
@@ -33,6 +37,9 @@ RESPONSES_PREFIX = "vdm-rs1:"
 GEMINI_PREFIX = "vdm-g1:"
 #: Separates a tool id's base from the Gemini thought signature it carries.
 GEMINI_ID_MARK = "_vdmg1_"
+#: Starts a tool id that carries a provider's id outside Anthropic's alphabet.
+TOOL_ID_PREFIX = "vdmid_"
+_ANTHROPIC_ID = re.compile(r"[a-zA-Z0-9_-]+")
 
 
 def is_vdm_signature(signature: str | None) -> bool:
@@ -114,3 +121,30 @@ def split_thought_id(tool_id: str) -> tuple[str, str | None]:
     if not mark or not rest:
         return tool_id, None
     return base, _sig_from_url(rest)
+
+
+# --- tool ids outside Anthropic's alphabet ---------------------------------------------------
+
+
+def safe_tool_id(tool_id: str) -> str:
+    """`tool_id` if Anthropic takes it (`^[a-zA-Z0-9_-]+$`), else `vdmid_` + base64url of it.
+
+    An id that already starts with the prefix is encoded too, so `restore_tool_id` never
+    mistakes a provider's own id for one of vdm's.
+    """
+    if _ANTHROPIC_ID.fullmatch(tool_id) and not tool_id.startswith(TOOL_ID_PREFIX):
+        return tool_id
+    return TOOL_ID_PREFIX + _b64url(tool_id.encode())
+
+
+def restore_tool_id(tool_id: str) -> str:
+    """The provider's id inside a `vdmid_` tool id; any other id unchanged."""
+    if not tool_id.startswith(TOOL_ID_PREFIX):
+        return tool_id
+    raw = _unb64url(tool_id[len(TOOL_ID_PREFIX) :])
+    if raw is None:
+        return tool_id
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return tool_id
