@@ -406,17 +406,18 @@ def _tool_message(
     return {"role": "tool", "tool_call_id": ctx.wire_id(block.tool_use_id)[0], "content": text}
 
 
-def _image_part(block: ImageBlock) -> dict[str, Any]:
+def image_url(block: ImageBlock) -> str:
+    """The URL OpenAI's dialects take for an image: a data URL, or the image's own URL."""
     source = block.source
     if isinstance(source, Base64Source):
-        url = f"data:{source.media_type};base64,{source.data}"
-    elif isinstance(source, UrlSource):
-        url = source.url
-    else:
-        raise VdmError(
-            400, "image.source: file sources are not supported by OpenAI-format providers"
-        )
-    return {"type": "image_url", "image_url": {"url": url}}
+        return f"data:{source.media_type};base64,{source.data}"
+    if isinstance(source, UrlSource):
+        return source.url
+    raise VdmError(400, "image.source: file sources are not supported by OpenAI-format providers")
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": image_url(block)}}
 
 
 def _document_parts(block: DocumentBlock) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from vdm.protocol.errors import VdmError
 from vdm.protocol.openai_from_anthropic import (
     TOOL_ERROR_PREFIX,
     identity,
+    image_url,
     system_text,
     tool_name,
 )
@@ -401,16 +402,7 @@ def _orphan_result_text(block: ToolResultBlock) -> str:
 
 
 def _image(block: ImageBlock) -> dict[str, Any]:
-    source = block.source
-    if isinstance(source, Base64Source):
-        url = f"data:{source.media_type};base64,{source.data}"
-    elif isinstance(source, UrlSource):
-        url = source.url
-    else:
-        raise VdmError(
-            400, "image.source: file sources are not supported by OpenAI-format providers"
-        )
-    return {"type": "input_image", "image_url": url, "detail": "auto"}
+    return {"type": "input_image", "image_url": image_url(block), "detail": "auto"}
 
 
 def _document(block: DocumentBlock) -> list[dict[str, Any]]:

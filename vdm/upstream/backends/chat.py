@@ -19,6 +19,18 @@ def azure_query(provider: ProviderConfig) -> str:
     return f"?api-version={quote(provider.api_version or '', safe='')}"
 
 
+def openai_models_path(provider: ProviderConfig) -> str:
+    """`/models`, or Azure's `/openai/models?api-version=…`."""
+    if provider.uses_deployments:
+        return f"/openai/models{azure_query(provider)}"
+    return "/models"
+
+
+def json_body(payload: Any) -> bytes:
+    """A request body as compact UTF-8 JSON, encoded once."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class ChatBackend:
     name = "openai"
     translated = True
@@ -34,14 +46,10 @@ class ChatBackend:
         return {}
 
     def models_path(self, provider: ProviderConfig) -> str:
-        """`/models`, or Azure's `/openai/models?api-version=…`."""
-        if provider.uses_deployments:
-            return f"/openai/models{azure_query(provider)}"
-        return "/models"
+        return openai_models_path(provider)
 
     def encode(self, request: MessagesRequest, target: Target) -> bytes:
-        payload = chat_request_from_messages(request, target)
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return json_body(chat_request_from_messages(request, target))
 
     def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
         return message_from_chat(answer, target, request.stop_sequences)

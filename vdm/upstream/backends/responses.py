@@ -7,7 +7,6 @@ vdm/protocol/anthropic_from_responses.py (answer and stream); docs/backends/resp
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from vdm.config.settings import ProviderConfig
@@ -16,7 +15,7 @@ from vdm.protocol.anthropic_from_responses import ResponsesStreamDecoder, messag
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.responses_from_anthropic import responses_request_from_messages
-from vdm.upstream.backends.chat import azure_query
+from vdm.upstream.backends.chat import azure_query, json_body, openai_models_path
 
 
 def _thinking(request: MessagesRequest) -> bool:
@@ -40,13 +39,10 @@ class ResponsesBackend:
         return {}
 
     def models_path(self, provider: ProviderConfig) -> str:
-        if provider.uses_deployments:
-            return f"/openai/models{azure_query(provider)}"
-        return "/models"
+        return openai_models_path(provider)
 
     def encode(self, request: MessagesRequest, target: Target) -> bytes:
-        payload = responses_request_from_messages(request, target)
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return json_body(responses_request_from_messages(request, target))
 
     def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
         return message_from_response(answer, target, thinking=_thinking(request))
