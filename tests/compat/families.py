@@ -121,11 +121,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         "kimi",
-        "Kimi K2 thinking (Moonshot)",
+        "Kimi K2.7 Code (Moonshot)",
         "moonshot",
-        "kimi-k2-thinking",
+        "kimi-k2.7-code",
         lambda: Chat("moonshot"),
-        "an assistant tool-call turn without its `reasoning_content` is a 400",
+        "an assistant tool-call turn without its `reasoning_content` is a 400; "
+        '`thinking: {"type": "disabled"}` is a 400 (it always thinks)',
     ),
     Family(
         "gemini-3",

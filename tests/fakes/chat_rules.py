@@ -152,7 +152,10 @@ def deepseek(body: dict[str, Any], path: str) -> Rejection | None:
 
 # --- Kimi (Moonshot) --------------------------------------------------------------------------
 
-_KIMI_ALWAYS = re.compile(r"^kimi-k2-thinking")
+#: Always reasoning: kimi-k2-thinking, kimi-k2.7-code (its `thinking` takes only "enabled")
+#: and kimi-k3 (sized by `reasoning_effort` low/high/max); kimi-k2.5/k2.6 think unless
+#: `thinking: {"type": "disabled"}` (platform.kimi.ai use-thinking-effort guide).
+_KIMI_ALWAYS = re.compile(r"^kimi-(k2-thinking|k2\.7|k3)")
 _KIMI_SWITCHABLE = re.compile(r"^kimi-k2\.\d")
 
 
@@ -160,6 +163,9 @@ def moonshot(body: dict[str, Any], path: str) -> Rejection | None:
     model = str(body.get("model") or "")
     thinking = body.get("thinking")
     off = isinstance(thinking, dict) and thinking.get("type") == "disabled"
+    if off and _KIMI_ALWAYS.match(model):
+        text = f"thinking cannot be disabled for model {model}"
+        return 400, {"error": {"message": text, "type": "invalid_request_error"}}
     if not (_KIMI_ALWAYS.match(model) or (_KIMI_SWITCHABLE.match(model) and not off)):
         return None
     for index, message in _tool_call_turns(body):

@@ -808,3 +808,37 @@ def test_only_random_ids_are_cached(tool_id: str, name: str, cached: bool) -> No
     cache = ReasoningCache()
     cache.put(tool_id, name, {}, "plan")
     assert (cache.get(tool_id, name, {}) == "plan") is cached
+
+
+# --- Kimi's current models ----------------------------------------------------------------------
+
+
+def _kimi(model: str, **fields: Any) -> dict[str, Any]:
+    request = MessagesRequest.model_validate(
+        {
+            "model": model,
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}],
+            **fields,
+        }
+    )
+    return chat_request_from_messages(request, target(model, "moonshot"))
+
+
+@pytest.mark.parametrize("model", ["kimi-k2.7-code", "kimi-k2.7-code-highspeed", "kimi-k3"])
+def test_kimi_models_that_always_think_never_get_thinking_disabled(model: str) -> None:
+    body = _kimi(model, thinking={"type": "disabled"})
+    assert "thinking" not in body
+    assert check("moonshot", body, "/v1/chat/completions") is None
+    sent = dict(body, thinking={"type": "disabled"})
+    assert check("moonshot", sent, "/v1/chat/completions") is not None, "the fake refuses it"
+
+
+def test_kimi_k2_6_thinking_is_switched_off_when_asked() -> None:
+    assert _kimi("kimi-k2.6", thinking={"type": "disabled"})["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("low", "low"), ("medium", "high"), ("max", "max")])
+def test_kimi_k3_effort(effort: str, sent: str) -> None:
+    body = _kimi("kimi-k3", output_config={"effort": effort})
+    assert body["reasoning_effort"] == sent

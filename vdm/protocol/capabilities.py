@@ -134,11 +134,14 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
     # the target type: messages[1]: unknown variant `image_url`, expected `text`"
     # (rikkahub/rikkahub#1433, vercel/ai#9179).
     ("^deepseek$", r"", {"images": False}),
-    # Kimi K2 thinking models on Moonshot: reasoning_content must travel back ("thinking is
-    # enabled but reasoning_content is missing in assistant tool call message"). kimi-k2.5 and
-    # later think by default and switch with `thinking`; kimi-k2-thinking always thinks.
-    ("^moonshot$", r"^kimi-k2(-thinking|\.\d)", {"reasoning_echo": True}),
-    ("^moonshot$", r"^kimi-k2\.\d", {"thinking_switch": True}),
+    # Kimi thinking models on Moonshot: reasoning_content must travel back ("thinking is
+    # enabled but reasoning_content is missing in assistant tool call message").
+    # kimi-k2.5/k2.6 think by default and switch with `thinking`; kimi-k2-thinking and
+    # kimi-k2.7-code always think (their `thinking` refuses "disabled"); kimi-k3 always
+    # reasons, sized by `reasoning_effort` low/high/max (platform.kimi.ai use-thinking-effort).
+    ("^moonshot$", r"^kimi-(k2-thinking|k2\.\d|k3)", {"reasoning_echo": True}),
+    ("^moonshot$", r"^kimi-k2\.[56]", {"thinking_switch": True}),
+    ("^moonshot$", r"^kimi-k3", {"reasoning": True, "efforts": ("low", "high", "max")}),
     # Gemini's OpenAI-compatible endpoint: schema subset, `none|low|medium|high` efforts, and
     # on Gemini 3 (which the `-latest` aliases now serve) thought signatures on tool calls.
     ("^gemini$", r"", {"gemini_schema": True}),
