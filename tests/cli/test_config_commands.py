@@ -85,7 +85,7 @@ def test_show_lists_providers_default_first_with_the_source_of_each_value(
     assert _row(out, "proxy-api-key", mask(PROXY_KEY)).endswith("./.env")
     assert _row(out, "port", "8082").endswith("built-in")
     assert _row(out, "sonnet", "→ groq:openai/gpt-oss-120b").endswith("defaults.toml")
-    assert _row(out, "openai:sonnet", "→ openai:gpt-5.1")  # shadowed: reached only by prefix
+    assert _row(out, "openai:sonnet", "→ openai:gpt-5.6-terra")  # shadowed: reached only by prefix
     assert all(len(line) <= 80 for line in out.splitlines()), out
 
 
@@ -250,7 +250,7 @@ def test_env_lists_every_variable_vdm_reads_with_value_and_source(example: Place
         assert _row(openai, f" OPENAI_{suffix} ")
     assert _row(openai, "OPENAI_API_KEY", mask(OPENAI_KEY)).endswith("./.env")
     assert _row(openai, "OPENAI_ALIAS_FAST", "gpt-4o-mini").endswith("./vandamme-config.toml")
-    assert _row(openai, "OPENAI_ALIAS_SONNET", "gpt-5.1").endswith("defaults.toml")
+    assert _row(openai, "OPENAI_ALIAS_SONNET", "gpt-5.6-terra").endswith("defaults.toml")
     assert "groq: configured (default)" in out
     gemini = out.split("\ngemini: preset, not configured (set GEMINI_API_KEY)\n")[1]
     assert _row(gemini, "GEMINI_API_KEY", "unset")

@@ -285,8 +285,8 @@ def test_connection_uses_the_packaged_haiku_fallback(
     result = _vdm("test", "connection")
     assert result.exit_code == 0, result.output
     assert fake.request_count == 1
-    assert "openai:gpt-5-mini" in _row(result.stdout, "openai")
-    assert fake.last.json["model"] == "gpt-5-mini" and _one_token(fake.last)
+    assert "openai:gpt-5.6-luna" in _row(result.stdout, "openai")
+    assert fake.last.json["model"] == "gpt-5.6-luna" and _one_token(fake.last)
 
 
 def test_connection_without_a_model_to_test_says_pass_model(
@@ -394,11 +394,17 @@ def test_models_tests_every_alias_and_reports_the_failing_one(
     assert re.search(r"openai:no-such-model\s+error 404", ghost)
     assert "does not exist" in ghost
     assert "provider 'groq' is not configured" in _row(out, "lost")
-    for fallback, model in (("haiku", "gpt-5-mini"), ("sonnet", "gpt-5.1"), ("opus", "gpt-5.2")):
+    for fallback, model in (
+        ("haiku", "gpt-5.6-luna"),
+        ("sonnet", "gpt-5.6-terra"),
+        ("opus", "gpt-5.6-sol"),
+    ):
         assert re.search(rf"openai:{re.escape(model)}\s+ok\b", _row(out, fallback))
     assert "4 ok, 2 failed" in out
     sent = sorted(r.json["model"] for r in fake.requests)
-    assert sent == sorted(["gpt-4o-mini", "no-such-model", "gpt-5-mini", "gpt-5.1", "gpt-5.2"])
+    assert sent == sorted(
+        ["gpt-4o-mini", "no-such-model", "gpt-5.6-luna", "gpt-5.6-terra", "gpt-5.6-sol"]
+    )
     assert all(_one_token(r) for r in fake.requests)
 
 
@@ -417,7 +423,7 @@ def test_models_all_ok_exits_0_and_tests_each_target_once(
     for alias in ("fast", "quick", "haiku"):
         assert re.search(r"openai:gpt-4o-mini\s+ok\s+\d+ ms", _row(result.stdout, alias))
     models = [r.json["model"] for r in fake.requests]
-    assert sorted(models) == ["gpt-4o-mini", "gpt-5.1", "gpt-5.2"]
+    assert sorted(models) == ["gpt-4o-mini", "gpt-5.6-sol", "gpt-5.6-terra"]
 
 
 # -- vdm health server ----------------------------------------------------------------------

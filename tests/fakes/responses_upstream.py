@@ -493,7 +493,12 @@ _EFFORTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^gpt-5(-mini|-nano)?$|^gpt-5-\d{4}"), ("minimal", "low", "medium", "high")),
     (re.compile(r"^gpt-5\.1-codex-max"), ("low", "medium", "high", "xhigh")),
     (re.compile(r"^gpt-5\.1"), ("none", "low", "medium", "high")),
-    (re.compile(r"^gpt-5\.\d|^gpt-[6-9]"), ("none", "low", "medium", "high", "xhigh")),
+    # gpt-5.6 (sol, terra, luna) added `max`.
+    (
+        re.compile(r"^gpt-5\.([6-9]|\d\d)|^gpt-[6-9]"),
+        ("none", "low", "medium", "high", "xhigh", "max"),
+    ),
+    (re.compile(r"^gpt-5\.\d"), ("none", "low", "medium", "high", "xhigh")),
 )
 
 

@@ -452,8 +452,14 @@ def test_sampling_only_where_the_model_takes_it() -> None:
         ),
         ({"type": "adaptive"}, None, MODEL, {"effort": "medium", "summary": "auto"}),
         ({"type": "adaptive", "display": "omitted"}, {"effort": "low"}, MODEL, {"effort": "low"}),
-        ({"type": "adaptive"}, {"effort": "max"}, MODEL, {"effort": "xhigh", "summary": "auto"}),
+        ({"type": "adaptive"}, {"effort": "max"}, MODEL, {"effort": "max", "summary": "auto"}),
         ({"type": "adaptive"}, {"effort": "max"}, "o3", {"effort": "high", "summary": "auto"}),
+        (
+            {"type": "adaptive"},
+            {"effort": "max"},
+            "gpt-5.2",
+            {"effort": "xhigh", "summary": "auto"},
+        ),
         (
             {"type": "enabled", "budget_tokens": 2048},
             None,

@@ -40,7 +40,7 @@ SETTINGS = Settings.from_mapping(
         ("OLLAMA:llama3", "ollama", "llama3"),
         ("ollama:llama3:8b", "ollama", "llama3:8b"),
         ("poe:docs", "poe", "deepseek-v3.2"),  # an alias of that provider, chain followed
-        ("openai:haiku", "openai", "gpt-5-mini"),  # a packaged fallback alias, by prefix
+        ("openai:haiku", "openai", "gpt-5.6-luna"),  # a packaged fallback alias, by prefix
         # 2. aliases: exact, case-insensitive, - and _ equal
         ("fast", "openai", "gpt-4o-mini"),  # openai (default provider) beats poe on a tie
         ("FAST", "openai", "gpt-4o-mini"),
@@ -57,9 +57,9 @@ SETTINGS = Settings.from_mapping(
         ("claude-my-sonnet-4-5", "ollama", "qwen3-coder"),  # user alias before the fallback
         ("gpt-4o-2024", "openai", "gpt-4o"),  # contains `gpt`
         # 3. fallback aliases of configured providers (default provider's first)
-        ("claude-sonnet-4-5-20250929", "openai", "gpt-5.1"),
-        ("claude-3-5-haiku-20241022", "openai", "gpt-5-mini"),
-        ("claude-opus-4-1", "openai", "gpt-5.2"),
+        ("claude-sonnet-4-5-20250929", "openai", "gpt-5.6-terra"),
+        ("claude-3-5-haiku-20241022", "openai", "gpt-5.6-luna"),
+        ("claude-opus-4-1", "openai", "gpt-5.6-sol"),
         # 4. the default provider, name unchanged
         ("o3-mini", "openai", "o3-mini"),
         ("some-model", "openai", "some-model"),
@@ -78,9 +78,9 @@ def test_resolution_order(requested: str, provider: str, model: str) -> None:
         ({"MIDDLE_MODEL": "gpt-4.1"}, "claude-sonnet-4", "openai:gpt-4.1"),
         ({"BIG_MODEL": "poe:o3"}, "claude-opus-4", "poe:o3"),
         ({"SMALL_MODEL": "gpt-4.1-nano"}, "claude-haiku-4", "openai:gpt-4.1-nano"),
-        ({}, "claude-opus-4", "openai:gpt-5.2"),
+        ({}, "claude-opus-4", "openai:gpt-5.6-sol"),
         # a packaged fallback of a non-default provider when the default has none
-        ({"VDM_DEFAULT_PROVIDER": "ollama"}, "claude-sonnet-4", "openai:gpt-5.1"),
+        ({"VDM_DEFAULT_PROVIDER": "ollama"}, "claude-sonnet-4", "openai:gpt-5.6-terra"),
         # a packaged alias redefined by the user is the user's (step 2)
         ({"OPENAI_ALIAS_SONNET": "gpt-4.1"}, "claude-sonnet-4", "openai:gpt-4.1"),
     ],

@@ -482,10 +482,10 @@ def test_aliases_show_the_effective_table(both: RunningVdm, fake: FakeOpenAI) ->
         "openai:o3-mini",
         True,
     )
-    assert (packaged["target"], packaged["active"]) == ("gpt-5.2", False)
+    assert (packaged["target"], packaged["active"]) == ("gpt-5.6-sol", False)
     assert entries.index(mine) < entries.index(packaged)
     sonnet = by_key[("fallback", "openai", "sonnet", "defaults.toml")]
-    assert (sonnet["resolves_to"], sonnet["active"]) == ("openai:gpt-5.1", True)
+    assert (sonnet["resolves_to"], sonnet["active"]) == ("openai:gpt-5.6-terra", True)
     # Anthropic has no packaged fallbacks: it knows Claude Code's names itself.
     assert not [e for e in entries if e["provider"] == "anthropic" and e["kind"] == "fallback"]
     assert fake.requests == [], "the alias table needs no upstream"

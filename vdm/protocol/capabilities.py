@@ -101,6 +101,12 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
         r"^gpt-5\.([2-9]|\d\d)|^gpt-5\.1-codex-max|^gpt-[6-9]",
         {"efforts": ("low", "medium", "high", "xhigh")},
     ),
+    # gpt-5.6 (sol, terra, luna) takes `max` too.
+    (
+        None,
+        r"^gpt-5\.([6-9]|\d\d)|^gpt-[6-9]",
+        {"efforts": ("low", "medium", "high", "xhigh", "max")},
+    ),
     (None, r"^gpt-[6-9]", _REASONING),
     # gpt-5 chat variants are not reasoning models.
     (None, r"^gpt-5(\.\d+)?-chat", {"reasoning": False, "sampling": True}),
