@@ -706,3 +706,17 @@ def test_safe_tool_id_round_trip(tool_id: str) -> None:
     assert restore_tool_id(safe) == tool_id
     if re.fullmatch(r"[a-zA-Z0-9_-]+", tool_id) and not tool_id.startswith("vdmid_"):
         assert safe == tool_id  # valid ids are untouched
+
+
+def test_a_new_id_without_a_name_continues_the_call() -> None:
+    """Some servers change the id between fragments of one call (poolsideai/pool#9): only a
+    fragment that names a tool starts a new call at a used index."""
+    result = run(
+        [
+            call(0, id="call_A", name="Bash", args='{"comm'),
+            call(0, id="call_B", args='and":"ls"}'),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    (tool,) = result.of_type("tool_use")
+    assert (tool.start["name"], tool.input) == ("Bash", {"command": "ls"})

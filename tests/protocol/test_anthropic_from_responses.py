@@ -443,3 +443,24 @@ def test_a_failed_response_inside_a_200_is_an_error() -> None:
     with pytest.raises(VdmError) as err:
         decode(response_object([], status="failed", error=error))
     assert (err.value.status, err.value.message) == (529, "upstream error: Try later.")
+
+
+def test_the_final_output_never_repeats_an_item_decoded_under_another_index() -> None:
+    """A server whose output_index differs from the position in the final output (a reasoning
+    item listed first at the end): the call must come out once, or turn 2 is a 400."""
+    call = function_call_item("Bash", '{"command":"ls"}', call_id="call_1")
+    message = message_item("Listing.")
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": response_object([], status="in_progress")},
+        {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {"type": "response.output_item.added", "output_index": 1, "item": call},
+        {"type": "response.output_item.done", "output_index": 1, "item": call},
+        {
+            "type": "response.completed",
+            "response": response_object([reasoning_item(["hm"]), message, call]),
+        },
+    ]
+    result = run(events)
+    assert [b.start["id"] for b in result.of_type("tool_use")] == ["call_1"]
+    assert result.stop_reason == "tool_use"

@@ -842,3 +842,14 @@ def test_kimi_k2_6_thinking_is_switched_off_when_asked() -> None:
 def test_kimi_k3_effort(effort: str, sent: str) -> None:
     body = _kimi("kimi-k3", output_config={"effort": effort})
     assert body["reasoning_effort"] == sent
+
+
+def test_an_id_built_from_a_shortened_tool_name_is_not_random() -> None:
+    """Kimi's id holds the alias sent upstream (the name cut to fit): no random part."""
+    from vdm.protocol.codec import unpredictable
+    from vdm.protocol.signatures import safe_tool_id
+
+    name = "mcp__claude_ai_Atlassian__getConfluencePageFooterComments_with_extra_long_suffix_x"
+    alias = name[:55] + "_cc48c660"
+    assert not unpredictable(safe_tool_id(f"functions.{alias}:0"), name)
+    assert unpredictable("call_Xq83hZ0pLk2vB7nW5tYdR1", name)

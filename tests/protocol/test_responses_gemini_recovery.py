@@ -95,7 +95,15 @@ MISSING = "Function call is missing a thought_signature in functionCall parts."
 @pytest.mark.parametrize(
     ("fmt", "error", "model", "family", "expected"),
     [
-        ("responses", VdmError(400, "x", param="reasoning.summary"), GPT, "openai", "no-summary"),
+        (
+            "responses",
+            VdmError(400, "must be verified to summarize", param="reasoning.summary"),
+            GPT,
+            "openai",
+            "no-summary",
+        ),
+        # Another complaint about the summary is not the org gate: nothing to remember.
+        ("responses", VdmError(400, "x", param="reasoning.summary"), GPT, "openai", None),
         ("responses", VdmError(400, "x", code="invalid_encrypted_content"), GPT, "openai",
          "no-replay"),
         ("responses", VdmError(400, "x", code="unsupported_value"), GPT, "openai", None),
@@ -207,3 +215,14 @@ def test_compat_skip_signatures_sends_the_stand_in_instead() -> None:
     call = sent["messages"][1]["tool_calls"][0]
     assert call["id"] == "call_1"
     assert call["extra_content"] == {"google": {"thought_signature": SKIP_SIGNATURE}}
+
+
+def test_vertex_wording_of_a_bad_signature_is_recovered() -> None:
+    from vdm.upstream.backends import signature_rejected
+
+    error = VdmError(
+        400,
+        "vertex returned HTTP 400: Unable to submit request because Thought signature is not "
+        "valid.",
+    )
+    assert signature_rejected(error, target("gemini-3-pro-preview", "gemini")) == "skip-signatures"

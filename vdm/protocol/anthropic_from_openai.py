@@ -361,10 +361,13 @@ class ChatStreamDecoder:
             index = position
             position = self._positions.get(index, index)
             current = self._tools.get(position)
-            if call_id and current is not None and current.id and current.id != call_id:
-                # A new id at a used index is a new call: Gemini's compat endpoint sends every
-                # parallel call as index 0 (NousResearch/hermes-agent#62940). It takes the next
-                # free position, and later fragments of that index continue it.
+            named = bool((fragment.get("function") or {}).get("name"))
+            if named and call_id and current is not None and current.id and current.id != call_id:
+                # A new id with a name at a used index is a new call: Gemini's compat endpoint
+                # sends every parallel call as index 0 (NousResearch/hermes-agent#62940). It
+                # takes the next free position, and later fragments of that index continue it.
+                # A new id without a name continues the call: some servers change the id
+                # between fragments of one call (poolsideai/pool#9).
                 position = max(self._tools) + 1
                 self._positions[index] = position
         else:

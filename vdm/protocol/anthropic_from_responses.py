@@ -191,6 +191,8 @@ class ResponsesStreamDecoder:
         self._sse = SseDecoder()
         self._blocks = Blocks()
         self._items: dict[int, _Item] = {}
+        #: Ids (`id`, `call_id`) of the items decoded, so the final output repeats none.
+        self._seen: set[str] = set()
         #: The output_index being decoded; events of others wait in `_held`.
         self._current: int | None = None
         self._held: dict[int, list[dict[str, Any]]] = {}
@@ -268,8 +270,12 @@ class ResponsesStreamDecoder:
         # Items this stream never announced (a server that sends whole items in the terminal
         # event only, or a completed-only stream): decoded whole from the response's output.
         for index, payload in enumerate(response.get("output") or ()):
-            if index not in self._items and isinstance(payload, dict):
-                self._whole(index, payload, out)
+            if index in self._items or not isinstance(payload, dict):
+                continue
+            ids = {payload.get("id"), payload.get("call_id")} - {None}
+            if ids & self._seen:  # an item already decoded under another index
+                continue
+            self._whole(index, payload, out)
         self.usage = usage_from_responses(response.get("usage"))
         reason = _stop_reason(response, self._tool_use, self._refusal)
         out.append(MessageEnd(reason, None, self.usage))
@@ -310,6 +316,7 @@ class ResponsesStreamDecoder:
     def _added(self, index: int, payload: dict[str, Any], out: list[Event]) -> None:
         kind = str(payload.get("type"))
         self._items[index] = _Item(kind)
+        self._seen.update(str(v) for v in (payload.get("id"), payload.get("call_id")) if v)
         if kind == "function_call":
             self._tool_use = True
             block = self._blocks.open(out, index)

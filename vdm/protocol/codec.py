@@ -81,7 +81,8 @@ def unpredictable(tool_id: str, name: str) -> bool:
     base = restore_tool_id(split_thought_id(tool_id)[0])
     if name:
         base = base.replace(name, " ")
-    return any(len(run) >= MIN_RANDOM_RUN for run in _RUNS.findall(base))
+    # A run taken from the name (the name shortened to fit a provider) is not random either.
+    return any(len(run) >= MIN_RANDOM_RUN and run not in name for run in _RUNS.findall(base))
 
 
 def _key(tool_id: str, name: str, tool_input: Any) -> str:

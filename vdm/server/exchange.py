@@ -89,7 +89,11 @@ class Exchange:
         if degradation is None or degradation in self.target.degraded:
             return False
         self.target.degraded.add(degradation)
-        self.gateway.degrade(self.route.provider.name, degradation)
+        if not self.route.provider.passthrough:
+            # With !PASSTHRU every client brings its own key (and organization): what one
+            # refused says nothing of the others.
+            self.gateway.degrade(self.route.provider.name, degradation)
+        self.first_data = None  # the retry's answer is the one timed
         log.info(
             "%s refused the request (%s); retrying with %s",
             self.route.provider.name,

@@ -85,7 +85,11 @@ _loaded: dict[str, Backend] = {}
 #: Gemini's answer to a thought signature it cannot verify (minted under another key, model
 #: or route): "Corrupted thought signature." / "Invalid thought signature", on the native
 #: API and the OpenAI-compatible one alike.
-_BAD_SIGNATURE = re.compile(r"(corrupted|invalid) thought.?signature", re.IGNORECASE)
+#: Gemini's "Corrupted thought signature." / "Invalid thought signature", and Vertex's
+#: "Unable to submit request because Thought signature is not valid." (decolua/9router#301).
+_BAD_SIGNATURE = re.compile(
+    r"(corrupted|invalid) thought.?signature|thought.?signature is not valid", re.IGNORECASE
+)
 
 
 def signature_rejected(error: VdmError, target: Target) -> str | None:

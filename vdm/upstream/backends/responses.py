@@ -61,7 +61,7 @@ class ResponsesBackend:
         """
         if error.status != 400:
             return None
-        if error.param == "reasoning.summary":
+        if error.param == "reasoning.summary" and "verif" in error.message.lower():
             return "no-summary"
         if error.code == "invalid_encrypted_content":
             return "no-replay"
