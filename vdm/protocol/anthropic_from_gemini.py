@@ -27,7 +27,7 @@ import logging
 import secrets
 from typing import Any
 
-from vdm.protocol.anthropic_stream import new_message_id
+from vdm.protocol.anthropic_stream import anthropic_message
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, context_overflow
 from vdm.protocol.events import (
@@ -285,16 +285,7 @@ def message_from_gemini(answer: Any, target: Target) -> dict[str, Any]:
         decoder.finish_reason = "STOP"  # a whole answer is complete even without a reason
     events.extend(decoder.finish())
     content, stop = _collect(events)
-    return {
-        "id": new_message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": target.requested,
-        "content": content,
-        "stop_reason": stop,
-        "stop_sequence": None,
-        "usage": decoder.usage,
-    }
+    return anthropic_message(target.requested, content, stop, None, decoder.usage)
 
 
 def _collect(events: list[Event]) -> tuple[list[dict[str, Any]], str]:

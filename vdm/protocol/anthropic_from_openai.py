@@ -19,12 +19,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
+from vdm.protocol.anthropic_stream import anthropic_message, new_tool_id
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
 from vdm.protocol.signatures import CHAT_REASONING, id_with_thought, safe_tool_id
-from vdm.protocol.sse import SseDecoder
+from vdm.protocol.sse import SseDecoder, json_event
 
 log = logging.getLogger(__name__)
 
@@ -221,16 +221,9 @@ def message_from_chat(
     reason, sequence = stop_reason(
         choice.get("finish_reason"), choice, stop_sequences, bool(tool_calls)
     )
-    return {
-        "id": new_message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": target.requested,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": sequence,
-        "usage": usage_from_chat(response.get("usage")),
-    }
+    return anthropic_message(
+        target.requested, content, reason, sequence, usage_from_chat(response.get("usage"))
+    )
 
 
 # --- streaming ------------------------------------------------------------------------------
@@ -279,7 +272,7 @@ class ChatStreamDecoder:
             if event.data == "[DONE]":
                 self.done = True
                 break
-            self.feed_chunk(_chunk(event.data), out)
+            self.feed_chunk(json_event(event.data), out)
         return out
 
     def finish(self) -> list[Event]:
@@ -290,7 +283,7 @@ class ChatStreamDecoder:
         if not self.done:
             for event in self._sse.flush():
                 if event.data != "[DONE]":
-                    self.feed_chunk(_chunk(event.data), out)
+                    self.feed_chunk(json_event(event.data), out)
         if not self.done and self.finish_reason is None:
             raise VdmError(502, "upstream stream ended before the response was complete")
         self.finished = True
@@ -424,13 +417,3 @@ class ChatStreamDecoder:
         if call.pending:
             out.append(InputJsonDelta(index, call.pending))
             call.pending = ""
-
-
-def _chunk(data: str) -> dict[str, Any]:
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
-    if not isinstance(chunk, dict):
-        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
-    return chunk

@@ -21,13 +21,12 @@ terminal event's `response.output` (servers that send whole items, completed-onl
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from vdm.protocol.anthropic_from_openai import tool_input
-from vdm.protocol.anthropic_stream import new_message_id, new_tool_id
+from vdm.protocol.anthropic_stream import anthropic_message, new_tool_id
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, context_overflow
 from vdm.protocol.events import (
@@ -40,7 +39,7 @@ from vdm.protocol.events import (
     ToolUseStart,
 )
 from vdm.protocol.signatures import pack_reasoning
-from vdm.protocol.sse import SseDecoder
+from vdm.protocol.sse import SseDecoder, json_event
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +152,13 @@ def message_from_response(
             )
         else:
             log.debug("dropped a %s output item", kind)
-    return {
-        "id": new_message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": target.requested,
-        "content": content,
-        "stop_reason": _stop_reason(response, tool_use, refusal),
-        "stop_sequence": None,
-        "usage": usage_from_responses(response.get("usage")),
-    }
+    return anthropic_message(
+        target.requested,
+        content,
+        _stop_reason(response, tool_use, refusal),
+        None,
+        usage_from_responses(response.get("usage")),
+    )
 
 
 # --- streaming ------------------------------------------------------------------------------
@@ -206,7 +202,7 @@ class ResponsesStreamDecoder:
         if self.done:
             return out
         for event in self._sse.feed(data):
-            self._event(_parse(event.data), out)
+            self._event(json_event(event.data), out)
             if self.done:
                 break
         return out
@@ -216,7 +212,7 @@ class ResponsesStreamDecoder:
         out: list[Event] = []
         if not self.done:
             for event in self._sse.flush():
-                self._event(_parse(event.data), out)
+                self._event(json_event(event.data), out)
         if not self.done:
             raise VdmError(502, "upstream stream ended before the response was complete")
         return out
@@ -391,13 +387,3 @@ class ResponsesStreamDecoder:
         if isinstance(fragment, str) and fragment and self._blocks.is_open(index):
             out.append(InputJsonDelta(self._blocks.open_index, fragment))
             item.sent = True
-
-
-def _parse(data: str) -> dict[str, Any]:
-    try:
-        event = json.loads(data)
-    except ValueError:
-        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
-    if not isinstance(event, dict):
-        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
-    return event

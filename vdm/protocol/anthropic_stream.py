@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from vdm.protocol.events import (
     BlockStop,
@@ -45,6 +46,26 @@ _STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":%
 
 def new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex[:24]
+
+
+def anthropic_message(
+    requested: str,
+    content: list[dict[str, Any]],
+    stop_reason: str,
+    stop_sequence: str | None,
+    usage: dict[str, int],
+) -> dict[str, Any]:
+    """A whole (non-streamed) Anthropic Message for the client's `requested` model name."""
+    return {
+        "id": new_message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": requested,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": usage,
+    }
 
 
 def new_tool_id() -> str:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from vdm.protocol.errors import VdmError
+
 
 @dataclass(frozen=True, slots=True)
 class SseEvent:
@@ -95,3 +97,14 @@ def encode_event(event: str, data: dict[str, Any]) -> bytes:
 def dumps(obj: Any) -> str:
     """Compact JSON, as written on the wire."""
     return _dumps(obj)
+
+
+def json_event(data: str) -> dict[str, Any]:
+    """An upstream event's `data:` as a JSON object; anything else is a 502 naming it."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+    if not isinstance(event, dict):
+        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+    return event
