@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
 
-.PHONY: install install-claude run wrap test compat check bench completions clean
+.PHONY: install install-claude run wrap test compat check bench completions dist clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install
 # Shell completion scripts, generated from the typer app.
 completions: install
 	@for sh in bash zsh fish; do _VDM_COMPLETE=source_$$sh $(VENV)/bin/vdm > shell-completions/vdm.$$sh; done
+
+# The distribution (sdist, then a wheel built from it) in dist/: `uv tool install
+# dist/vandamme_proxy-*.whl` or `pipx install …` on any machine (README, Install).
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,3 +1,3 @@
 """vdm (Vandamme Proxy): an LLM gateway for Claude Code and any Anthropic or OpenAI client."""
 
-__version__ = "0.1.0"
+__version__ = "3.0.0"

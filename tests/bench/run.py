@@ -162,8 +162,10 @@ def wrap_to_child(workdir: Path, upstream_port: int) -> tuple[float, float]:
     for command in ([str(VDM), "wrap", "--quiet", "--", *child], child):
         began = time.time_ns()
         out = subprocess.run(
-            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=30, check=True
+            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=30
         )
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {out.returncode}:\n{out.stderr}")
         found.append((int(out.stdout.strip()) - began) / 1e9)
     return found[0], found[1]
 

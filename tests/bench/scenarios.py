@@ -16,8 +16,6 @@ from typing import Any
 from tests.fakes.openai_upstream import completion, stream_chunks
 
 REPO = Path(__file__).resolve().parents[2]
-#: Recorded client traffic (../shared/protocol; tests.harness is not imported: it loads vdm).
-PROTOCOL = REPO.parent / "shared" / "protocol"
 
 #: Chunks of text in every streamed reply.
 STREAM_CHUNKS = 50
@@ -33,7 +31,9 @@ _WORDS = (
 #: 50 word-sized pieces, like the tokens of a model's answer.
 TEXT = "".join(_WORDS.split(" ")[i % 30] + " " for i in range(STREAM_CHUNKS)).rstrip() + "."
 
-RECORDING = PROTOCOL / "claude-code" / "05_tool_roundtrip_req2_tool_result.json"
+#: A recorded Claude Code request (a tool round trip), kept in the repository so that
+#: `make bench` runs from a fresh clone.
+RECORDING = Path(__file__).with_name("claude_code_request.json")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ the load generator directly or through vdm, and small next to vdm's.
 It prints ``PORT <n>`` on stdout once listening. ``GET /stats`` answers the requests counted
 per model, the TCP connections accepted (does vdm reuse its connections?) and the last body
 received per model (so the runner can check that the direct body is byte for byte what vdm
-sends).
+sends). ``GET /v1/models`` lists the scenarios' models, as a provider answers `vdm wrap`'s
+pre-flight.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ _NOT_FOUND = (
     % (len(_NOT_FOUND_BODY), _NOT_FOUND_BODY)
 )
 _BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+#: `GET /v1/models`, as OpenAI lists models: what `vdm wrap`'s pre-flight asks for.
+_MODELS_BODY = json.dumps(
+    {
+        "object": "list",
+        "data": [{"id": m.decode(), "object": "model", "owned_by": "bench"} for m in _PLANS],
+    }
+).encode()
+_MODELS = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(_MODELS_BODY),
+    _MODELS_BODY,
+)
 
 counts: dict[str, int] = {}
 last_body: dict[str, bytes] = {}
@@ -86,6 +98,9 @@ class _Conn(asyncio.Protocol):
             del buf[: end + 4 + length]
             if head.startswith(b"get /stats"):
                 self._stats()
+                continue
+            if head.startswith(b"get /v1/models "):
+                transport.write(_MODELS)
                 continue
             self._answer(head, body)
 

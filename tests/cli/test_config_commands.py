@@ -191,6 +191,46 @@ def test_validate_warnings_do_not_fail(place: Place) -> None:
     assert "Warnings:" in out and "GROQX_ALIAS_FAST" in out
 
 
+def test_validate_warns_that_claude_names_reach_a_custom_provider_unchanged(
+    place: Place,
+) -> None:
+    env = {"MYCORP_API_KEY": "sk-corp-123456", "MYCORP_BASE_URL": "https://llm.example/v1"}
+    code, out = vdm("validate", **env)
+    assert code == 0, out
+    assert out.startswith("ok: 1 provider (mycorp); default provider: mycorp")
+    warning = " ".join(out.split("Warnings:")[1].split())
+    assert "Claude Code's model names (claude-haiku-…, claude-sonnet-…, claude-opus-…)" in warning
+    assert "reach provider 'mycorp' unchanged" in warning
+    assert "MYCORP_ALIAS_SONNET=<model>" in warning and "[mycorp.aliases]" in warning
+    assert "SMALL_MODEL / MIDDLE_MODEL / BIG_MODEL" in warning
+    # Mapped in the project's TOML: nothing to say.
+    place.write(
+        "vandamme-config.toml",
+        '[mycorp.aliases]\nhaiku = "corp-s"\nsonnet = "corp-m"\nopus = "corp-l"\n',
+    )
+    code, out = vdm("validate", **env)
+    assert (code, out.strip()) == (0, "ok: 1 provider (mycorp); default provider: mycorp")
+
+
+def test_validate_warns_when_several_providers_have_no_chosen_default(place: Place) -> None:
+    code, out = vdm("validate", OPENAI_API_KEY="sk-1", DEEPSEEK_API_KEY="sk-2")
+    assert code == 0, out
+    warning = " ".join(out.split("Warnings:")[1].split())
+    assert "none is chosen as the default: 'openai'" in warning
+    assert "set VDM_DEFAULT_PROVIDER=openai" in warning
+
+
+def test_show_names_another_providers_fallbacks_with_their_prefix(place: Place) -> None:
+    env = {"OPENAI_API_KEY": "sk-1", "DEEPSEEK_API_KEY": "sk-2", "VDM_DEFAULT_PROVIDER": "deepseek"}
+    code, out = vdm("show", **env)
+    assert code == 0, out
+    assert _row(out, "sonnet", "→ deepseek:deepseek-v4-pro").startswith("  sonnet")
+    assert _row(out, "openai:sonnet", "→ openai:gpt-5.6-terra")  # only with its prefix
+    code, out = vdm("show", "--resolve", "claude-sonnet-4-5", **env)
+    assert code == 0, out
+    assert out.splitlines()[-1].startswith("claude-sonnet-4-5 → deepseek:deepseek-v4-pro")
+
+
 def test_validate_without_a_provider_names_the_fix(place: Place) -> None:
     code, out = vdm("validate")
     assert code == 1

@@ -289,14 +289,118 @@ def test_connection_uses_the_packaged_haiku_fallback(
     assert fake.last.json["model"] == "gpt-5.6-luna" and _one_token(fake.last)
 
 
-def test_connection_without_a_model_to_test_says_pass_model(
-    home: Path, monkeypatch: pytest.MonkeyPatch, ant: FakeAnthropic
+def test_connection_without_a_model_for_another_provider_says_pass_model(
+    home: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, ant: FakeAnthropic
 ) -> None:
-    _claude(monkeypatch, ant)
+    _openai(monkeypatch, fake.base_url)
+    _claude(monkeypatch, ant)  # not the default provider, and no `haiku` of its own
     result = _vdm("test", "connection")
     assert result.exit_code == 1
     assert "no model to test: pass --model" in _row(result.stdout, "claude")
+    assert "ok" in _row(result.stdout, "openai")
     assert ant.request_count == 0
+
+
+class KnownModels(FakeOpenAI):
+    """An OpenAI-compatible endpoint that serves only `models`; any other model gets the
+    answer OpenAI gives (404, `model_not_found`)."""
+
+    def __init__(self, *models: str) -> None:
+        super().__init__()
+        self.models = models
+
+    def _route(self, request: Recorded) -> Reply:
+        if request.method == "POST" and request.json.get("model") not in self.models:
+            error = {
+                "message": f"The model `{request.json.get('model')}` does not exist or you do "
+                "not have access to it.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+            return JsonReply({"error": error}, status=404)
+        return super()._route(request)
+
+
+def _mycorp(monkeypatch: pytest.MonkeyPatch, corp: FakeOpenAI, **env: str) -> None:
+    _configure(monkeypatch, MYCORP_API_KEY=KEY, MYCORP_BASE_URL=corp.base_url, **env)
+
+
+def test_connection_tests_a_custom_default_provider_with_claude_codes_name(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custom provider and no mapping: the test sends what Claude Code would send, and
+    when the provider refuses it, says how to map it."""
+    with KnownModels("corp-small") as corp:
+        _mycorp(monkeypatch, corp)
+        result = _vdm("test", "connection")
+    row = _row(result.stdout, "mycorp")
+    assert result.exit_code == 1, result.output
+    assert re.search(r"mycorp:claude-haiku-4-5\s+error 404", row), row
+    assert "`claude-haiku-4-5` does not exist" in row
+    assert "MYCORP_ALIAS_HAIKU=<model>" in row and "--model" in row
+    assert [r.json["model"] for r in corp.requests] == ["claude-haiku-4-5"]
+
+
+def test_connection_of_a_custom_default_provider_that_knows_claude_codes_name(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with KnownModels("claude-haiku-4-5") as corp:
+        _mycorp(monkeypatch, corp)
+        result = _vdm("test", "connection")
+    assert result.exit_code == 0, result.output
+    row = _row(result.stdout, "mycorp")
+    assert re.search(r"mycorp:claude-haiku-4-5\s+ok\s+\d+ ms", row), row
+    assert "ALIAS" not in row
+    assert corp.request_count == 1 and _one_token(corp.last)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "sent"),
+    [
+        # Claude Code's haiku reaches the model your mapping names: that is what is sent
+        ({"MYCORP_ALIAS_HAIKU": "corp-small"}, (), "corp-small"),
+        ({"SMALL_MODEL": "corp-small"}, (), "corp-small"),
+        ({"MYCORP_ALIAS_CLAUDE": "corp-small"}, (), "corp-small"),  # contained in the name
+        # nothing maps it: --model is used
+        ({}, ("--model", "corp-small"), "corp-small"),
+        # a mapping wins over --model, as it would for Claude Code
+        ({"MYCORP_ALIAS_HAIKU": "corp-small"}, ("--model", "other"), "corp-small"),
+    ],
+)
+def test_connection_of_a_custom_default_provider_sends_the_model_its_route_reaches(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: tuple[str, ...],
+    sent: str,
+) -> None:
+    with KnownModels("corp-small") as corp:
+        _mycorp(monkeypatch, corp, **env)
+        result = _vdm("test", "connection", *args)
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"mycorp:{sent}\s+ok", _row(result.stdout, "mycorp"))
+    assert [r.json["model"] for r in corp.requests] == [sent]
+
+
+def test_connection_of_the_default_provider_follows_claude_codes_route(
+    home: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI
+) -> None:
+    """Two providers, deepseek the default: deepseek gets its own `haiku` (what Claude Code's
+    haiku reaches), openai its packaged one; each row shows the model sent."""
+    with KnownModels("deepseek-v4-flash") as deepseek:
+        _openai(monkeypatch, fake.base_url)
+        _configure(
+            monkeypatch,
+            DEEPSEEK_API_KEY=KEY,
+            DEEPSEEK_BASE_URL=deepseek.base_url,
+            VDM_DEFAULT_PROVIDER="deepseek",
+        )
+        result = _vdm("test", "connection")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"deepseek:deepseek-v4-flash\s+ok", _row(result.stdout, "deepseek"))
+    assert re.search(r"openai:gpt-5.6-luna\s+ok", _row(result.stdout, "openai"))
+    assert [r.json["model"] for r in deepseek.requests] == ["deepseek-v4-flash"]
 
 
 def test_connection_reports_a_rejected_key_with_the_upstreams_message_masked(

@@ -70,7 +70,11 @@ def test_child_streams_through_the_session_proxy_and_its_exit_code_is_kept(
     proc = _wrap(tmp_path, _env(tmp_path, fake), child, "gpt-4o", "7")
     assert proc.returncode == 7, proc.stderr
     assert "TEXT: Hello from fake" in proc.stdout
-    assert fake.request_count == 1
+    # The pre-flight's models list (docs/wrap.md), then the child's one request.
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+    ]
     assert fake.last.headers["authorization"] == "Bearer sk-upstream"
     assert fake.last.json["stream"] is True
     # The proxy is gone: its port is closed.
@@ -96,7 +100,8 @@ def test_requests_without_the_session_secret_are_refused(tmp_path: Path, fake: F
     proc = _wrap(tmp_path, _env(tmp_path, fake), child)
     assert proc.returncode == 0, proc.stderr
     assert "WITHOUT 401" in proc.stdout and "WITH 200" in proc.stdout
-    assert fake.request_count == 1  # the refused request never reached the upstream
+    # The refused request never reached the upstream (the GET is the pre-flight's).
+    assert [r.method for r in fake.requests] == ["GET", "POST"]
 
 
 def test_user_custom_headers_are_kept_and_a_placeholder_key_is_set(

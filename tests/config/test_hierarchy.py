@@ -59,7 +59,7 @@ SETTINGS = {
         "[openai]\ntimeout = {v}\n",
         {"user": "11", "project": "12", "dotenv": "13", "env": "14"},
         lambda s: s.providers["openai"].timeout,
-        90.0,
+        600.0,
     ),
     "default-provider": Setting(
         "VDM_DEFAULT_PROVIDER",

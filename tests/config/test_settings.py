@@ -13,10 +13,10 @@ def test_zero_configuration_has_defaults_and_no_provider() -> None:
     settings = Settings.from_mapping({})
     assert settings.providers == {}
     assert settings.default_provider is None
-    assert (settings.host, settings.port, settings.request_timeout, settings.max_retries) == (
+    assert (settings.host, settings.port, settings.timeouts.first_byte, settings.max_retries) == (
         "127.0.0.1",
         8082,
-        90.0,
+        600.0,
         2,
     )
     assert settings.max_tokens_limit is None  # no clamp unless set

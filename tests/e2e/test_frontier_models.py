@@ -532,7 +532,9 @@ def test_vdm_wrap_session_on_a_responses_model(claude_bin: Path, tmp_path: Path)
         rows = {f"{row['provider']}:{row['model']}": row for row in usage["models"]}
         assert set(rows) == {family.model}, usage
         row = rows[family.model]
-        assert row["requests"] == len(fake.requests) >= 2, usage
+        # The GET is vdm wrap's pre-flight models list, not a model call.
+        posts = [r for r in fake.requests if r.method == "POST"]
+        assert row["requests"] == len(posts) >= 2, usage
         assert row["errors"] == 0, usage
         assert row["input_tokens"] > 0 and row["output_tokens"] > 0, usage
         assert usage["exit_code"] == 0, usage

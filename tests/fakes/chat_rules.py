@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
@@ -50,6 +51,12 @@ def _openai_error(message: str, param: str | None = None) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}
     }
+
+
+def _openai_missing(param: str) -> dict[str, Any]:
+    error = _openai_error(f"Missing required parameter: '{param}'.", param)
+    error["error"]["code"] = "missing_required_parameter"
+    return error
 
 
 def _tool_names(body: dict[str, Any]) -> Iterator[tuple[int, Any]]:
@@ -88,6 +95,75 @@ def _openai_name(body: dict[str, Any]) -> Rejection | None:
     return None
 
 
+def strict_schema_problem(schema: Any, context: tuple[str, ...] = ()) -> str | None:
+    """Why OpenAI's strict mode refuses `schema` (functions and structured outputs alike):
+    every object closed (`additionalProperties: false`), every property required. The text
+    follows "Invalid schema for …: " in OpenAI's message."""
+    if not isinstance(schema, dict):
+        return None
+    where = f"In context=({', '.join(map(repr, context))}), "
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return where + "'additionalProperties' is required to be supplied and to be false."
+        properties = schema.get("properties") or {}
+        missing = [p for p in properties if p not in (schema.get("required") or [])]
+        if missing:
+            return (
+                where + "'required' is required to be supplied and to be an array including "
+                f"every key in properties. Missing '{missing[0]}'."
+            )
+        for key, sub in properties.items():
+            problem = strict_schema_problem(sub, (*context, "properties", key))
+            if problem:
+                return problem
+    if isinstance(schema.get("items"), dict):
+        return strict_schema_problem(schema["items"], (*context, "items"))
+    return None
+
+
+def _mentions_json(body: dict[str, Any]) -> bool:
+    return "json" in json.dumps([m.get("content") for m in _messages(body)]).lower()
+
+
+def _openai_response_format(body: dict[str, Any]) -> Rejection | None:
+    """Structured outputs: `json_schema` needs its `json_schema.name` (OpenAI's names rule)
+    and, with `strict: true`, a schema strict mode takes (databricks/databricks-ai-bridge#211,
+    dottxt-ai/outlines#844); JSON mode needs the word "json" in the messages."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        return None
+    kind = fmt.get("type")
+    if kind == "json_object" and not _mentions_json(body):
+        message = (
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+            "type 'json_object'."
+        )
+        return 400, _openai_error(message, "messages")
+    if kind != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        return 400, _openai_missing("response_format.json_schema")
+    name = spec.get("name")
+    if not isinstance(name, str):
+        return 400, _openai_missing("response_format.json_schema.name")
+    if len(name) > 64 or not _OPENAI_NAME.fullmatch(name):
+        param = "response_format.json_schema.name"
+        message = (
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches "
+            "the pattern '^[a-zA-Z0-9_-]+$'."
+        )
+        error = _openai_error(message, param)
+        error["error"]["code"] = "invalid_value"
+        return 400, error
+    if spec.get("strict") is True:
+        problem = strict_schema_problem(spec.get("schema"))
+        if problem:
+            message = f"Invalid schema for response_format '{name}': {problem}"
+            return 400, _openai_error(message, "response_format")
+    return None
+
+
 #: gpt-5.4+, gpt-6+: reasoning (on by default) and function tools exclude each other on Chat
 #: Completions (openai/openai-openapi#541, aaif-goose/goose#11413).
 _OPENAI_TOOLS_NEED_RESPONSES = re.compile(r"^gpt-(5\.([4-9]|\d{2,})|[6-9])(?!.*-chat)")
@@ -95,8 +171,11 @@ _OPENAI_TOOLS_NEED_RESPONSES = re.compile(r"^gpt-(5\.([4-9]|\d{2,})|[6-9])(?!.*-
 
 def openai(body: dict[str, Any], path: str) -> Rejection | None:
     model = str(body.get("model") or "")
-    if not path.endswith("/chat/completions") or not body.get("tools"):
+    if not path.endswith("/chat/completions"):
         return None
+    refused = _openai_response_format(body)
+    if refused or not body.get("tools"):
+        return refused
     refused = _openai_name(body)
     if refused:
         return refused
@@ -116,11 +195,28 @@ _DEEPSEEK_SWITCHABLE = re.compile(r"^deepseek-v4")
 _DEEPSEEK_ALWAYS = re.compile(r"^deepseek-reasoner")
 
 
+def _deepseek_error(message: str) -> dict[str, Any]:
+    error = _openai_error(message)
+    error["error"]["code"] = "invalid_request_error"
+    return error
+
+
 def deepseek(body: dict[str, Any], path: str) -> Rejection | None:
     """Text only: a content part other than `text` is a deserialization error (V4 too;
-    rikkahub/rikkahub#1433). Thinking mode (the default on V4): every assistant turn with tool
-    calls must carry its `reasoning_content` (a string; the empty string is what DeepSeek
-    itself returns for a call made without reasoning) in every later request."""
+    rikkahub/rikkahub#1433). JSON mode only: a `json_schema` response format is refused
+    (llm-exe/llm-exe#662), and `json_object` needs the word "json" in the prompt. Thinking
+    mode (the default on V4): every assistant turn with tool calls must carry its
+    `reasoning_content` (a string; the empty string is what DeepSeek itself returns for a call
+    made without reasoning) in every later request."""
+    fmt = body.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        return 400, _deepseek_error("This response_format type is unavailable now")
+    if kind == "json_object" and not _mentions_json(body):
+        return 400, _deepseek_error(
+            "Prompt must contain the word 'json' in some form to use 'response_format' of type "
+            "'json_object'."
+        )
     for index, message in enumerate(_messages(body)):
         content = message.get("content")
         for part in content if isinstance(content, list) else ():
@@ -142,11 +238,9 @@ def deepseek(body: dict[str, Any], path: str) -> Rejection | None:
         return None
     for _, message in _tool_call_turns(body):
         if not isinstance(message.get("reasoning_content"), str):
-            error = _openai_error(
+            return 400, _deepseek_error(
                 "The `reasoning_content` in the thinking mode must be passed back to the API."
             )
-            error["error"]["code"] = "invalid_request_error"
-            return 400, error
     return None
 
 

@@ -37,9 +37,10 @@ from the real API; the sources are in docs/backends/gemini.md):
   one (``Function call is missing a thought_signature in functionCall parts. …``); anywhere,
   a signature this fake never issued is ``Corrupted thought signature.`` (the documented
   ``skip_thought_signature_validator`` passes);
-* ``parametersJsonSchema``: a ``$ref`` that does not resolve in the document (``reference to
-  undefined schema at …``), a ``$ref`` beside other keywords, ``required`` names that are not
-  properties (``property is not defined``); invalid function names;
+* ``parametersJsonSchema`` and ``responseJsonSchema`` (structured outputs): a ``$ref`` that
+  does not resolve in the document (``reference to undefined schema at …``), a ``$ref``
+  beside other keywords, ``required`` names that are not properties (``property is not
+  defined``); invalid function names;
 * ``thinkingConfig``: budget and level together (``You can only set only one of thinking
   budget and thinking level.``), a level on a 2.5 model, a level the model does not take
   (``Thinking level MEDIUM is not supported for this model. …``), a budget outside the 2.5
@@ -686,6 +687,11 @@ def _tools_problem(tools: Any) -> str | None:
     return None
 
 
+def _response_schema_problem(config: Any) -> str | None:
+    schema = _get(config, "responseJsonSchema") if isinstance(config, dict) else None
+    return _json_schema_problem(schema, schema, "generation_config.response_json_schema", "")
+
+
 def _thinking_problem(config: Any, model: str) -> str | None:
     thinking = _get(config, "thinkingConfig") if isinstance(config, dict) else None
     if not isinstance(thinking, dict):
@@ -742,6 +748,7 @@ def check_request(body: Any, model: str) -> Rejection | None:
         _turns_problem(contents)
         or _signature_problem(contents, model)
         or _tools_problem(_get(body, "tools"))
+        or _response_schema_problem(_get(body, "generationConfig"))
         or _thinking_problem(_get(body, "generationConfig"), model)
     )
     if problem:

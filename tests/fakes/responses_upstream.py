@@ -18,6 +18,11 @@ code}}``), recorded in :attr:`FakeResponses.rejected`. The rules and their real 
 * function tools in Chat's nested shape: ``Missing required parameter: 'tools[0].name'.``;
   names outside ``^[a-zA-Z0-9_-]+$`` or longer than 64; ``strict: true`` with a schema strict
   mode cannot take (an omitted ``strict`` is accepted: the API then tries strict mode itself);
+* structured outputs (``text.format`` of type ``json_schema``) without ``name``
+  (``Missing required parameter: 'text.format.name'.``), or ``strict: true`` with a schema
+  strict mode cannot take (``Invalid schema for response_format 'output': In context=(),
+  'additionalProperties' is required to be supplied and to be false.``, code
+  ``invalid_json_schema``);
 * ``temperature`` / ``top_p`` on reasoning models, ``reasoning.effort`` on the others or with a
   value the model does not take, ``max_output_tokens`` below 16;
 * ``reasoning.summary`` when :attr:`FakeResponses.verified_org` is False: ``Your organization
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tests.fakes.chat_rules import strict_schema_problem
 from tests.fakes.openai_upstream import (
     FAKE_CREATED,
     FakeOpenAI,
@@ -576,10 +582,25 @@ def _check(body: Any, verified: bool = True) -> None:
         and choice.get("name") not in names
     ):
         raise Rejection("Tool choice 'function' not found in 'tools' parameter.", "tool_choice")
-    fmt = (body.get("text") or {}).get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and not fmt.get("name"):
-        raise _missing("text.format.name")
+    _check_text_format((body.get("text") or {}).get("format"))
     _check_input(body.get("input"), store=body.get("store", True) is not False)
+
+
+def _check_text_format(fmt: Any) -> None:
+    """Structured outputs (mavam/pi-web-providers#14, openai/openai-node#1404)."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return
+    name = fmt.get("name")
+    if not isinstance(name, str) or not name:
+        raise _missing("text.format.name")
+    if fmt.get("strict") is True:
+        problem = strict_schema_problem(fmt.get("schema"))
+        if problem:
+            raise Rejection(
+                f"Invalid schema for response_format '{name}': {problem}",
+                "text.format.schema",
+                "invalid_json_schema",
+            )
 
 
 def _check_reasoning(reasoning: Any, model: str, reasons: bool) -> None:
@@ -634,37 +655,15 @@ def _check_tools(tools: list[Any]) -> set[str]:
                 "invalid_value",
             )
         if tool.get("strict", True) is not False:
-            _check_strict_schema(name, tool.get("parameters") or {}, ())
+            problem = strict_schema_problem(tool.get("parameters") or {})
+            if problem:
+                raise Rejection(
+                    f"Invalid schema for function '{name}': {problem}",
+                    "tools",
+                    "invalid_function_parameters",
+                )
         names.add(name)
     return names
-
-
-def _check_strict_schema(name: str, schema: Any, context: tuple[str, ...]) -> None:
-    """Strict mode: every object closed (`additionalProperties: false`), every property
-    required."""
-    if not isinstance(schema, dict):
-        return
-    where = f"Invalid schema for function '{name}': In context=({', '.join(map(repr, context))}), "
-    if schema.get("type") == "object" or "properties" in schema:
-        if schema.get("additionalProperties") is not False:
-            raise Rejection(
-                where + "'additionalProperties' is required to be supplied and to be false.",
-                "tools",
-                "invalid_function_parameters",
-            )
-        properties = schema.get("properties") or {}
-        missing = [p for p in properties if p not in (schema.get("required") or [])]
-        if missing:
-            raise Rejection(
-                where + "'required' is required to be supplied and to be an array including "
-                f"every key in properties. Missing '{missing[0]}'.",
-                "tools",
-                "invalid_function_parameters",
-            )
-        for key, sub in properties.items():
-            _check_strict_schema(name, sub, (*context, "properties", key))
-    if isinstance(schema.get("items"), dict):
-        _check_strict_schema(name, schema["items"], (*context, "items"))
 
 
 def _check_input(items: Any, *, store: bool) -> None:

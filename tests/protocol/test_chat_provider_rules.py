@@ -853,3 +853,63 @@ def test_an_id_built_from_a_shortened_tool_name_is_not_random() -> None:
     alias = name[:55] + "_cc48c660"
     assert not unpredictable(safe_tool_id(f"functions.{alias}:0"), name)
     assert unpredictable("call_Xq83hZ0pLk2vB7nW5tYdR1", name)
+
+
+# --- structured outputs -----------------------------------------------------------------------
+
+
+def _formatted(schema: dict[str, Any], family: str, model: str) -> dict[str, Any]:
+    req = MessagesRequest.model_validate(
+        {
+            "model": model,
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "weather?"}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+    )
+    return chat_request_from_messages(req, target(model, family))
+
+
+def test_openai_fake_refuses_strict_schemas_and_json_mode_as_openai_does() -> None:
+    open_object = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    sent = _formatted(open_object, "openai", "gpt-4o")
+    assert sent["response_format"]["json_schema"]["strict"] is False
+    assert check("openai", sent, PATH) is None
+    sent["response_format"]["json_schema"]["strict"] = True
+    refused = check("openai", sent, PATH)
+    assert refused is not None and refused[0] == 400
+    assert refused[1]["error"]["message"] == (
+        "Invalid schema for response_format 'output': In context=(), 'additionalProperties' "
+        "is required to be supplied and to be false."
+    )
+    json_mode = {"model": "gpt-4o", "messages": [{"role": "user", "content": "weather?"}]}
+    json_mode["response_format"] = {"type": "json_object"}
+    refused = check("openai", json_mode, PATH)
+    assert refused is not None
+    assert refused[1]["error"]["message"] == (
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+        "type 'json_object'."
+    )
+
+
+def test_gemini_compat_gets_its_schema_subset_and_no_strict_mode() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    sent = _formatted(schema, "gemini", "gemini-2.5-flash")
+    spec = sent["response_format"]["json_schema"]
+    assert spec["strict"] is False
+    assert "additionalProperties" not in json.dumps(spec["schema"])
+    assert "$schema" not in json.dumps(spec["schema"])
+
+
+def test_deepseek_json_mode_adds_a_system_message_when_there_is_none() -> None:
+    sent = _formatted({"type": "object"}, "deepseek", "deepseek-v4-pro")
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["messages"][0]["role"] == "system"
+    assert "json" in sent["messages"][0]["content"]
+    assert check("deepseek", sent, PATH) is None

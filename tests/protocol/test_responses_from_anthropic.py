@@ -342,7 +342,12 @@ def test_signature_round_trip_helper() -> None:
 
 def test_tools_are_flat_non_strict_functions_without_schema_dialect() -> None:
     web = {"type": "web_search_20250305", "name": "web_search"}
-    bare = {"name": "Noop", "input_schema": {"type": "object"}, "defer_loading": True}
+    bare = {
+        "name": "Noop",
+        "input_schema": {"type": "object"},
+        "strict": True,
+        "cache_control": {"type": "ephemeral"},
+    }
     body = encode({"messages": [user("hi")], "tools": [BASH, web, bare]})
     assert body["tools"] == [
         {

@@ -56,7 +56,7 @@ SETTINGS = Settings.from_mapping(
         ("super-fast-model", "openai", "gpt-4o-mini"),
         ("claude-my-sonnet-4-5", "ollama", "qwen3-coder"),  # user alias before the fallback
         ("gpt-4o-2024", "openai", "gpt-4o"),  # contains `gpt`
-        # 3. fallback aliases of configured providers (default provider's first)
+        # 3. fallback aliases of the default provider
         ("claude-sonnet-4-5-20250929", "openai", "gpt-5.6-terra"),
         ("claude-3-5-haiku-20241022", "openai", "gpt-5.6-luna"),
         ("claude-opus-4-1", "openai", "gpt-5.6-sol"),
@@ -79,8 +79,14 @@ def test_resolution_order(requested: str, provider: str, model: str) -> None:
         ({"BIG_MODEL": "poe:o3"}, "claude-opus-4", "poe:o3"),
         ({"SMALL_MODEL": "gpt-4.1-nano"}, "claude-haiku-4", "openai:gpt-4.1-nano"),
         ({}, "claude-opus-4", "openai:gpt-5.6-sol"),
-        # a packaged fallback of a non-default provider when the default has none
-        ({"VDM_DEFAULT_PROVIDER": "ollama"}, "claude-sonnet-4", "openai:gpt-5.6-terra"),
+        # the default provider has no fallback: another provider's packaged one is not used
+        ({"VDM_DEFAULT_PROVIDER": "ollama"}, "claude-sonnet-4", "ollama:claude-sonnet-4"),
+        # ... but your alias of another provider is (step 2)
+        (
+            {"VDM_DEFAULT_PROVIDER": "ollama", "POE_ALIAS_SONNET": "claude-sonnet-4.5"},
+            "claude-sonnet-4",
+            "poe:claude-sonnet-4.5",
+        ),
         # a packaged alias redefined by the user is the user's (step 2)
         ({"OPENAI_ALIAS_SONNET": "gpt-4.1"}, "claude-sonnet-4", "openai:gpt-4.1"),
     ],

@@ -156,9 +156,7 @@ class _View:
         ]
         if provider.api_version:
             rows.append(("api version", provider.api_version, self.source(f"{p}_API_VERSION")))
-        rows.append(
-            ("timeout", f"{provider.timeout:g} s", self.source(f"{p}_TIMEOUT", "REQUEST_TIMEOUT"))
-        )
+        rows.extend(self.provider_timeout_rows(provider))
         retries = self.source(f"{p}_MAX_RETRIES", "MAX_RETRIES")
         rows.append(("max retries", str(provider.max_retries), retries))
         for header, value in provider.custom_headers.items():
@@ -188,16 +186,48 @@ class _View:
             else:
                 shown = _masked(var, str(value))
             rows.append((key, shown, self.source(var)))
-        return rows
+        return rows + self.timeout_rows()
+
+    def timeout_rows(self) -> list[tuple[str, str, str]]:
+        """The global upstream timeouts, each with where it is set (an older name included)."""
+        from vdm.config.timeouts import FIELDS, show, variables
+
+        timeouts = self.settings.timeouts
+        return [
+            (
+                f"{which.replace('_', '-')}-timeout",
+                show(getattr(timeouts, which)),
+                self.source(*variables(which)),
+            )
+            for which in FIELDS
+        ]
+
+    def provider_timeout_rows(self, provider: ProviderConfig) -> list[tuple[str, str, str]]:
+        """A provider's effective upstream timeouts: its own, else the global ones."""
+        from vdm.config.sources import var_name
+        from vdm.config.timeouts import FIELDS, show, variables
+
+        p = var_name(provider.name)
+        return [
+            (
+                f"{which.replace('_', '-')} timeout",
+                show(getattr(provider.timeouts, which)),
+                self.source(*variables(which, p)),
+            )
+            for which in FIELDS
+        ]
 
     def fallback_rows(self) -> list[tuple[str, str, str]]:
-        """Fallbacks in the order they are tried. One shadowed by an earlier one of the same
-        name is reached only with its provider's prefix, and is named so (`groq:haiku`)."""
+        """Fallbacks in the order they are tried. One of another provider than the default,
+        or shadowed by an earlier one of the same name, is reached only with its provider's
+        prefix, and is named so (`groq:haiku`)."""
         seen: set[str] = set()
         rows = []
+        bare = self.settings.bare_fallbacks
         for alias in self.settings.fallbacks:
-            name = alias.name if alias.name not in seen else f"{alias.provider}:{alias.name}"
-            seen.add(alias.name)
+            used = alias in bare and alias.name not in seen
+            name = alias.name if used else f"{alias.provider}:{alias.name}"
+            seen.update([alias.name] if used else [])
             rows.append((name, f"→ {self.target(alias)}", self.short(alias.source)))
         return rows
 
@@ -269,7 +299,8 @@ def _show(view: _View) -> Iterator[str]:
         rows = view.fallback_rows()
         yield from _table(rows, 2)
         if any(":" in name for name, _, _ in rows):
-            yield "  (provider:name: shadowed by an earlier one, so only that name reaches it)"
+            yield "  (provider:name: not the default provider's, or shadowed by an earlier one,"
+            yield "  so only that name reaches it)"
     yield ""
     yield "Server:"
     yield from _table(view.server_rows(), 2)

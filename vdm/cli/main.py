@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -61,21 +61,27 @@ def server_start(
 
     import anyio
 
+    from vdm.cli.common import bind_socket, fail
     from vdm.server.serve import configure_logging, serve
 
-    configure_logging(settings.log_level)
-    sock = None
     if fd is not None:
         sock = socket.socket(fileno=fd)
     else:
+        # Bound here, before anything says "listening": a busy port fails with the reason.
+        try:
+            sock = bind_socket(settings.host, settings.port)
+        except OSError as exc:
+            from vdm.cli.preflight import port_problem
+
+            fail(port_problem(settings.host, settings.port, exc, settings.proxy_api_key))
         typer.echo(f"vdm listening on http://{settings.host}:{settings.port}", err=True)
+    configure_logging(settings.log_level)
     try:
         anyio.run(lambda: serve(settings, sock=sock), backend="asyncio")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OSError as exc:
-        typer.echo(f"vdm: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -104,9 +110,16 @@ def wrap(
             dir_okay=False,
         ),
     ] = None,
+    no_check: bool = typer.Option(
+        False,
+        "--no-check",
+        help="Start without checking that the model resolves and its provider takes the key "
+        "(also VDM_NO_CHECK=1).",
+    ),
 ) -> None:
     """Run COMMAND (default: claude) with a private proxy: vdm wrap -- claude --model fast."""
     import ipaddress
+    import os
 
     from vdm.cli.wrap import Report, WrapError
     from vdm.cli.wrap import wrap as run_wrap
@@ -132,6 +145,7 @@ def wrap(
             port=port,
             report=Report(summary_json=summary_json, quiet=quiet),
             log_file=log_file,
+            check=not (no_check or _truthy(os.environ.get("VDM_NO_CHECK", ""))),
         )
     except ConfigError as exc:
         typer.echo(f"vdm: configuration error: {exc}", err=True)
@@ -142,12 +156,45 @@ def wrap(
     raise typer.Exit(code)
 
 
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def main() -> None:
     app()
 
 
+#: What `claude.vdm --help` says before Claude Code's own help.
+CLAUDE_VDM_HELP = (
+    "claude.vdm: Claude Code behind a vdm session proxy; vdm wrap -- claude ARGS\n"
+    "  (vdm wrap --help: the proxy's options; VDM_NO_CHECK=1 skips the pre-flight check)\n"
+)
+
+
 def claude_vdm() -> None:
-    """`claude.vdm ARGS…` is exactly `vdm wrap -- claude ARGS…`."""
+    """`claude.vdm ARGS…` is exactly `vdm wrap -- claude ARGS…`; with `--help`, vdm's line
+    first, then Claude Code's own help (no proxy is needed for it)."""
     import sys
 
-    app(["wrap", "--", "claude", *sys.argv[1:]], prog_name="claude.vdm")
+    args = sys.argv[1:]
+    options = args[: args.index("--")] if "--" in args else args
+    if "--help" in options or "-h" in options:
+        raise SystemExit(_claude_help(args, sys.stdout))
+    app(["wrap", "--", "claude", *args], prog_name="claude.vdm")
+
+
+def _claude_help(args: list[str], out: TextIO) -> int:
+    import shutil
+    import subprocess
+
+    out.write(CLAUDE_VDM_HELP + "\n")
+    out.flush()
+    claude = shutil.which("claude")
+    if claude is None:
+        typer.echo(
+            "claude.vdm: `claude` is not on PATH: install Claude Code "
+            "(npm install -g @anthropic-ai/claude-code)",
+            err=True,
+        )
+        return 1
+    return subprocess.call([claude, *args])

@@ -2,7 +2,8 @@
 
     vdm health server [--url URL]      a running vdm's GET /health
     vdm health upstream                each provider's models list, with each of its keys
-    vdm test connection [--model M]    a one-token request per provider, through vdm
+    vdm test connection [--model M]    a one-token request per provider, through vdm (the
+                                       default provider: Claude Code's haiku route)
     vdm test models                    a one-token request per alias, through vdm
 
 Exit 0 when everything checked is fine, 1 when anything failed, 2 on a usage error, 130 on
@@ -119,13 +120,17 @@ def health_upstream(
 def test_connection(
     model: Annotated[
         str | None,
-        typer.Option(help="Model for providers without a `haiku` alias (e.g. claude-haiku-4-5)."),
+        typer.Option(help="Model for providers that nothing maps Claude Code's haiku to."),
     ] = None,
     provider: Providers = None,
     timeout: Timeout = 30.0,
     concurrency: Concurrency = 8,
 ) -> None:
-    """Send a one-token request to each provider through vdm (its `haiku` model, else --model)."""
+    """Send a one-token request to each provider through vdm.
+
+    The default provider gets what Claude Code's haiku resolves to (its name unchanged when
+    nothing maps it); another provider its `haiku` alias, else --model.
+    """
     from vdm.cli.common import load_settings
     from vdm.cli.probes import connection_report, exit_code, test_connections
 

@@ -248,7 +248,10 @@ async def _probe_key(provider: ProviderConfig, key: str, timeout: float) -> Prob
     from vdm.upstream.pool import PooledTransport
 
     config = dataclasses.replace(
-        provider, api_keys=(key,) if key else (), timeout=timeout, max_retries=0
+        provider,
+        api_keys=(key,) if key else (),
+        timeouts=provider.timeouts.capped(timeout),
+        max_retries=0,
     )
     transport = _Observed(PooledTransport())
     client = client_for(config, transport=transport)
@@ -340,7 +343,7 @@ async def in_process_gateway(settings: Settings, timeout: float) -> AsyncIterato
     secret = secrets.token_urlsafe(32)
     # Each upstream call gets at most `timeout`, so a hanging provider shows as a timeout.
     providers = {
-        name: dataclasses.replace(p, timeout=min(p.timeout, timeout))
+        name: dataclasses.replace(p, timeouts=p.timeouts.capped(timeout))
         for name, p in settings.providers.items()
     }
     served = dataclasses.replace(
@@ -406,20 +409,47 @@ def _error_message(content: bytes) -> str:
     return content.decode("utf-8", "replace").strip()[:300]
 
 
-def connection_model(settings: Settings, provider: ProviderConfig, model: str | None) -> str | None:
-    """The model a connection test asks `provider` for: what its `haiku` alias (yours, else
-    the fallback) resolves to on that provider, else `model`."""
+#: The name Claude Code sends for its small, fast model: what a connection test asks for.
+CLAUDE_CODE_HAIKU = "claude-haiku-4-5"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The model a connection test sends to a provider, and why."""
+
+    model: str
+    #: Claude Code's haiku name, sent unchanged to the default provider (nothing maps it).
+    unmapped: bool = False
+
+
+def connection_model(
+    settings: Settings, provider: ProviderConfig, model: str | None
+) -> Choice | None:
+    """The model a connection test asks `provider` for, as the gateway resolves it:
+
+    1. the default provider: where Claude Code's haiku name goes, when an alias or fallback
+       maps it to one of its models;
+    2. what its `haiku` alias (yours, else the packaged fallback) resolves to on it;
+    3. `model` (--model);
+    4. the default provider: Claude Code's haiku name unchanged, as Claude Code sends it.
+    """
     from vdm.routing.resolve import resolve
 
+    default = provider.name == settings.default_provider
+    wanted = [CLAUDE_CODE_HAIKU] if default else []
     aliases = (*settings.aliases, *settings.fallbacks)
     if any(a.provider == provider.name and a.name == "haiku" for a in aliases):
+        wanted.append(f"{provider.name}:haiku")
+    for name in wanted:
         try:
-            route = resolve(f"{provider.name}:haiku", settings)
+            route = resolve(name, settings)
         except VdmError:
-            return model
-        if route.provider.name == provider.name:
-            return route.model
-    return model
+            continue
+        if route.provider.name == provider.name and route.model != CLAUDE_CODE_HAIKU:
+            return Choice(route.model)
+    if model:
+        return Choice(model)
+    return Choice(CLAUDE_CODE_HAIKU, unmapped=True) if default else None
 
 
 async def test_connections(
@@ -429,21 +459,39 @@ async def test_connections(
     timeout: float,
     concurrency: int,
 ) -> list[Probe]:
-    """A one-token request per provider through the in-process gateway."""
+    """A one-token request per provider through the in-process gateway; the MODEL column is
+    the `provider:model` sent."""
     rows: list[Probe | None] = []
     targets: list[tuple[str, str]] = []
+    unmapped: set[str] = set()
     for provider in providers:
         chosen = connection_model(settings, provider, model)
+        target = f"{provider.name}:{chosen.model}" if chosen else "-"
         if provider.passthrough:
-            target = f"{provider.name}:{chosen}" if chosen else "-"
             rows.append(Probe(provider.name, target, "skipped", "skipped", None, SKIPPED_PASSTHRU))
         elif chosen is None:
             rows.append(Probe(provider.name, "-", "failed", "not tested", None, NO_MODEL))
         else:
             rows.append(None)
-            targets.append((provider.name, f"{provider.name}:{chosen}"))
+            targets.append((provider.name, target))
+            if chosen.unmapped:
+                unmapped.add(provider.name)
     done = iter(await _ping_all(settings, targets, timeout, concurrency))
-    return [row if row is not None else next(done) for row in rows]
+    found = [row if row is not None else next(done) for row in rows]
+    return [_hint(p) if p.name in unmapped and p.outcome == "failed" else p for p in found]
+
+
+def _hint(probe: Probe) -> Probe:
+    """A failed request with Claude Code's name unchanged: name the mapping that fixes it."""
+    variable = f"{probe.name.upper().replace('-', '_')}_ALIAS_HAIKU"
+    hint = (
+        f"Claude Code's names reach {probe.name!r} unchanged: map them to its models "
+        f"({variable}=<model>, likewise _SONNET and _OPUS) or pass --model"
+    )
+    detail = probe.detail.rstrip()
+    if detail:
+        hint = f"{detail}{' ' if detail.endswith(('.', '!', '?')) else '; '}{hint}"
+    return dataclasses.replace(probe, detail=hint)
 
 
 async def _ping_all(

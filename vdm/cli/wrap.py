@@ -5,6 +5,10 @@ other process can take the port in between), serves the current directory's conf
 an anyio task group, runs the command with the terminal and `ANTHROPIC_BASE_URL`, then stops
 the server and exits with the command's exit code (128+N when a signal N killed it).
 
+Before the command starts, the pre-flight check (vdm/cli/preflight.py; `check=False` skips
+it) makes sure the model it will ask for resolves and its provider takes the key: a typo or
+a refused key is one line and exit 1, not a child retrying for minutes.
+
 The child gets a random per-session secret in `ANTHROPIC_CUSTOM_HEADERS`; the session proxy
 refuses /v1 requests without it, so no other local process can spend the user's keys.
 Ctrl-C in the terminal reaches the child (same foreground process group) and is ignored by
@@ -50,8 +54,14 @@ class Session:
     secret: str
 
 
-def child_env(environ: Mapping[str, str], session: Session) -> dict[str, str]:
-    """The child's environment: the user's, plus the proxy's URL and the session header."""
+def child_env(
+    environ: Mapping[str, str],
+    session: Session,
+    settings: Settings | None = None,
+    command: Sequence[str] = (),
+) -> dict[str, str]:
+    """The child's environment: the user's, plus the proxy's URL and the session header;
+    with `settings`, what makes Claude Code know the model `command` will use (docs/models.md)."""
     env = dict(environ)
     env["ANTHROPIC_BASE_URL"] = session.url
     if not env.get("ANTHROPIC_API_KEY") and not env.get("ANTHROPIC_AUTH_TOKEN"):
@@ -59,6 +69,18 @@ def child_env(environ: Mapping[str, str], session: Session) -> dict[str, str]:
     header = f"{SESSION_HEADER}: {session.secret}"
     existing = env.get("ANTHROPIC_CUSTOM_HEADERS", "").strip()
     env["ANTHROPIC_CUSTOM_HEADERS"] = f"{existing}\n{header}" if existing else header
+    # Claude Code then says which requests are a subagent's (x-claude-code-request-class):
+    # the summary splits main agent and subagents. A value the user set is kept.
+    env.setdefault("CLAUDE_CODE_GATEWAY_HINT_HEADERS", "1")
+    if settings is not None:
+        # Its /model picker entry and its real context window (which also ends the "doesn't
+        # recognize the model … assumes 1m tokens" notice); a variable the user set is kept.
+        from vdm.cli.preflight import wanted_models
+        from vdm.server.catalog import claude_code_env
+
+        names = wanted_models(command, env, Path.cwd())
+        if names:
+            env.update(claude_code_env(settings, names[0], env))
     return env
 
 
@@ -184,8 +206,10 @@ def wrap(
     environ: Mapping[str, str] | None = None,
     report: Report = Report(),
     log_file: Path | None = None,
+    check: bool = True,
 ) -> int:
-    """Run `command` behind a session proxy; returns the exit code for vdm."""
+    """Run `command` behind a session proxy; returns the exit code for vdm. With `check`,
+    the pre-flight (vdm/cli/preflight.py) runs first and may refuse to start the child."""
     from vdm.cli.common import NO_PROVIDER, bind_socket
     from vdm.usage.prices import user_prices
 
@@ -198,7 +222,9 @@ def wrap(
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        raise WrapError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        from vdm.cli.preflight import port_problem
+
+        raise WrapError(port_problem(host, port, exc, settings.proxy_api_key)) from None
     bound_port = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     session = Session(f"http://{url_host}:{bound_port}", secret)
@@ -207,7 +233,9 @@ def wrap(
     _, price_problems = user_prices(settings.prices)
     for line in (*settings.problems, *settings.warnings, *price_problems):
         print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201
-    env = child_env(environ, session)
+    env = child_env(environ, session, settings, command)
+    if check:
+        _preflight(settings, command, env, sock)
     handler = _open_log(log_file, sock)
     _become_subreaper()
     signals = _Signals()
@@ -230,6 +258,23 @@ def wrap(
     code = exit_code(returncode)
     _report(app, report, code, time.monotonic() - started)
     return code
+
+
+def _preflight(
+    settings: Settings, command: Sequence[str], env: Mapping[str, str], sock: socket.socket
+) -> None:
+    """The models the child will ask for resolve and their providers take the key: else
+    stop before the child starts (the child's environment says what Claude Code will use)."""
+    from vdm.cli import preflight
+
+    names = preflight.wanted_models(command, env, Path.cwd())
+    outcome = preflight.check(settings, names, cache=preflight.Cache(preflight.cache_path(env)))
+    for line in outcome.warnings:
+        print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201
+    if outcome.stops:
+        sock.close()
+        lines = [*outcome.stops, f"nothing was started; {preflight.SKIP_HINT}"]
+        raise WrapError("\n  ".join(lines))
 
 
 def _open_log(log_file: Path | None, sock: socket.socket) -> logging.Handler | None:
@@ -284,7 +329,6 @@ def _report(app: App, report: Report, code: int, duration: float) -> None:
     gateway = app.gateway
     data = summary_dict(
         gateway.usage.snapshot(),
-        gateway.prices,
         exit_code=code,
         duration_s=round(duration, 3),
     )

@@ -27,6 +27,7 @@ from vdm.config.sources import (
     packaged_defaults,
     read_dotenv,
 )
+from vdm.config.timeouts import Timeouts, read_timeouts
 from vdm.protocol.capabilities import family_of
 
 __all__ = [
@@ -64,6 +65,8 @@ PASSTHRU = "!PASSTHRU"
 NOT_PROVIDERS = frozenset({"PROXY"})
 #: Claude Code's model families, mapped by the legacy variables.
 LEGACY_FAMILIES = {"SMALL_MODEL": "haiku", "MIDDLE_MODEL": "sonnet", "BIG_MODEL": "opus"}
+#: Claude Code's model names all start so (`claude-sonnet-4-5-20250929`, `claude-opus-4-6`).
+CLAUDE_PREFIX = "claude-"
 
 _KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
 _ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
@@ -100,7 +103,8 @@ class ProviderConfig:
     api_keys: tuple[str, ...]
     base_url: str
     api_format: ApiFormat = "openai"
-    timeout: float = 90.0
+    #: Connect, first-byte, idle and total timeouts (vdm/config/timeouts.py).
+    timeouts: Timeouts = Timeouts()
     max_retries: int = 2
     custom_headers: Mapping[str, str] = field(default_factory=dict)
     #: How the key is sent: `Authorization: Bearer`, `x-api-key` or Azure's `api-key`.
@@ -116,6 +120,11 @@ class ProviderConfig:
             f"api_format={self.api_format!r}, keys={len(self.api_keys)}, "
             f"passthrough={self.passthrough})"
         )
+
+    @property
+    def timeout(self) -> float | None:
+        """The first-byte timeout: what `{P}_TIMEOUT` / `REQUEST_TIMEOUT` set."""
+        return self.timeouts.first_byte
 
     @property
     def uses_deployments(self) -> bool:
@@ -154,7 +163,9 @@ class Settings:
     #: Your aliases of configured providers, in provider order (default provider first).
     aliases: tuple[Alias, ...] = ()
     #: Fallback aliases in the order they are tried: [fallback] / VDM_FALLBACK_*, then the
-    #: legacy SMALL/MIDDLE/BIG_MODEL, then the packaged ones of configured providers.
+    #: legacy SMALL/MIDDLE/BIG_MODEL, then the packaged ones of configured providers (the
+    #: default provider's first). Only the default provider's apply to a name without a
+    #: prefix (`bare_fallbacks`); the others answer `provider:name`.
     fallbacks: tuple[Alias, ...] = ()
     #: When set, clients must present it (x-api-key or Authorization: Bearer).
     proxy_api_key: str | None = None
@@ -163,7 +174,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8082
     log_level: str = "INFO"
-    request_timeout: float = 90.0
+    #: The global upstream timeouts; each provider's own are in its `timeouts`.
+    timeouts: Timeouts = Timeouts()
     max_retries: int = 2
     max_tokens_limit: int | None = None
     #: Seconds of upstream silence after which a `ping` event is sent on a stream.
@@ -183,6 +195,14 @@ class Settings:
             f"Settings(providers={list(self.providers)}, default={self.default_provider!r}, "
             f"aliases={len(self.aliases)}, proxy_key={'set' if self.proxy_api_key else 'unset'})"
         )
+
+    @property
+    def bare_fallbacks(self) -> tuple[Alias, ...]:
+        """The fallbacks a name without a provider prefix can reach: the default provider's
+        (`[fallback]` / VDM_FALLBACK_*, the legacy variables, its packaged ones). Another
+        provider's packaged fallbacks are reached only with its prefix (`groq:sonnet`), so
+        that adding a provider's key never moves Claude Code's names off the default."""
+        return tuple(a for a in self.fallbacks if a.provider == self.default_provider)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -241,27 +261,34 @@ class _Builder:
         return found is not None and not found.is_default and bool(found.value.strip())
 
     def build(self) -> Settings:
-        request_timeout = _float(self, "REQUEST_TIMEOUT", 90.0)
+        timeouts, warnings = read_timeouts(self.values)
+        self.warnings.extend(warnings)
         max_retries = _int(self, "MAX_RETRIES", 2)
         providers = {
             p.name: p
             for name in self._provider_names()
-            if (p := self._provider(name, request_timeout, max_retries)) is not None
+            if (p := self._provider(name, timeouts, max_retries)) is not None
         }
         default = self._default_provider(providers)
         order = ([default] if default else []) + [n for n in providers if n != default]
         limit = self.get("MAX_TOKENS_LIMIT")
         self.warnings.extend(self._unknown_aliases(providers))
+        aliases = tuple(a for name in order for a in self._aliases(name))
+        fallbacks = tuple(self._fallbacks(order, default))
+        if default is not None:
+            self.warnings.extend(self._implicit_default(providers, default))
+            unmapped = _claude_warning(providers[default], aliases, fallbacks)
+            self.warnings.extend([unmapped] if unmapped else [])
         return Settings(
             providers={name: providers[name] for name in order},
             default_provider=default,
-            aliases=tuple(a for name in order for a in self._aliases(name)),
-            fallbacks=tuple(self._fallbacks(order, default)),
+            aliases=aliases,
+            fallbacks=fallbacks,
             proxy_api_key=self.get("PROXY_API_KEY") or None,
             host=self.get("HOST") or "127.0.0.1",
             port=_int(self, "PORT", 8082),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
-            request_timeout=request_timeout,
+            timeouts=timeouts,
             max_retries=max_retries,
             max_tokens_limit=_int(self, "MAX_TOKENS_LIMIT", 0) if limit else None,
             ping_interval=_float(self, "VDM_PING_INTERVAL", 5.0),
@@ -304,9 +331,7 @@ class _Builder:
         is_setting = rest in _PROVIDER_SUFFIXES or rest.startswith(_PROVIDER_TABLES)
         return rest != var and is_setting and self.user_set(var)
 
-    def _provider(
-        self, name: str, request_timeout: float, max_retries: int
-    ) -> ProviderConfig | None:
+    def _provider(self, name: str, timeouts: Timeouts, max_retries: int) -> ProviderConfig | None:
         prefix = _prefix(name)
         api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
         if self._openai_url_kept(prefix):
@@ -340,13 +365,19 @@ class _Builder:
             api_keys=() if passthrough else tuple(raw_key.split()),
             base_url=base_url.rstrip("/"),
             api_format=api_format,
-            timeout=_float(self, f"{prefix}_TIMEOUT", request_timeout),
+            timeouts=self._timeouts(prefix, timeouts),
             max_retries=_int(self, f"{prefix}_MAX_RETRIES", max_retries),
             custom_headers=self._headers(prefix),
             auth=auth,
             api_version=self.get(f"{prefix}_API_VERSION") or None,
             passthrough=passthrough,
         )
+
+    def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:
+        """The provider's own timeouts (`{P}_IDLE_TIMEOUT`, …) over the global ones."""
+        timeouts, warnings = read_timeouts(self.values, prefix, common)
+        self.warnings.extend(warnings)
+        return timeouts
 
     def _openai_url_kept(self, prefix: str) -> bool:
         """A base URL of the user's that is the preset's OpenAI-compatible endpoint, with no
@@ -398,6 +429,21 @@ class _Builder:
         if len(providers) > 1 and "openai" not in providers:
             log.debug("no default provider set: using %s", next(iter(providers)))
         return "openai" if "openai" in providers else next(iter(providers))
+
+    def _implicit_default(self, providers: Mapping[str, ProviderConfig], default: str) -> list[str]:
+        """With several providers and none chosen, the default follows a rule (openai, else
+        the first by name), so a key added later can take it over, and Claude Code's names
+        with it: say which one it is and how to choose."""
+        if len(providers) < 2 or self.get("VDM_DEFAULT_PROVIDER"):
+            return []
+        rule = "openai is configured" if default == "openai" else "first by name"
+        return [
+            f"{len(providers)} providers are configured ({', '.join(sorted(providers))}) and "
+            f"none is chosen as the default: {default!r} ({rule}) gets every model name without "
+            f"a provider prefix, Claude Code's included; set VDM_DEFAULT_PROVIDER={default} "
+            f'(or default-provider = "{default}" in vandamme-config.toml) so that a key added '
+            "later cannot change it"
+        ]
 
     # -- aliases --------------------------------------------------------------------------------
 
@@ -452,6 +498,34 @@ class _Builder:
     def _source(self, var: str) -> str:
         found = self.values.get(var)
         return found.source if found is not None else "unset"
+
+
+def _claude_warning(
+    default: ProviderConfig, aliases: Iterable[Alias], fallbacks: Iterable[Alias]
+) -> str | None:
+    """A warning when Claude Code's model names would reach the default provider unchanged:
+    no alias of yours and no fallback of the default provider matches `claude-haiku`,
+    `claude-sonnet` or `claude-opus` (docs/routing.md). An Anthropic-format provider is
+    assumed to know them (Anthropic itself, a Claude gateway; DeepSeek's and Kimi's
+    Anthropic endpoints map them to their own models)."""
+    if default.api_format == "anthropic":
+        return None
+    mapping = [a.name for a in aliases]
+    mapping += [a.name for a in fallbacks if a.provider == default.name]
+    families = LEGACY_FAMILIES.values()
+    unmapped = [f for f in families if not any(n in f"{CLAUDE_PREFIX}{f}" for n in mapping)]
+    if not unmapped:
+        return None
+    p = _prefix(default.name)
+    legacy = {family: var for var, family in LEGACY_FAMILIES.items()}
+    names = ", ".join(f"{CLAUDE_PREFIX}{f}-…" for f in unmapped)
+    variables = ", ".join(f"{p}_ALIAS_{f.upper()}=<model>" for f in unmapped)
+    return (
+        f"Claude Code's model names ({names}) reach provider {default.name!r} unchanged: no "
+        f"alias maps them to one of its models. Map them with {variables}, with "
+        f'[{default.name}.aliases] in vandamme-config.toml ({unmapped[0]} = "<model>"), or '
+        f"with {' / '.join(legacy[f] for f in unmapped)}"
+    )
 
 
 #: Formats that share one base URL (OpenAI's Chat Completions and Responses).

@@ -32,6 +32,10 @@ TOP_LEVEL: dict[str, str] = {
     "port": "PORT",
     "log-level": "LOG_LEVEL",
     "request-timeout": "REQUEST_TIMEOUT",
+    "connect-timeout": "CONNECT_TIMEOUT",
+    "first-byte-timeout": "FIRST_BYTE_TIMEOUT",
+    "idle-timeout": "IDLE_TIMEOUT",
+    "total-timeout": "TOTAL_TIMEOUT",
     "max-retries": "MAX_RETRIES",
     "max-tokens-limit": "MAX_TOKENS_LIMIT",
     "proxy-api-key": "PROXY_API_KEY",
@@ -52,6 +56,10 @@ PROVIDER_KEYS: dict[str, str] = {
     "auth": "AUTH",
     "key-required": "KEY_REQUIRED",
     "timeout": "TIMEOUT",
+    "connect-timeout": "CONNECT_TIMEOUT",
+    "first-byte-timeout": "FIRST_BYTE_TIMEOUT",
+    "idle-timeout": "IDLE_TIMEOUT",
+    "total-timeout": "TOTAL_TIMEOUT",
     "max-retries": "MAX_RETRIES",
 }
 #: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.

@@ -1,16 +1,32 @@
 """Pydantic models of the Anthropic Messages API (request, response, content blocks).
 
-Models are permissive at the edges (`extra="allow"`) so that new API fields never break
-parsing; content blocks are a union discriminated on `type`, with `UnknownBlock` catching block
-types this version does not know (they are kept when passing through and dropped, with a log
-line, when translating).
+These models validate the requests vdm translates (the Anthropic-format path forwards the
+client's body unread). They are permissive: new API fields never break parsing
+(`extra="allow"`), content blocks are a union discriminated on `type` with `UnknownBlock`
+catching the types this version does not know, and new *values* never give a 400 either: an
+unknown `thinking.type` or `tool_choice.type` is read as its nearest known meaning, a system
+block that is not text and a tool without a `name` (`mcp_toolset`) are accepted, each with a
+DEBUG line, and sampling values are left for the provider to judge. What stays a 400 is what
+is really malformed: a missing `model`, `messages` or `max_tokens`, wrong JSON types, a
+message role other than user/assistant/system, a client tool without a name.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+log = logging.getLogger(__name__)
 
 #: The `anthropic-version` sent upstream when the client did not say which it speaks.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -129,6 +145,15 @@ class UnknownBlock(Wire):
     type: str
 
 
+class ToolReferenceBlock(Wire):
+    """A tool loaded by tool search, in a `tool_result`'s content (Claude Code's ToolSearch
+    answers `[{"type": "tool_reference", "tool_name": "TaskCreate"}]`)."""
+
+    type: Literal["tool_reference"]
+    tool_name: str
+    cache_control: dict[str, Any] | None = None
+
+
 _SERVER_RESULT_SUFFIX = "_tool_result"
 _KNOWN_BLOCKS = {
     "text",
@@ -168,19 +193,33 @@ ContentBlock = Annotated[
     Discriminator(_block_tag),
 ]
 
+
+def _result_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind in ("text", "image", "document"):
+        return str(kind)
+    if kind == "tool_reference":
+        # Without its tool's name a reference says nothing: kept as an unknown block.
+        name = (
+            value.get("tool_name") if isinstance(value, dict) else getattr(value, "tool_name", None)
+        )
+        return "tool_reference" if isinstance(name, str) else "unknown"
+    return "unknown"
+
+
 ResultContent = Annotated[
     Annotated[TextBlock, Tag("text")]
     | Annotated[ImageBlock, Tag("image")]
     | Annotated[DocumentBlock, Tag("document")]
+    | Annotated[ToolReferenceBlock, Tag("tool_reference")]
     | Annotated[UnknownBlock, Tag("unknown")],
-    Discriminator(
-        lambda v: (
-            kind
-            if (kind := (v.get("type") if isinstance(v, dict) else getattr(v, "type", None)))
-            in ("text", "image", "document")
-            else "unknown"
-        )
-    ),
+    Discriminator(_result_tag),
+]
+
+#: A system prompt block: text, or anything newer (kept, and left out when translating).
+SystemBlock = Annotated[
+    Annotated[TextBlock, Tag("text")] | Annotated[UnknownBlock, Tag("unknown")],
+    Discriminator(lambda v: "text" if _block_tag(v) == "text" else "unknown"),
 ]
 
 
@@ -193,28 +232,78 @@ class Message(Wire):
     content: str | list[ContentBlock]
 
 
-class Tool(Wire):
-    """A client tool (`input_schema`) or a server tool (`type` like `web_search_20250305`)."""
+#: `tools[].type` values of tools the client runs itself, with the schema it gives.
+CLIENT_TOOL_TYPES = (None, "custom")
 
-    name: str
+
+class Tool(Wire):
+    """A client tool (`input_schema`), or a server tool or tool set (`type` like
+    `web_search_20250305`, `mcp_toolset`: those may have no `name`)."""
+
+    name: str | None = None
     type: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _client_tools_are_named(self) -> Tool:
+        if self.type in CLIENT_TOOL_TYPES and self.name is None:
+            raise ValueError("name: Field required (a tool the client runs needs one)")
+        return self
+
     @property
     def is_client_tool(self) -> bool:
-        return self.type in (None, "custom")
+        return self.type in CLIENT_TOOL_TYPES
+
+
+def _known(value: str, known: dict[str, str], field: str, fallback: str) -> str:
+    """`value` if it is a known one, else its meaning in `known`, else `fallback`: a value a
+    newer client sends is never a 400 (a non-string is, like any wrong JSON type)."""
+    if value in known.values():
+        return value
+    meant = known.get(value, fallback)
+    log.debug("%s %r is unknown: read as %r", field, value, meant)
+    return meant
+
+
+_TOOL_CHOICE_TYPES = {k: k for k in ("auto", "any", "tool", "none")}
 
 
 class ToolChoice(Wire):
-    type: Literal["auto", "any", "tool", "none"]
+    """`tool_choice`; an unknown `type` is read as `auto` (the model decides)."""
+
+    #: auto, any, tool or none, once validated.
+    type: str
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
 
+    @field_validator("type")
+    @classmethod
+    def _any_type(cls, value: str) -> str:
+        return _known(value, _TOOL_CHOICE_TYPES, "tool_choice.type", "auto")
+
+
+#: Thinking types Anthropic may add, by what they mean; anything else lets the model decide
+#: (`adaptive`), which is what "think as you see fit" means on every provider.
+_THINKING_TYPES = {
+    **{k: k for k in ("enabled", "disabled", "adaptive")},
+    "auto": "adaptive",
+    "off": "disabled",
+    "none": "disabled",
+}
+
 
 class ThinkingConfig(Wire):
-    type: Literal["enabled", "disabled", "adaptive"]
+    """`thinking`; an unknown `type` is read as `adaptive` (`off`/`none` as `disabled`)."""
+
+    #: enabled, disabled or adaptive, once validated.
+    type: str
     budget_tokens: int | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _any_type(cls, value: str) -> str:
+        return _known(value, _THINKING_TYPES, "thinking.type", "adaptive")
 
 
 class Metadata(Wire):
@@ -227,13 +316,15 @@ class MessagesRequest(Wire):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     max_tokens: int = Field(ge=1)
-    system: str | list[TextBlock] | None = None
+    system: str | list[SystemBlock] | None = None
     metadata: Metadata | None = None
     stop_sequences: list[str] | None = None
     stream: bool = False
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
+    # No range checks: each provider has its own (OpenAI's temperature goes to 2) and answers
+    # a value out of it with a clear 400 of its own, which the client gets.
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
@@ -245,7 +336,7 @@ class CountTokensRequest(Wire):
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
-    system: str | list[TextBlock] | None = None
+    system: str | list[SystemBlock] | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None

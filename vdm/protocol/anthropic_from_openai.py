@@ -273,6 +273,8 @@ class ChatStreamDecoder:
                 self.done = True
                 break
             self.feed_chunk(json_event(event.data), out)
+            if self.done:
+                break
         return out
 
     def finish(self) -> list[Event]:
@@ -316,6 +318,11 @@ class ChatStreamDecoder:
             self.usage = usage_from_chat(usage)
         choices = chunk.get("choices")
         if not choices:
+            if usage and self.finish_reason is not None:
+                # The usage chunk after the finish (`stream_options.include_usage`) is the
+                # last: the answer is complete without waiting for `[DONE]`, which a provider
+                # may send late or never.
+                self.done = True
             return
         choice = choices[0]
         delta = choice.get("delta") or {}

@@ -17,15 +17,24 @@ _USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation_input_tokens",
 )
+_CACHE_LIFETIMES = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 _WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
 
 
 def usage_of(message: dict[str, Any]) -> dict[str, int]:
-    """The integer usage fields of a message or `message_delta` (missing ones left out)."""
+    """The integer usage fields of a message or `message_delta` (missing ones left out), and
+    the cache writes' lifetimes (`cache_creation.ephemeral_5m_input_tokens` /
+    `ephemeral_1h_input_tokens`, kept flat under those names: 1-hour writes cost more)."""
     usage = message.get("usage")
     if not isinstance(usage, dict):
         return {}
-    return {k: int(usage[k]) for k in _USAGE_FIELDS if isinstance(usage.get(k), int)}
+    found = {k: int(usage[k]) for k in _USAGE_FIELDS if isinstance(usage.get(k), int)}
+    creation = usage.get("cache_creation")
+    if isinstance(creation, dict):
+        for key in _CACHE_LIFETIMES:
+            if isinstance(creation.get(key), int):
+                found[key] = int(creation[key])
+    return found
 
 
 class AnthropicStreamObserver:

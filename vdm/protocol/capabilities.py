@@ -61,6 +61,10 @@ class ModelCaps:
     images: bool = True
     #: Native Gemini: how thinking is sized (`budget` on 2.5, `level` on 3.x).
     thinking_config: Literal["none", "budget", "level"] = "none"
+    #: Chat Completions: how `output_config.format` (structured outputs) is asked for:
+    #: `json_schema` (`response_format` with the schema), or `json_object` (JSON mode, the
+    #: schema in the system prompt) where the provider refuses schemas.
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
 
     @property
     def max_effort(self) -> str:
@@ -140,6 +144,9 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
     # the target type: messages[1]: unknown variant `image_url`, expected `text`"
     # (rikkahub/rikkahub#1433, vercel/ai#9179).
     ("^deepseek$", r"", {"images": False}),
+    # DeepSeek has JSON mode only: "This response_format type is unavailable now" for a
+    # `json_schema` (api-docs.deepseek.com: `text` and `json_object`; llm-exe/llm-exe#662).
+    ("^deepseek$", r"", {"structured_output": "json_object"}),
     # Kimi thinking models on Moonshot: reasoning_content must travel back ("thinking is
     # enabled but reasoning_content is missing in assistant tool call message").
     # kimi-k2.5/k2.6 think by default and switch with `thinking`; kimi-k2-thinking and

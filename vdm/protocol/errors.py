@@ -1,17 +1,27 @@
-"""The one vdm exception, and the status table that renders it in each client dialect.
+"""The one vdm exception, and the status tables that render it in each client dialect.
 
 The exception family is deliberately flat: every failure the client should see is a
 `VdmError` carrying an HTTP status and a message. Rendering happens in one place per dialect
-(`anthropic_error_body`), driven by the declarative `ANTHROPIC_ERROR_TYPES` table.
+(`anthropic_error_body`), driven by declarative tables: `ANTHROPIC_ERROR_TYPES` for the error
+`type`, `SHOULD_RETRY` for the `x-should-retry` header that tells a client whether retrying
+can help.
+
+An error that came from an upstream keeps that upstream's own answer (`UpstreamReply`: status,
+body bytes with any key masked, the headers a client acts on): when the client and the
+provider speak the same dialect the answer is relayed as it is, so the client's recovery,
+which matches the provider's wording and `error.type`, keeps working.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-#: Anthropic error `type` for each HTTP status (the API's own table, plus 402 and 504).
+#: Anthropic error `type` for each HTTP status (the API's own table, plus 402, 501 as Claude
+#: Code's gateway contract names it, and 504).
 ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -21,9 +31,71 @@ ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    501: "not_supported",
     504: "timeout_error",
     529: "overloaded_error",
 }
+
+#: `x-should-retry` for an error vdm answers, by status: "false" where the same request can
+#: never succeed (a wrong key, a bad request, an endpoint not served), so that a client gives
+#: up at once instead of retrying for minutes; "true" where waiting may help. Statuses not
+#: listed get no header: the client's own rules apply. An upstream's own `x-should-retry`
+#: always wins.
+SHOULD_RETRY: dict[int, str] = {
+    400: "false",
+    401: "false",
+    402: "false",
+    403: "false",
+    404: "false",
+    405: "false",
+    413: "false",
+    422: "false",
+    501: "false",
+    429: "true",
+    500: "true",
+    502: "true",
+    503: "true",
+    504: "true",
+    529: "true",
+}
+
+#: Upstream response headers a client acts on, relayed with an answer from a provider that
+#: speaks the client's dialect: Anthropic's `request-id` (quoted in bug reports) and what its
+#: SDKs read to decide on a retry.
+RELAYED_HEADERS = frozenset(
+    {"content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry"}
+)
+#: Headers that describe the account whose key made the call: relayed only when that key is
+#: the client's own (`!PASSTHRU`), never when it is vdm's (Claude Code's gateway contract,
+#: C16: strip `anthropic-ratelimit-*` when the gateway uses its own organisation key).
+ACCOUNT_HEADER_PREFIXES = ("anthropic-ratelimit-", "anthropic-organization-id")
+
+
+def relayed_headers(
+    headers: Iterable[tuple[str, str]], *, own_account: bool
+) -> list[tuple[bytes, bytes]]:
+    """The headers of an upstream answer worth relaying to the client, as ASGI pairs:
+    `RELAYED_HEADERS`, plus the account's rate limits when `own_account` (the client's own
+    key made the call)."""
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        name = name.lower()
+        if name in RELAYED_HEADERS or (own_account and name.startswith(ACCOUNT_HEADER_PREFIXES)):
+            kept.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """An upstream's error answer as it came: relayed unchanged to a client of its dialect."""
+
+    #: The provider's `{P}_API_FORMAT` (`anthropic`, `openai`, ...): the dialect of `body`.
+    dialect: str
+    status: int
+    #: The body bytes, any key vdm knows masked.
+    body: bytes
+    #: `relayed_headers` of the answer.
+    headers: list[tuple[bytes, bytes]]
 
 
 class VdmError(Exception):
@@ -31,7 +103,8 @@ class VdmError(Exception):
 
     An error that came from the upstream also keeps the provider's own `code` and `param`
     (OpenAI's `error.code` / `error.param`, Google's `error.status`), so a backend can tell
-    a rejection it knows how to recover from (`Backend.recover`) without parsing text."""
+    a rejection it knows how to recover from (`Backend.recover`) without parsing text, and
+    the upstream's whole answer (`upstream`), relayed as is to a client of its dialect."""
 
     def __init__(
         self,
@@ -42,6 +115,7 @@ class VdmError(Exception):
         headers: dict[str, str] | None = None,
         code: str | None = None,
         param: str | None = None,
+        upstream: UpstreamReply | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -50,6 +124,8 @@ class VdmError(Exception):
         self.headers = headers or {}
         self.code = code
         self.param = param
+        #: The upstream's own answer, when the error is one (see `UpstreamReply`).
+        self.upstream = upstream
 
     def __repr__(self) -> str:
         return f"VdmError({self.status}, {self.message!r})"
@@ -70,6 +146,44 @@ def anthropic_error_dict(error_type: str, message: str) -> dict[str, Any]:
 def anthropic_error_body(error: VdmError) -> bytes:
     """`{"type":"error","error":{"type":T,"message":M}}` as JSON bytes."""
     return json.dumps(anthropic_error_dict(error.error_type, error.message)).encode()
+
+
+def anthropic_error_response(error: VdmError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """(status, body, headers) of the HTTP answer to an Anthropic client for `error`.
+
+    An Anthropic-format upstream's own error is relayed as it came (status, body bytes,
+    `relayed_headers`) when it is in Anthropic's envelope; any other (an HTML page from a proxy
+    on the way, another dialect's body) is rendered in the envelope with its headers. Either
+    way `x-should-retry` follows `SHOULD_RETRY` unless the answer already says."""
+    upstream = error.upstream
+    if upstream is not None and upstream.dialect == "anthropic" and _enveloped(upstream.body):
+        status, body, headers = upstream.status, upstream.body, list(upstream.headers)
+        if not any(name == b"content-type" for name, _ in headers):
+            headers.insert(0, (b"content-type", b"application/json"))
+    else:
+        status, body = error.status, anthropic_error_body(error)
+        headers = [(b"content-type", b"application/json")]
+        headers.extend(
+            (k.lower().encode(), v.encode("latin-1", "replace")) for k, v in error.headers.items()
+        )
+    if not any(name == b"x-should-retry" for name, _ in headers):
+        should = SHOULD_RETRY.get(status)
+        if should is not None:
+            headers.append((b"x-should-retry", should.encode()))
+    return status, body, headers
+
+
+def _enveloped(body: bytes) -> bool:
+    """Whether `body` is an error in Anthropic's envelope (`{"type":"error","error":{…}}`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("type") == "error"
+        and isinstance(data.get("error"), dict)
+    )
 
 
 def anthropic_error_event(error: VdmError) -> bytes:

@@ -20,9 +20,13 @@ The mapping (docs/backends/gemini.md):
   refused a replayed signature (`target.degraded` has "skip-signatures") none is replayed:
   only the stand-in goes, on those first calls.
 - Tools -> one `functionDeclarations` tool with `parametersJsonSchema`
-  (vdm/protocol/gemini_native_schema.py); `tool_choice` -> `toolConfig`.
-- `generationConfig`: output limit, sampling, stop sequences, and `thinkingConfig` sized as
-  the model's capabilities say (`thinkingBudget` on 2.5, `thinkingLevel` on 3.x, never both).
+  (vdm/protocol/gemini_native_schema.py); `tool_choice` -> `toolConfig`. Tool search results
+  (`tool_reference`) become text naming the loaded tools.
+- `generationConfig`: output limit, sampling, stop sequences, structured outputs
+  (`output_config.format` -> `responseMimeType: application/json` + `responseJsonSchema`),
+  and `thinkingConfig` sized as the model's capabilities say (`thinkingBudget` on 2.5,
+  `thinkingLevel` on 3.x, never both).
+- What has no Gemini equivalent is dropped or degraded as vdm/protocol/translation.py says.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_native_schema import native_parameters
 from vdm.protocol.openai_from_anthropic import SKIP_SIGNATURE, system_text
 from vdm.protocol.signatures import split_thought_id, unpack_thought
+from vdm.protocol.translation import check, client_tools, output_schema, result_content
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +84,13 @@ _BUDGET_LEVELS = ((4096, "low"), (16384, "medium"))
 
 def gemini_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The `generateContent` body for `req` (the model goes in the URL, not the body)."""
+    check(req, target)
     body: dict[str, Any] = {}
     system = system_text(req.system)
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     body["contents"] = _Contents(req, target).build()
-    tools = [t for t in req.tools or () if t.is_client_tool]
-    if len(tools) != len(req.tools or ()):
-        log.debug("dropped %d server tools", len(req.tools or ()) - len(tools))
+    tools = client_tools(req)
     if tools:
         declarations = []
         for tool in tools:
@@ -148,12 +152,10 @@ def _generation_config(req: MessagesRequest, target: Target) -> dict[str, Any]:
         if len(req.stop_sequences) > MAX_STOP_SEQUENCES:
             log.debug("Gemini takes 5 stop sequences: dropped the rest")
         config["stopSequences"] = list(req.stop_sequences[:MAX_STOP_SEQUENCES])
-    fmt = (req.output_config or {}).get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = fmt.get("schema")
-        if isinstance(schema, dict):
-            config["responseMimeType"] = "application/json"
-            config["responseJsonSchema"] = native_parameters(schema)
+    schema = output_schema(req)
+    if schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = native_parameters(schema)
     thinking = thinking_config(req, target.caps)
     if thinking:
         config["thinkingConfig"] = thinking
@@ -345,6 +347,7 @@ class _Contents:
             parts, results = _user_parts(content)
         responses: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []  # images and PDFs that sat inside tool results
+        target = self.target
         by_id = {r.tool_use_id: r for r in results}
         for call_id, name in self.waiting:
             result = by_id.pop(call_id, None)
@@ -363,10 +366,10 @@ class _Contents:
                 log.debug("no tool_result for call %s: answering it with an error", call_id)
                 responses.append(_response(name, "no result was given for this call", True))
             else:
-                text = _result_text(result, moved)
+                text = _result_text(result, moved, target)
                 responses.append(_response(name, text, bool(result.is_error)))
         orphans = [
-            {"text": f"[result of tool call {r.tool_use_id}]\n{_result_text(r, moved)}"}
+            {"text": f"[result of tool call {r.tool_use_id}]\n" + _result_text(r, moved, target)}
             for r in by_id.values()
         ]
         if orphans:
@@ -421,9 +424,9 @@ def _user_parts(blocks: list[Any]) -> tuple[list[dict[str, Any]], list[ToolResul
     return parts, results
 
 
-def _result_text(block: ToolResultBlock, moved: list[dict[str, Any]]) -> str:
+def _result_text(block: ToolResultBlock, moved: list[dict[str, Any]], target: Target) -> str:
     """A tool result as text; its images and PDFs go to `moved` (parts after the responses)."""
-    content = block.content
+    content = result_content(block, lambda name: function_name(name, target))
     if content is None:
         return ""
     if isinstance(content, str):
@@ -438,6 +441,7 @@ def _result_text(block: ToolResultBlock, moved: list[dict[str, Any]]) -> str:
         elif isinstance(item, DocumentBlock):
             found = _document_parts(item)
         else:
+            log.debug("dropped a %s block from a tool result", item.type)
             continue
         texts.extend(p["text"] for p in found if "text" in p)
         media = [p for p in found if "text" not in p]

@@ -4,7 +4,9 @@ Fidelity rules (see docs/protocol.md): the system prompt survives (string or blo
 Claude Code's per-version billing header), `role: "system"` entries stay in place, text that
 shares a user turn with tool results becomes a user message right after the tool messages,
 `is_error` survives as a marker in the tool message, images and PDFs become content parts,
-and nothing Anthropic-only is forwarded.
+tool search results (`tool_reference`) become text naming the loaded tools, structured outputs
+(`output_config.format`) become `response_format`, and nothing Anthropic-only is forwarded
+(vdm/protocol/translation.py: what is refused, dropped and degraded).
 
 Per-provider rules come from the target's capabilities (docs/backends/chat.md): reasoning that
 must travel back (`reasoning_content`), Gemini thought signatures on tool calls, Gemini's
@@ -30,6 +32,7 @@ from vdm.protocol.anthropic import (
     MessagesRequest,
     PlainTextSource,
     RedactedThinkingBlock,
+    SystemBlock,
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
@@ -41,6 +44,15 @@ from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_schema import gemini_schema
 from vdm.protocol.signatures import CHAT_REASONING, restore_tool_id, split_thought_id
+from vdm.protocol.translation import (
+    FORMAT_NAME,
+    check,
+    client_tools,
+    output_schema,
+    result_content,
+    schema_instruction,
+    strict_compatible,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,7 @@ _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The OpenAI Chat Completions body for `req`, sent to `target.model`."""
+    check(req, target)
     caps = target.caps
     ctx = _Context.of(req, target)
     body: dict[str, Any] = {"model": target.model, "messages": _messages(req, ctx)}
@@ -83,16 +96,14 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     if req.stop_sequences:
         body["stop"] = list(req.stop_sequences)
 
-    tools = [t for t in req.tools or () if t.is_client_tool]
-    if len(tools) != len(req.tools or ()):
-        log.debug("dropped %d server tools", len(req.tools or ()) - len(tools))
+    tools = client_tools(req)
     if tools:
         body["tools"] = [
             {
                 "type": "function",
                 "function": {
                     "name": tool_name(t.name, target),
-                    "description": t.description or "",
+                    "description": t.description,
                     "parameters": _parameters(t.input_schema, caps),
                 },
             }
@@ -119,6 +130,10 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
         if effort is not None:
             body["reasoning_effort"] = effort
 
+    schema = output_schema(req)
+    if schema is not None:
+        _response_format(body, schema, caps)
+
     if req.metadata is not None and req.metadata.user_id:
         user, session = identity(req.metadata.user_id)
         body["user"] = user
@@ -133,6 +148,28 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     if caps.rejects:
         drop_rejected(body, caps.rejects)
     return body
+
+
+def _response_format(body: dict[str, Any], schema: dict[str, Any], caps: ModelCaps) -> None:
+    """Structured outputs: the schema as `response_format`, strict where OpenAI's strict mode
+    takes the schema as it is; JSON mode and the schema in the system prompt where the
+    provider has no schemas (DeepSeek)."""
+    if caps.structured_output == "json_schema":
+        json_schema = {
+            "name": FORMAT_NAME,
+            "schema": _parameters(schema, caps),
+            "strict": not caps.gemini_schema and strict_compatible(schema),
+        }
+        body["response_format"] = {"type": "json_schema", "json_schema": json_schema}
+        return
+    body["response_format"] = {"type": "json_object"}
+    instruction = schema_instruction(schema)
+    messages = body["messages"]
+    if messages and messages[0]["role"] == "system":
+        messages[0]["content"] = f"{messages[0]['content']}\n\n{instruction}"
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+    log.debug("%s has JSON mode only: the output schema went into the system prompt", body["model"])
 
 
 #: What a model that takes text only reads where an image or file was.
@@ -332,15 +369,20 @@ def _messages(req: MessagesRequest, ctx: _Context) -> list[dict[str, Any]]:
     return out
 
 
-def system_text(system: str | list[TextBlock] | None) -> str:
-    """The system prompt as one string, without Claude Code's billing header block."""
+def system_text(system: str | list[SystemBlock] | None) -> str:
+    """The system prompt as one string, without Claude Code's billing header block. Blocks
+    other than text have no place in another provider's system prompt: left out."""
     if system is None:
         return ""
     if isinstance(system, str):
         return system
-    return "\n\n".join(
-        b.text for b in system if b.text and not b.text.startswith(BILLING_HEADER_PREFIX)
-    )
+    texts: list[str] = []
+    for block in system:
+        if not isinstance(block, TextBlock):
+            log.debug("dropped a %s block from the system prompt", block.type)
+        elif block.text and not block.text.startswith(BILLING_HEADER_PREFIX):
+            texts.append(block.text)
+    return "\n\n".join(texts)
 
 
 def _join_text(blocks: list[Any]) -> str:
@@ -381,7 +423,7 @@ def _user_messages(blocks: list[Any], ctx: _Context) -> list[dict[str, Any]]:
 def _tool_message(
     block: ToolResultBlock, moved: list[dict[str, Any]], ctx: _Context
 ) -> dict[str, Any]:
-    content = block.content
+    content = result_content(block, lambda name: tool_name(name, ctx.target))
     if content is None:
         text = ""
     elif isinstance(content, str):
@@ -400,6 +442,8 @@ def _tool_message(
                 texts.append("[image attached below]")
             elif isinstance(item, DocumentBlock):
                 texts.extend(p["text"] for p in _document_parts(item) if p["type"] == "text")
+            else:
+                log.debug("dropped a %s block from a tool result", item.type)
         text = "\n".join(texts)
     if block.is_error:
         text = TOOL_ERROR_PREFIX + text

@@ -46,6 +46,14 @@ from vdm.protocol.openai_from_anthropic import (
     tool_name,
 )
 from vdm.protocol.signatures import unpack_reasoning
+from vdm.protocol.translation import (
+    FORMAT_NAME,
+    check,
+    client_tools,
+    output_schema,
+    result_content,
+    strict_compatible,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ _BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))
 
 def responses_request_from_messages(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The Responses API body for `req`, sent to `target.model`."""
+    check(req, target)
     caps = target.caps
     body: dict[str, Any] = {"model": target.model}
     instructions = system_text(req.system)
@@ -105,8 +114,15 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
         body["include"] = ["reasoning.encrypted_content"]
     body["store"] = False
 
-    text_format = _text_format(req.output_config)
-    if text_format is not None:
+    schema = output_schema(req)
+    if schema is not None:
+        # Structured outputs; strict where OpenAI's strict mode takes the schema as it is.
+        text_format = {
+            "type": "json_schema",
+            "name": FORMAT_NAME,
+            "schema": schema,
+            "strict": strict_compatible(schema),
+        }
         body["text"] = {"format": text_format}
 
     if req.metadata is not None and req.metadata.user_id:
@@ -163,16 +179,6 @@ def _effort(req: MessagesRequest, caps: ModelCaps) -> str | None:
     return caps.effort("medium")
 
 
-def _text_format(output_config: dict[str, Any] | None) -> dict[str, Any] | None:
-    fmt = (output_config or {}).get("format")
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-        return None
-    schema = fmt.get("schema")
-    if not isinstance(schema, dict):
-        return None
-    return {"type": "json_schema", "name": "output", "schema": schema, "strict": False}
-
-
 def _hashed(user: str) -> str:
     """`safety_identifier` must not identify the user: a sha256 hex digest (64 chars)."""
     if len(user) == 64 and all(c in "0123456789abcdef" for c in user):
@@ -182,17 +188,14 @@ def _hashed(user: str) -> str:
 
 def _tools(req: MessagesRequest, target: Target) -> list[dict[str, Any]]:
     tools = []
-    for tool in req.tools or ():
-        if not tool.is_client_tool:
-            log.debug("dropped server tool %r (%s)", tool.name, tool.type)
-            continue
+    for tool in client_tools(req):
         schema = dict(tool.input_schema or {"type": "object", "properties": {}})
         schema.pop("$schema", None)
         tools.append(
             {
                 "type": "function",
                 "name": tool_name(tool.name, target),
-                "description": tool.description or "",
+                "description": tool.description,
                 "parameters": schema,
                 # Explicit: without it the Responses API tries strict mode on the schema.
                 "strict": False,
@@ -265,11 +268,11 @@ class _Input:
                 upstream = call_id(block.tool_use_id, self.target)
                 if upstream in self.open_calls:
                     self.open_calls.remove(upstream)
-                    self.items.append(_call_output(upstream, _tool_output(block)))
+                    self.items.append(_call_output(upstream, _tool_output(block, self.target)))
                 else:
                     # An output without its call is a 400: keep what it says as user text.
                     log.debug("tool_result for unknown call %s sent as text", block.tool_use_id)
-                    parts.append(_input_text(_orphan_result_text(block)))
+                    parts.append(_input_text(_orphan_result_text(block, self.target)))
             elif isinstance(block, TextBlock):
                 if block.text:
                     parts.append(_input_text(block.text))
@@ -371,9 +374,9 @@ def _joined_text(blocks: list[Any]) -> str:
     return "\n\n".join(b.text for b in blocks if isinstance(b, TextBlock))
 
 
-def _tool_output(block: ToolResultBlock) -> str | list[dict[str, Any]]:
+def _tool_output(block: ToolResultBlock, target: Target) -> str | list[dict[str, Any]]:
     """A string when the result is text only; input parts when it carries images or files."""
-    content = block.content
+    content = result_content(block, lambda name: tool_name(name, target))
     parts: list[dict[str, Any]] = []
     if isinstance(content, str):
         parts.append(_input_text(content))
@@ -395,8 +398,8 @@ def _tool_output(block: ToolResultBlock) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _orphan_result_text(block: ToolResultBlock) -> str:
-    output = _tool_output(block)
+def _orphan_result_text(block: ToolResultBlock, target: Target) -> str:
+    output = _tool_output(block, target)
     text = output if isinstance(output, str) else "\n".join(p.get("text", "") for p in output)
     return f"[result of tool call {block.tool_use_id}]\n{text}"
 

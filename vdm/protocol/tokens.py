@@ -35,6 +35,7 @@ from vdm.protocol.anthropic import (
     ServerToolUseBlock,
     TextBlock,
     ThinkingBlock,
+    ToolReferenceBlock,
     ToolResultBlock,
     ToolUseBlock,
     Wire,
@@ -106,7 +107,8 @@ def count_tokens(request: CountTokensRequest | MessagesRequest) -> int:
     if isinstance(request.system, str):
         texts.append(request.system)
     elif request.system:
-        texts.extend(block.text for block in request.system)
+        for system_block in request.system:
+            fixed += _add_block(system_block, texts)  # text, or a newer block's JSON
     for message in request.messages:
         fixed += _MESSAGE_OVERHEAD
         if isinstance(message.content, str):
@@ -118,7 +120,7 @@ def count_tokens(request: CountTokensRequest | MessagesRequest) -> int:
         forced = request.tool_choice is not None and request.tool_choice.type in ("any", "tool")
         fixed += _TOOL_PROMPT_FORCED if forced else _TOOL_PROMPT_AUTO
         for tool in request.tools:
-            texts.append(tool.name)
+            texts.append(tool.name or "")  # tool sets (`mcp_toolset`) have no name
             if tool.is_client_tool:
                 texts.append(tool.description or "")
                 texts.append(_json(tool.input_schema or {}))
@@ -150,6 +152,8 @@ def _add_block(block: Wire, texts: list[str]) -> int:
             for part in block.content or ():
                 fixed += _add_block(part, texts)
         return fixed
+    elif isinstance(block, ToolReferenceBlock):
+        texts.append(block.tool_name)  # the tool's definition is counted with the tools
     elif isinstance(block, ThinkingBlock):
         texts.append(block.thinking)  # the signature is verification data, not model input
     elif isinstance(block, RedactedThinkingBlock):

@@ -7,8 +7,10 @@ In order (docs/routing.md):
 2. Your aliases, compared case-insensitively with `-` and `_` equal: an exact match, else the
    longest alias contained in the name; ties go to the default provider, then the other
    providers alphabetically, then the alias names alphabetically.
-3. Fallback aliases (`haiku`, `sonnet`, `opus`, …) contained in the name, in their order:
-   `[fallback]` / `VDM_FALLBACK_*`, the legacy SMALL/MIDDLE/BIG_MODEL, the packaged ones.
+3. The default provider's fallback aliases (`haiku`, `sonnet`, `opus`, …) contained in the
+   name, in their order: `[fallback]` / `VDM_FALLBACK_*`, the legacy SMALL/MIDDLE/BIG_MODEL,
+   its packaged ones. Another provider's packaged fallbacks need its prefix (`groq:sonnet`):
+   adding a provider's key never moves Claude Code's names off the default provider.
 4. The default provider, with the name unchanged.
 
 An alias target is `model` (on the alias's provider) or `provider:model`; a target that is
@@ -28,6 +30,7 @@ from vdm.config.settings import (
     normalize,
     provider_key,
 )
+from vdm.protocol.context import without_discovery_prefix
 from vdm.protocol.errors import VdmError
 
 #: Alias chains longer than this are certainly a mistake.
@@ -58,6 +61,12 @@ class _Resolver:
 
     def resolve(self, requested: str) -> Route:
         name = requested.strip()
+        bare = without_discovery_prefix(name)
+        if bare is not None:
+            # Claude Code's model discovery keeps only ids containing `claude`: /v1/models
+            # lists `fast` also as `claude-vdm/fast` (docs/models.md).
+            self.steps.append(f"{name!r} is the discoverable id of {bare!r}")
+            name = bare.strip()
         if not name:
             raise VdmError(400, "model: must not be empty")
         prefix, sep, rest = name.partition(":")
@@ -70,15 +79,27 @@ class _Resolver:
             how = "matches alias" if alias.name == wanted else "contains alias"
             self.steps.append(f"{name!r} {how} {alias.name!r} ({alias.source})")
             return self._follow(alias)
-        fallback = next((a for a in self.settings.fallbacks if a.name in wanted), None)
+        default = self.settings.default_provider
+        assert default is not None
+        # Settings.bare_fallbacks, without building the tuple on every request.
+        fallback = next(
+            (a for a in self.settings.fallbacks if a.provider == default and a.name in wanted),
+            None,
+        )
         if fallback is not None:
             self.steps.append(
                 f"{name!r} contains {fallback.name!r}: fallback alias ({fallback.source})"
             )
             return self._follow(fallback)
-        default = self.settings.default_provider
-        assert default is not None
-        self.steps.append(f"{name!r} is no alias: default provider {default!r}, name unchanged")
+        step = f"{name!r} is no alias: default provider {default!r}, name unchanged"
+        other = next((a for a in self.settings.fallbacks if a.name in wanted), None)
+        if other is not None:
+            # Not used on purpose (adding a key must not move Claude Code's names): say so.
+            step += (
+                f" ({other.provider}'s fallback {other.name!r} applies only to "
+                f"`{other.provider}:{other.name}`)"
+            )
+        self.steps.append(step)
         return self._route(self.settings.providers[default], name)
 
     def _provider(self, prefix: str, requested: str) -> ProviderConfig:

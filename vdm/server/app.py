@@ -50,7 +50,8 @@ async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send
 
 async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     incoming = await _incoming(gateway, scope, receive)
-    await send_bytes(send, 200, await messages.count_tokens(gateway, incoming))
+    body, headers = await messages.count_tokens(gateway, incoming)
+    await send_bytes(send, 200, body, headers)
 
 
 async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,6 +116,22 @@ ROUTES: dict[tuple[str, str], Handler] = {
 _PATHS = {path for _, path in ROUTES}
 
 
+def _not_served(method: str, path: str) -> str | None:
+    """What vdm does not serve yet at `path`, in words for a 501; None if it is not one of
+    those. Claude Code speaks these APIs when told to use Bedrock or Vertex."""
+    if path.startswith("/model/") or path == "/inference-profiles":
+        api, switch = "the Amazon Bedrock runtime API", "CLAUDE_CODE_USE_BEDROCK"
+    elif path.endswith((":rawPredict", ":streamRawPredict")):
+        api, switch = "the Google Vertex AI rawPredict API", "CLAUDE_CODE_USE_VERTEX"
+    else:
+        return None
+    return (
+        f"vdm does not serve {api} ({method} {path}) yet; a later vdm will. Until then unset "
+        f"{switch} and point Claude Code at vdm with ANTHROPIC_BASE_URL (the Anthropic "
+        "Messages API)"
+    )
+
+
 class App:
     """vdm's ASGI application."""
 
@@ -138,6 +155,9 @@ class App:
             if handler is None:
                 if path in _PATHS:
                     raise VdmError(405, f"method {scope['method']} is not allowed on {path}")
+                unserved = _not_served(scope["method"], path)
+                if unserved is not None:
+                    raise VdmError(501, unserved)
                 raise VdmError(404, f"no such endpoint: {scope['method']} {path}")
             await handler(self.gateway, scope, receive, send)
         except VdmError as exc:

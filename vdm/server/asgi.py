@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from vdm.protocol.errors import VdmError, anthropic_error_body
+from vdm.protocol.errors import VdmError, anthropic_error_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -19,6 +19,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Anthropic's own request size limit.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: How long to wait for the rest of an upstream body once the answer is complete (`[DONE]`
+#: after the last event, ...), so that its connection can go back to the pool.
+DRAIN_SECONDS = 1.0
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [
@@ -86,9 +89,10 @@ async def send_json(send: Send, status: int, data: Any) -> None:
 
 
 async def send_error(send: Send, error: VdmError) -> None:
-    headers = list(JSON_HEADERS)
-    headers.extend((k.encode(), v.encode()) for k, v in error.headers.items())
-    await send_bytes(send, error.status, anthropic_error_body(error), headers)
+    """`error` as an Anthropic client gets it: an Anthropic-format upstream's own answer
+    relayed unchanged, or vdm's in Anthropic's envelope (vdm/protocol/errors.py)."""
+    status, body, headers = anthropic_error_response(error)
+    await send_bytes(send, status, body, headers)
 
 
 async def run_until_disconnect(

@@ -1,10 +1,13 @@
 """One request, one object: the exchange owns the lifecycle of a `/v1/messages` call.
 
-It holds the route, the backend and the codecs' view of the destination (`Target`), the
-upstream call's key and attempts, the time of the first upstream data, the usage and the
-outcome. Accounting and the request log line read it when the request ends (`finish`),
-whatever way it ended: answered, failed before or after the stream started, cut by the
-client, or cancelled by a shutdown. Later middleware hooks attach here too.
+It holds the request's head (the model asked for, whether it streams), the route, the
+backend and the codecs' view of the destination (`Target`), the validated request when it is
+translated, the upstream call's key and attempts, the time of the first upstream data, the
+usage and the outcome. Accounting and the request log line read it when the request ends
+(`finish`), whatever way it ended: answered, refused before any upstream was called (an
+unknown provider, a body the translator cannot take), failed before or after the stream
+started, cut by the client, or cancelled by a shutdown. Later middleware hooks attach here
+too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import time
 
 from vdm.protocol.anthropic import MessagesRequest
+from vdm.protocol.anthropic_head import Head, validated
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.routing.resolve import Route, resolve
@@ -20,6 +24,7 @@ from vdm.server.asgi import Incoming
 from vdm.server.state import Gateway
 from vdm.upstream.backends import Backend, select
 from vdm.upstream.client import Call, UpstreamClient
+from vdm.usage.caller import caller_of
 from vdm.usage.recorder import Request
 
 log = logging.getLogger("vdm.requests")
@@ -31,6 +36,9 @@ class Exchange:
     __slots__ = (
         "gateway",
         "incoming",
+        "head",
+        "requested_model",
+        "stream",
         "request",
         "started",
         "route",
@@ -41,6 +49,8 @@ class Exchange:
         "usage",
         "first_data",
         "outcome",
+        "detail",
+        "delivered",
     )
 
     route: Route
@@ -48,10 +58,16 @@ class Exchange:
     target: Target
     client: UpstreamClient
 
-    def __init__(self, gateway: Gateway, incoming: Incoming, request: MessagesRequest) -> None:
+    def __init__(self, gateway: Gateway, incoming: Incoming, head: Head) -> None:
         self.gateway = gateway
         self.incoming = incoming
-        self.request = request
+        self.head = head
+        #: The model the client asked for (an alias, `provider:model`, a Claude name, ...).
+        self.requested_model = head.model
+        self.stream = head.stream
+        #: The validated request: only when it is translated (`backend.translated`); an
+        #: Anthropic-format provider gets the client's body as it is.
+        self.request: MessagesRequest | None = None
         self.started = time.perf_counter()
         #: The upstream call: which key it used, how many attempts it took.
         self.call = Call()
@@ -61,25 +77,39 @@ class Exchange:
         self.first_data: float | None = None
         #: "ok", or what went wrong ("error 502 mid-stream", "client disconnected", ...).
         self.outcome = "ok"
+        #: vdm's own words for a failure before any upstream was called (for the log line).
+        self.detail: str | None = None
+        #: The client received the whole answer (a stream up to its `message_stop`): the
+        #: request succeeded even if the client leaves before the upstream's body ends.
+        self.delivered = False
 
     @property
     def routed(self) -> bool:
         return hasattr(self, "route")
 
     def resolve(self) -> None:
-        """Route the requested model and pick the backend (VdmError(400) if it cannot be)."""
-        gateway, request = self.gateway, self.request
-        route = resolve(request.model, gateway.settings)
+        """Route the requested model and pick the backend; validate the request when it is
+        to be translated (VdmError(400) if it cannot be routed or translated)."""
+        gateway = self.gateway
+        route = resolve(self.requested_model, gateway.settings)
         self.backend, self.target = select(
             route.provider,
             route.model,
-            request.model,
+            self.requested_model,
             max_tokens_limit=gateway.settings.max_tokens_limit,
             reasoning_cache=gateway.reasoning,
         )
         self.target.degraded.update(gateway.degraded.get(route.provider.name, ()))
         self.client = gateway.client(route.provider)
         self.route = route
+        if self.backend.translated:
+            self.request = validated(MessagesRequest, self.head)
+
+    @property
+    def translated(self) -> MessagesRequest:
+        """The validated request of a translated exchange (after `resolve`)."""
+        assert self.request is not None, "only a translated exchange has a validated request"
+        return self.request
 
     def recover(self, error: VdmError) -> bool:
         """Whether a rejected upstream call is worth one more try with less in it: the backend
@@ -106,18 +136,20 @@ class Exchange:
         if self.first_data is None:
             self.first_data = time.perf_counter()
 
-    def fail(self, outcome: str) -> None:
+    def fail(self, outcome: str, detail: str | None = None) -> None:
         """Record what went wrong (the first failure wins)."""
         if self.outcome == "ok":
             self.outcome = outcome
+            self.detail = detail
 
     def finish(self) -> None:
-        """Account the request and write its log line."""
+        """Account the request and write its log line (a request refused before it was
+        routed too: it shows in `vdm wrap --log-file` with vdm's reason)."""
         duration = time.perf_counter() - self.started
-        request = self.request
+        requested = self.requested_model
         routed = self.routed
         provider = self.route.provider.name if routed else ""
-        model = self.route.model if routed else request.model
+        model = self.route.model if routed else requested
         self.gateway.usage.record(
             Request(
                 provider,
@@ -126,20 +158,30 @@ class Exchange:
                 self.usage,
                 None if self.first_data is None else self.first_data - self.started,
                 duration,
+                requested=requested,
+                caller=caller_of(self.incoming.headers, self.incoming.body),
             )
         )
         if not routed:
+            log.info(
+                "%s -> (not routed) %s%s %.0f ms%s",
+                requested,
+                "stream " if self.stream else "",
+                self.outcome,
+                duration * 1000,
+                f": {self.detail}" if self.detail else "",
+            )
             return
         degraded = self.target.degraded
         log.info(
             "%s -> %s:%s %s%s%s %.0f ms%s%s",
-            request.model,
+            requested,
             provider,
             model,
             ""
             if self.backend.name == self.route.provider.api_format
             else f"({self.backend.name}) ",
-            "stream " if request.stream else "",
+            "stream " if self.stream else "",
             self.outcome,
             duration * 1000,
             "".join(f" {k.removesuffix('_tokens')}={v}" for k, v in self.usage.items() if v),

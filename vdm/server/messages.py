@@ -1,7 +1,9 @@
 """`POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
-Each request is an `Exchange`; its backend (by the provider's dialect) encodes the request and
-decodes the answer, or, for Anthropic-format providers, vdm/server/passthrough.py forwards it.
+Each request is an `Exchange`. Only its head (model, stream) is read before routing
+(vdm/protocol/anthropic_head.py): for an Anthropic-format provider
+vdm/server/passthrough.py forwards the client's body as it is; for any other the request is
+validated, and the provider's backend encodes it and decodes the answer.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from pydantic import ValidationError
 
-from vdm.protocol.anthropic import CountTokensRequest, MessagesRequest
+from vdm.protocol.anthropic import CountTokensRequest
+from vdm.protocol.anthropic_head import parse_head, validated
 from vdm.protocol.anthropic_stream import PING, AnthropicStreamEncoder
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.routing.resolve import resolve
 from vdm.server import passthrough
 from vdm.server.asgi import (
+    DRAIN_SECONDS,
+    JSON_HEADERS,
     SSE_HEADERS,
     Incoming,
     Receive,
@@ -36,52 +39,28 @@ from vdm.upstream.backends import backend
 
 log = logging.getLogger("vdm.requests")
 
-#: How long to wait for the rest of an upstream body after its end (`[DONE]`, ...).
-DRAIN_SECONDS = 1.0
 #: Send translated events once this many are waiting, even if more upstream data is ready.
 _MAX_PENDING = 512
-
-
-def validation_message(error: ValidationError) -> str:
-    """`field.path: problem` for the first few errors, as Anthropic words its 400s."""
-    parts: list[str] = []
-    for item in error.errors(include_url=False)[:3]:
-        if item["type"] == "json_invalid":
-            return f"invalid JSON body: {item['msg'].removeprefix('Invalid JSON: ')}"
-        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
-        parts.append(f"{loc or 'body'}: {item['msg']}")
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
-def parse(model: type[MessagesRequest] | type[CountTokensRequest], body: bytes) -> Any:
-    if not body:
-        raise VdmError(400, "request body is empty: expected a JSON object")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise VdmError(400, validation_message(exc)) from None
 
 
 async def create_message(
     gateway: Gateway, incoming: Incoming, receive: Receive, send: Send
 ) -> None:
-    request: MessagesRequest = parse(MessagesRequest, incoming.body)
-    exchange = Exchange(gateway, incoming, request)
+    exchange = Exchange(gateway, incoming, parse_head(incoming.body))
     try:
         exchange.resolve()
         work: Callable[[TaskGroup], Awaitable[None]]
         if not exchange.backend.translated:
             call = passthrough.Passthrough(exchange)
-            work = partial(call.stream if request.stream else call.answer, send)
-        elif request.stream:
+            work = partial(call.stream if exchange.stream else call.answer, send)
+        elif exchange.stream:
             work = _StreamRelay(exchange, send, gateway.settings.ping_interval).run
         else:
             work = partial(_answer, exchange, send)
-        if not await run_until_disconnect(receive, work):
+        if not await run_until_disconnect(receive, work) and not exchange.delivered:
             exchange.fail("client disconnected")
     except VdmError as exc:
-        exchange.fail(f"error {exc.status}")
+        exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message)
         raise
     except Exception:
         exchange.fail("internal error")
@@ -96,7 +75,7 @@ async def create_message(
 async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
     """A non-streaming request: one upstream answer, decoded whole. A rejection the backend
     can recover from (`Exchange.recover`) is retried with the request encoded again."""
-    backend, target, request = exchange.backend, exchange.target, exchange.request
+    backend, target, request = exchange.backend, exchange.target, exchange.translated
     client = exchange.client
     path = backend.path(exchange.route.provider, target.model, False)
     while True:
@@ -115,6 +94,7 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 raise
     exchange.usage.update(message["usage"])
     await send_json(send, 200, message)
+    exchange.delivered = True
 
 
 class _StreamRelay:
@@ -123,12 +103,14 @@ class _StreamRelay:
 
     Errors before the upstream answered propagate as VdmError (a normal JSON error response);
     errors after the stream started become an SSE `error` event and the stream is closed.
+    The answer is complete when the decoder is `done`: the client's response ends there
+    (`message_stop`), whatever the upstream does next.
     """
 
     def __init__(self, exchange: Exchange, send: Send, interval: float) -> None:
         self.exchange = exchange
-        self.decoder = exchange.backend.stream_decoder(exchange.request, exchange.target)
-        self.encoder = AnthropicStreamEncoder(exchange.request.model)
+        self.decoder = exchange.backend.stream_decoder(exchange.translated, exchange.target)
+        self.encoder = AnthropicStreamEncoder(exchange.requested_model)
         self.send = send
         self.interval = interval
         self.last_sent = time.monotonic()
@@ -166,7 +148,7 @@ class _StreamRelay:
                 # moment (`on_idle`): one ASGI send per burst of upstream data.
                 async with exchange.client.stream(
                     path,
-                    backend.encode(exchange.request, target),
+                    backend.encode(exchange.translated, target),
                     client_key=exchange.incoming.client_key,
                     on_idle=self._flush,
                     call=exchange.call,
@@ -210,6 +192,8 @@ class _StreamRelay:
         pending.clear()
         self.closing = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        if exchange.outcome == "ok":
+            exchange.delivered = True  # the tail ended with message_stop
         if decoder.done:
             # Read the end of the upstream body so its connection goes back to the pool.
             with anyio.move_on_after(DRAIN_SECONDS):
@@ -217,16 +201,19 @@ class _StreamRelay:
                     pass
 
 
-async def count_tokens(gateway: Gateway, incoming: Incoming) -> bytes:
-    """`{"input_tokens": N}`: counted offline for OpenAI-format providers, by the provider
-    itself for Anthropic-format ones."""
+async def count_tokens(
+    gateway: Gateway, incoming: Incoming
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """`{"input_tokens": N}` and its headers: counted offline for translated providers, by
+    the provider itself (the client's body forwarded as it is) for Anthropic-format ones."""
     from vdm.protocol.tokens import count_tokens as count
 
-    request: CountTokensRequest = parse(CountTokensRequest, incoming.body)
-    route = resolve(request.model, gateway.settings)
+    head = parse_head(incoming.body)
+    route = resolve(head.model, gateway.settings)
     if not backend(route.provider.api_format).translated:
         return await passthrough.count_tokens(
-            gateway.client(route.provider), route.model, incoming, request.model
+            gateway.client(route.provider), route.model, incoming, head
         )
+    request = validated(CountTokensRequest, head)
     tokens = await anyio.to_thread.run_sync(count, request)
-    return json.dumps({"input_tokens": tokens}).encode()
+    return json.dumps({"input_tokens": tokens}).encode(), JSON_HEADERS

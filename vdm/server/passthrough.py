@@ -1,26 +1,32 @@
 """Anthropic-format providers: the client's request forwarded as it is, the answer relayed
 byte for byte.
 
-The request body changes only in `model` (when an alias or prefix renamed it); unknown fields,
-`cache_control`, thinking blocks and their signatures all go through. `anthropic-version` and
-`anthropic-beta` are forwarded. A stream is relayed read by read, never re-framed, while a copy
-is watched for usage (vdm/protocol/anthropic_observe.py); a non-streaming answer is sent back
-untouched.
+The request body changes only in `model` (when an alias or prefix renamed it); unknown fields
+and values, `cache_control`, thinking blocks and their signatures all go through: vdm reads
+only what routing needs (vdm/protocol/anthropic_head.py). Every `anthropic-*` request header
+is forwarded, with `user-agent` and `x-stainless-*`. A stream is relayed read by read, never
+re-framed, while a copy is watched for usage (vdm/protocol/anthropic_observe.py); a
+non-streaming answer is sent back untouched, and so is an error (vdm/protocol/errors.py).
+The upstream's `request-id` goes back with the answer, and its rate-limit headers only when
+the key was the client's own (`!PASSTHRU`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from anyio.abc import TaskGroup
 
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
+from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
-from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.errors import VdmError, anthropic_error_event, relayed_headers
 from vdm.protocol.signatures import is_vdm_signature
-from vdm.server.asgi import SSE_HEADERS, Incoming, Send, send_bytes
+from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Incoming, Send, send_bytes
 from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
 from vdm.upstream.client import UpstreamClient
 
@@ -29,7 +35,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vdm.requests")
 
-_FORWARDED = (b"anthropic-version", b"anthropic-beta")
+#: Request headers forwarded besides `anthropic-*` (an open list: Claude Platform on AWS needs
+#: `anthropic-workspace-id`, and new ones come with any release): the client's identity, which
+#: a cloud upstream may act on. Credentials, vdm's session header and Claude Code's hints
+#: (`x-claude-code-*`, `x-app`) are vdm's to consume, never forwarded.
+_FORWARDED_PREFIXES = (b"anthropic-", b"x-stainless-")
+_FORWARDED_NAMES = frozenset({b"user-agent"})
 #: What a thinking block that Anthropic would reject looks like in the raw body: no signature,
 #: or one of vdm's own (`vdm-rc1`, `vdm-rs1:…`, `vdm-g1:…`), as compact or spaced JSON.
 _FOREIGN_MARKS = (
@@ -42,20 +53,26 @@ _FOREIGN_MARKS = (
 _MAX_PENDING = 256
 
 
-def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The client's `anthropic-version` / `anthropic-beta` (several beta headers joined)."""
+def forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client's headers an Anthropic-format upstream gets: every `anthropic-*` (a header
+    sent several times, like `anthropic-beta`, joined with commas), `x-stainless-*` and
+    `user-agent`; `anthropic-version` defaults to vdm's."""
     found: dict[str, list[str]] = {}
     for name, value in headers:
-        if name in _FORWARDED:
-            found.setdefault(name.decode(), []).append(value.decode("latin-1"))
+        name = name.lower()
+        if name.startswith(_FORWARDED_PREFIXES) or name in _FORWARDED_NAMES:
+            found.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
     forwarded = {name: ",".join(values) for name, values in found.items()}
     forwarded.setdefault("anthropic-version", ANTHROPIC_VERSION)
     return forwarded
 
 
-def with_model(body: bytes, requested: str, model: str) -> bytes:
+def with_model(
+    body: bytes, requested: str, model: str, data: dict[str, Any] | None = None
+) -> bytes:
     """The body with `model` replaced and foreign thinking blocks dropped; the very same bytes
-    when neither applies.
+    when neither applies. `data` is the body already parsed (`Head.data`), changed in place
+    rather than parsed again.
 
     A thinking block without a signature, or signed by vdm (`vdm-…`), was made by vdm from
     another provider's reasoning (a conversation that changed model on the way); Anthropic
@@ -65,7 +82,9 @@ def with_model(body: bytes, requested: str, model: str) -> bytes:
     foreign = any(mark in body for mark in _FOREIGN_MARKS)
     if model == requested and not foreign:
         return body
-    data: dict[str, Any] = json.loads(body)
+    if data is None:
+        data = json.loads(body)
+        assert isinstance(data, dict)
     data["model"] = model
     messages = data.get("messages")
     if foreign and isinstance(messages, list):
@@ -93,17 +112,31 @@ def _foreign_thinking(block: Any) -> bool:
     return signature is None or (isinstance(signature, str) and is_vdm_signature(signature))
 
 
+def answer_headers(
+    upstream: Iterable[tuple[str, str]] | None, own_account: bool, stream: bool
+) -> list[tuple[bytes, bytes]]:
+    """The headers of a relayed answer: the upstream's `relayed_headers` (`request-id`, and
+    with the client's own key its rate limits), under vdm's SSE headers for a stream or the
+    upstream's `content-type` (JSON by default) otherwise."""
+    relayed = relayed_headers(upstream or (), own_account=own_account)
+    if stream:
+        return [*SSE_HEADERS, *(h for h in relayed if h[0] != b"content-type")]
+    if not any(name == b"content-type" for name, _ in relayed):
+        relayed.insert(0, (b"content-type", b"application/json"))
+    return relayed
+
+
 async def count_tokens(
-    client: UpstreamClient, model: str, incoming: Incoming, requested: str
-) -> bytes:
-    """The provider's own count of the client's request."""
-    body, _ = await client.post_bytes(
+    client: UpstreamClient, model: str, incoming: Incoming, head: Head
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The provider's own count of the client's request, and the headers to answer with."""
+    body, headers = await client.post_bytes(
         COUNT_TOKENS_PATH,
-        with_model(incoming.body, requested, model),
+        with_model(incoming.body, head.model, model, head.data),
         client_key=incoming.client_key,
         headers=forwarded_headers(incoming.headers),
     )
-    return body
+    return body, answer_headers(headers.items(), client.provider.passthrough, False)
 
 
 class Passthrough:
@@ -111,9 +144,10 @@ class Passthrough:
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
-        incoming = exchange.incoming
-        self.data = with_model(incoming.body, exchange.request.model, exchange.route.model)
+        incoming, head = exchange.incoming, exchange.head
+        self.data = with_model(incoming.body, head.model, exchange.route.model, head.data)
         self.headers = forwarded_headers(incoming.headers)
+        self.own_account = exchange.route.provider.passthrough
         self._pending: list[bytes] = []
         self._send: Send | None = None
 
@@ -131,8 +165,8 @@ class Passthrough:
             exchange.usage = usage_of(json.loads(body))
         except (ValueError, AttributeError):
             pass
-        content_type = headers.get("content-type", "application/json").encode("latin-1")
-        await send_bytes(send, 200, body, [(b"content-type", content_type)])
+        await send_bytes(send, 200, body, answer_headers(headers.items(), self.own_account, False))
+        exchange.delivered = True
 
     async def _flush(self) -> None:
         if self._pending and self._send is not None:
@@ -142,7 +176,11 @@ class Passthrough:
 
     async def stream(self, send: Send, _: TaskGroup) -> None:
         """Relay the upstream's SSE bytes as they come; a failure after the start is an SSE
-        `error` event, and a stream that ends without `message_stop` is reported the same way."""
+        `error` event, and a stream that ends without `message_stop` is reported the same way.
+
+        The answer is complete at `message_stop`: the client's response ends there, whatever
+        the upstream does next (pause, close, or nothing), and the exchange counts as
+        answered even if the client then leaves at once."""
         exchange = self.exchange
         self._send = send
         observer = AnthropicStreamObserver()
@@ -156,13 +194,19 @@ class Passthrough:
             on_idle=self._flush,
             call=exchange.call,
         ) as reads:
-            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            upstream = exchange.call.headers
+            headers = answer_headers(
+                upstream.items() if upstream is not None else None, self.own_account, True
+            )
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             try:
                 async for read in reads:
                     exchange.data_arrived()
                     pending.append(read)
                     observer.feed(read)
                     last = read
+                    if observer.ended_cleanly:
+                        break  # the final events go out with this read
                     if len(pending) >= _MAX_PENDING:
                         await self._flush()
                 if not observer.ended_cleanly:
@@ -180,3 +224,9 @@ class Passthrough:
             body = b"".join(pending)
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": False})
+            if observer.complete and exchange.outcome == "ok":
+                exchange.delivered = True
+                # Read the end of the upstream body so its connection goes back to the pool.
+                with anyio.move_on_after(DRAIN_SECONDS):
+                    async for _rest in reads:
+                        pass

@@ -18,9 +18,10 @@ class Gateway:
         self.settings = settings
         self._clients: dict[str, UpstreamClient] = {}
         self.catalog = ModelCatalog(settings, self.client)
-        self.usage = UsageRecorder()
         prices, self.price_problems = user_prices(settings.prices)
         self.prices = PriceTable.with_user(prices)
+        #: Priced as each request is recorded (its prompt size and time can change the rate).
+        self.usage = UsageRecorder(self.prices)
         #: Reasoning text by tool call id, for clients that drop thinking blocks.
         self.reasoning = ReasoningCache()
         #: Provider name -> the lasting degradations it needed (codec.DEGRADATIONS), so its
@@ -39,6 +40,7 @@ class Gateway:
         return client
 
     async def aclose(self) -> None:
+        await self.catalog.aclose()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()

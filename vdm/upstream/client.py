@@ -20,10 +20,11 @@ import httpx
 
 from vdm.config.secrets import mask, redact, safe_url
 from vdm.config.settings import ProviderConfig
-from vdm.protocol.errors import VdmError, context_overflow
+from vdm.protocol.errors import UpstreamReply, VdmError, context_overflow, relayed_headers
 from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
 from vdm.upstream.network import AsyncioStream
 from vdm.upstream.pool import PooledTransport
+from vdm.upstream.timing import CallTimer, retryable
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ STATUS_MAP: dict[int, int] = {
 #: Statuses worth another attempt before anything reached the client (529: Anthropic's
 #: "overloaded", which its own SDKs retry).
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 529})
-#: Response headers passed on to the client with an error.
-_PASS_HEADERS = ("retry-after",)
+#: Response headers passed on to the client with a translated error (a client of the
+#: provider's own dialect gets all of `relayed_headers` with the upstream's answer).
+_PASS_HEADERS = ("retry-after", "x-should-retry")
 
 
 def error_from_response(
@@ -59,21 +61,39 @@ def error_from_response(
     body: bytes,
     headers: Mapping[str, str],
     secrets: Iterable[str] = (),
+    *,
+    dialect: str = "",
+    own_account: bool = False,
 ) -> VdmError:
     """The VdmError for an upstream error response, keeping the upstream's own message (with
-    any key in it masked), code and param; the error type follows from the mapped status."""
+    any key in it masked), code and param; the error type follows from the mapped status.
+
+    The upstream's whole answer travels with it (`VdmError.upstream`, its body masked too),
+    for a client that speaks the provider's `dialect`; `own_account` says the client's own
+    key made the call (its rate-limit headers may then be relayed)."""
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
     found, code, param = _error_fields(body)
     message = redact(found or f"HTTP {status}", secrets)
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
     text = f"{provider} returned HTTP {status}: {message}"
+    relayed = relayed_headers(headers.items(), own_account=own_account)
+    upstream = UpstreamReply(dialect, status, _redact_bytes(body, secrets), relayed)
     if 400 <= status < 500 and status != 429:
         # In Anthropic's words, so that Claude Code compacts the conversation.
         overflow = context_overflow(message, code)
         if overflow is not None:
             text = f"{overflow} [{provider} returned HTTP {status}]"
-            return VdmError(400, text, headers=passed, code=code, param=param)
-    return VdmError(mapped, text, headers=passed, code=code, param=param)
+            return VdmError(400, text, headers=passed, code=code, param=param, upstream=upstream)
+    return VdmError(mapped, text, headers=passed, code=code, param=param, upstream=upstream)
+
+
+def _redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
+    """`body` with every key in it masked; the very same bytes when none is there."""
+    found = [s for s in secrets if len(s) >= 4 and s.encode() in body]
+    if not found:
+        return body
+    # surrogateescape keeps any byte that is not UTF-8 as it was.
+    return redact(body.decode("utf-8", "surrogateescape"), found).encode("utf-8", "surrogateescape")
 
 
 def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
@@ -105,10 +125,14 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
     )
 
 
-def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:
-    """The VdmError for an httpx transport failure (timeout, refused connection, ...)."""
+def error_from_transport(
+    provider: ProviderConfig, exc: Exception, timer: CallTimer | None = None
+) -> VdmError:
+    """The VdmError for an httpx transport failure (timeout, refused connection, ...). A
+    timeout is a 504 naming which one fired and the setting to raise; `timer` is the call's
+    clock, which tells them apart (vdm/upstream/timing.py)."""
     if isinstance(exc, httpx.TimeoutException):
-        return VdmError(504, f"{provider.name} did not answer within {provider.timeout:g} s")
+        return (timer or CallTimer(provider)).timeout_error(exc)
     if isinstance(exc, httpx.ConnectError):
         return VdmError(
             502, f"cannot reach {provider.name} at {safe_url(provider.base_url)}: {exc}"
@@ -121,10 +145,12 @@ def error_from_transport(provider: ProviderConfig, exc: Exception) -> VdmError:
 @dataclass(slots=True)
 class Call:
     """What one upstream call did, for the exchange that made it: the key it used last
-    (masked) and how many HTTP attempts it took (retries and key failover included)."""
+    (masked), how many HTTP attempts it took (retries and key failover included) and the
+    headers of the answer it got (a stream's before its body is read)."""
 
     key: str | None = None
     attempts: int = 0
+    headers: httpx.Headers | None = None
 
 
 class UpstreamClient:
@@ -141,9 +167,17 @@ class UpstreamClient:
     ) -> None:
         self.provider = provider
         self.keys = KeyPool(provider.name, provider.api_keys)
+        timeouts = provider.timeouts
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
-            timeout=httpx.Timeout(provider.timeout, connect=min(provider.timeout, 10.0)),
+            # What a request without a CallTimer's limits would get; `_send` gives each
+            # attempt its own (first byte until the headers, then idle; vdm/upstream/timing.py).
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.first_byte,
+                write=timeouts.first_byte,
+                pool=timeouts.connect,
+            ),
             transport=transport or PooledTransport(),
         )
         self._static_headers = {
@@ -160,7 +194,10 @@ class UpstreamClient:
     def _headers(self, key: str, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(self._static_headers)
         if extra:
-            headers.update(extra)
+            # The client's own headers (forwarded to a provider of its dialect) replace the
+            # dialect's defaults, never what the user configured for the provider.
+            custom = {name.lower() for name in self.provider.custom_headers}
+            headers.update((k, v) for k, v in extra.items() if k.lower() not in custom)
         if key:
             auth = self.provider.auth
             if auth == "bearer":
@@ -232,8 +269,9 @@ class UpstreamClient:
         that had arrived has been yielded. On vdm's own transport that is exactly when the
         socket has nothing more; on any other transport it is after every read.
         """
+        timer = CallTimer(self.provider)
         async with self._send(
-            path, body, stream=True, client_key=client_key, headers=headers, call=call
+            path, body, stream=True, client_key=client_key, headers=headers, call=call, timer=timer
         ) as response:
             network = response.extensions.get("network_stream")
             if not isinstance(network, AsyncioStream):
@@ -241,21 +279,29 @@ class UpstreamClient:
             if network is not None:
                 network.on_idle = on_idle
             try:
-                yield self._reads(response, None if network is not None else on_idle)
+                # vdm's transport ends a read at the call's deadline; another is checked.
+                other = network is None
+                yield self._reads(response, on_idle if other else None, timer, other)
             finally:
                 if network is not None:
                     network.on_idle = None
 
     async def _reads(
-        self, response: httpx.Response, after_each: Callable[[], Awaitable[None]] | None
+        self,
+        response: httpx.Response,
+        after_each: Callable[[], Awaitable[None]] | None,
+        timer: CallTimer,
+        check_deadline: bool,
     ) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_bytes():
+                if check_deadline:
+                    timer.check()
                 yield chunk
                 if after_each is not None:
                     await after_each()
         except httpx.HTTPError as exc:
-            raise error_from_transport(self.provider, exc) from None
+            raise error_from_transport(self.provider, exc, timer) from None
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         """`AsyncClient.send` without its redirect, auth, cookie and event-hook layers, none of
@@ -303,15 +349,21 @@ class UpstreamClient:
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         call: Call | None = None,
+        timer: CallTimer | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send with the next key. A key the upstream rejects (401/403/429, quota) cools down
-        and the same call moves on to the next key; connection failures and 5xx answers
-        (never timeouts) are retried up to `max_retries` times. Nothing has reached the
-        client when it does either."""
+        and the same call moves on to the next key; connection failures (connect timeouts
+        included) and 5xx answers are retried up to `max_retries` times, other timeouts never.
+        Nothing has reached the client when it does either. An answer the upstream marks
+        `x-should-retry: false` is neither retried nor tried with another key: it goes to the
+        client as it is. `timer` times the whole call (default: from now)."""
         attempt = 0
         tried: list[str] = []
         rejected: VdmError | None = None
+        error: VdmError | None = None
+        timer = timer or CallTimer(self.provider)
         while True:
+            extensions = timer.attempt(error)  # the total timeout's error if nothing is left
             key = self._key(client_key, tried, rejected)
             if call is not None:
                 call.attempts += 1
@@ -321,15 +373,19 @@ class UpstreamClient:
                 path,
                 content=body,
                 headers=self._headers(key, stream, headers),
+                extensions=extensions,
             )
             try:
                 response = await self._send_once(request)
             except httpx.HTTPError as exc:
-                error = error_from_transport(self.provider, exc)
-                retryable = not isinstance(exc, httpx.TimeoutException)
+                error = error_from_transport(self.provider, exc, timer)
+                again = retryable(exc) and not timer.expired()
             else:
                 if response.status_code < 400:
+                    timer.headers_in(request)
                     self.keys.succeeded(key)
+                    if call is not None:
+                        call.headers = response.headers
                     break
                 try:
                     data = await response.aread()
@@ -339,24 +395,34 @@ class UpstreamClient:
                     await response.aclose()
                 status = response.status_code
                 error = error_from_response(
-                    self.provider.name, status, data, response.headers, self._redact(client_key)
+                    self.provider.name,
+                    status,
+                    data,
+                    response.headers,
+                    self._redact(client_key),
+                    dialect=self.provider.api_format,
+                    own_account=self.provider.passthrough,
                 )
+                final = response.headers.get("x-should-retry", "").strip().lower() == "false"
                 if key and not self.provider.passthrough and is_quota_error(status, data):
                     wait = parse_retry_after(response.headers.get("retry-after"))
                     self.keys.failed(key, status, wait)
-                    tried.append(key)
-                    rejected = error
-                    more = "; trying the next key" if len(self.keys) > 1 else ""
-                    log.info("%s%s", error.message, more)
-                    continue
-                retryable = status in RETRY_STATUSES
-            if not retryable or attempt >= self.provider.max_retries:
+                    if not final:
+                        tried.append(key)
+                        rejected = error
+                        more = "; trying the next key" if len(self.keys) > 1 else ""
+                        log.info("%s%s", error.message, more)
+                        continue
+                again = status in RETRY_STATUSES and not final
+            if not again or attempt >= self.provider.max_retries:
                 raise error
             attempt += 1
             log.info("%s; retry %d of %d", error.message, attempt, self.provider.max_retries)
             await anyio.sleep(_backoff(attempt))
         try:
             yield response
+        except httpx.HTTPError as exc:  # reading a whole answer's body (post_bytes, get_json)
+            raise error_from_transport(self.provider, exc, timer) from None
         finally:
             await response.aclose()
 

@@ -9,6 +9,11 @@ was closed by the server (`is_readable`) costs no syscall: the protocol was told
 A reader may set `on_idle` on a stream: it is awaited each time a read finds nothing buffered,
 just before waiting on the socket. The stream relay uses it to send everything it translated
 from the data that had arrived in one ASGI send, instead of one send per HTTP chunk.
+
+A reader may also set a `deadline` (`time.monotonic()` seconds): a read that would wait past it
+fails then with a ReadTimeout, whatever its own timeout. That is how a whole call's total
+timeout ends a stream that never falls silent long enough for the per-read (idle) timeout,
+with the same one timer per wait and no cancel scope.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -88,19 +94,26 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._protocol = protocol
         #: Awaited when a read is about to wait for the socket (see the module docstring).
         self.on_idle: Callable[[], Awaitable[None]] | None = None
+        #: No read waits past this `time.monotonic()` instant (see the module docstring).
+        self.deadline: float | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.chunks and not protocol.eof and self.on_idle is not None:
             await self.on_idle()
         if not protocol.chunks and not protocol.eof:
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise httpcore.ReadTimeout("the call's deadline has passed")
+                timeout = left if not timeout else min(timeout, left)
             loop = asyncio.get_running_loop()
             waiter = protocol.waiter = loop.create_future()
             timer = loop.call_later(timeout, _expire, waiter) if timeout else None
             try:
                 await waiter
             except TimeoutError:
-                raise httpcore.ReadTimeout(f"no data within {timeout} s") from None
+                raise httpcore.ReadTimeout(f"no data within {timeout:g} s") from None
             finally:
                 protocol.waiter = None
                 if timer is not None:

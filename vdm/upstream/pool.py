@@ -9,6 +9,10 @@ a closed response pushes its connection back if it is reusable.
 Connections are httpcore's own `AsyncHTTPConnection`, and errors go through httpx's own
 mapping, so callers see ordinary httpx behaviour and exceptions. Proxies from the environment
 keep working: httpx mounts its own proxy transports beside this one.
+
+A request may carry a deadline (the `DEADLINE` extension, `time.monotonic()` seconds): no read
+of its response body waits past it (vdm/upstream/network.py), which is how a call's total
+timeout bounds a stream that keeps trickling. The connection forgets it when the body closes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import httpcore
 import httpx
 from httpx._transports.default import AsyncResponseStream, map_httpcore_exceptions
 
-from vdm.upstream.network import AsyncioBackend
+from vdm.upstream.network import AsyncioBackend, AsyncioStream
+
+#: Request extension: the instant (`time.monotonic()`) by which the response must be read.
+DEADLINE = "vdm.deadline"
 
 
 def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
@@ -31,17 +38,26 @@ class _Releasing:
     """A response body that gives its connection back to the pool when closed."""
 
     def __init__(
-        self, stream: AsyncIterable[bytes], connection: httpcore.AsyncHTTPConnection, pool: LifoPool
+        self,
+        stream: AsyncIterable[bytes],
+        connection: httpcore.AsyncHTTPConnection,
+        pool: LifoPool,
+        network: AsyncioStream | None,
     ) -> None:
         self._stream = stream
         self._connection = connection
         self._pool = pool
+        #: The connection's stream while it carries a deadline for this response.
+        self._network = network
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
             yield chunk
 
     async def aclose(self) -> None:
+        if self._network is not None:
+            self._network.deadline = None  # the next request on the connection has its own
+            self._network = None
         try:
             close = getattr(self._stream, "aclose", None)
             if close is not None:
@@ -94,10 +110,16 @@ class LifoPool:
                 raise
             body = response.stream
             assert isinstance(body, AsyncIterable)
+            network = response.extensions.get("network_stream")
+            deadline = request.extensions.get(DEADLINE)
+            if isinstance(network, AsyncioStream) and deadline is not None:
+                network.deadline = deadline
+            else:
+                network = None
             return httpcore.Response(
                 status=response.status,
                 headers=response.headers,
-                content=_Releasing(body, connection, self),
+                content=_Releasing(body, connection, self, network),
                 extensions=response.extensions,
             )
 

@@ -1,12 +1,16 @@
-"""The usage summary of a session: a text table for humans, a dict for `--summary-json`."""
+"""The usage summary of a session: a text table for humans, a dict for `--summary-json`.
+
+Costs were computed per request by the recorder; here they are only added up. A group's cost
+is None when none of its requests had a price, and `cost_complete` says whether every request
+that used tokens had one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from vdm.usage.prices import PriceTable
-from vdm.usage.recorder import ModelUsage
+from vdm.usage.prices import claude_model
+from vdm.usage.recorder import ModelUsage, Snapshot, Totals
 
 _COLUMNS = (
     ("provider:model", "<"),
@@ -19,64 +23,83 @@ _COLUMNS = (
     ("time", ">"),
     ("cost", ">"),
 )
+_TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+_AGENT_LABELS = {"main": "main agent", "subagent": "subagents"}
 
 
-def _cost(row: ModelUsage, prices: PriceTable) -> float | None:
-    price = prices.lookup(row.provider, row.model)
-    if price is None:
-        return None
-    return price.cost(
-        {
-            "input_tokens": row.input_tokens,
-            "output_tokens": row.output_tokens,
-            "cache_read_input_tokens": row.cache_read_input_tokens,
-            "cache_creation_input_tokens": row.cache_creation_input_tokens,
-        }
-    )
+def _dollars_or_none(cost: float, priced: int) -> float | None:
+    return round(cost, 6) if priced else None
 
 
-def summary_dict(rows: Sequence[ModelUsage], prices: PriceTable, **extra: Any) -> dict[str, Any]:
-    """The summary as JSON-ready data; `extra` (exit code, duration) goes at the top level."""
-    models: list[dict[str, Any]] = []
-    for row in rows:
-        ttft = row.ttft_p50
-        cost = _cost(row, prices)
-        models.append(
-            {
-                "provider": row.provider,
-                "model": row.model,
-                "requests": row.requests,
-                "errors": row.errors,
-                "input_tokens": row.input_tokens,
-                "output_tokens": row.output_tokens,
-                "cache_read_input_tokens": row.cache_read_input_tokens,
-                "cache_creation_input_tokens": row.cache_creation_input_tokens,
-                "ttft_p50_ms": None if ttft is None else round(ttft * 1000, 1),
-                "total_time_s": round(row.total_time, 3),
-                "cost_usd": None if cost is None else round(cost, 6),
-            }
-        )
-    costs = [m["cost_usd"] for m in models]
-    total = {
-        key: sum(m[key] for m in models)
-        for key in (
-            "requests",
-            "errors",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_input_tokens",
-            "cache_creation_input_tokens",
-        )
+def _tokens_dict(totals: Totals) -> dict[str, Any]:
+    return {
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cache_read_input_tokens": totals.cache_read_input_tokens,
+        "cache_creation_input_tokens": totals.cache_creation_input_tokens,
     }
-    total["total_time_s"] = round(sum(m["total_time_s"] for m in models), 3)
-    # A total cost only counts priced models; `cost_complete` says whether that is all of them.
-    total["cost_usd"] = (
-        round(sum(c for c in costs if c is not None), 6)
-        if any(c is not None for c in costs)
-        else None
-    )
-    total["cost_complete"] = all(c is not None for c in costs)
-    return {**extra, "models": models, "total": total}
+
+
+def _costs_dict(totals: Totals) -> dict[str, Any]:
+    return {
+        "cost_usd": _dollars_or_none(totals.cost, totals.priced),
+        "cost_complete": totals.unpriced == 0,
+        "claude_cost_usd": _dollars_or_none(totals.claude_cost, totals.claude_priced),
+        "claude_cost_complete": totals.claude_unpriced == 0,
+    }
+
+
+def _model_dict(row: ModelUsage) -> dict[str, Any]:
+    ttft = row.ttft_p50
+    return {
+        "provider": row.provider,
+        "model": row.model,
+        **_tokens_dict(row),
+        "cache_creation_5m_input_tokens": row.cache_creation_5m_input_tokens,
+        "cache_creation_1h_input_tokens": row.cache_creation_1h_input_tokens,
+        "ttft_p50_ms": None if ttft is None else round(ttft * 1000, 1),
+        "total_time_s": round(row.total_time, 3),
+        # All of a row's requests have the same price, or none.
+        "cost_usd": _dollars_or_none(row.cost, row.priced),
+        "claude_cost_usd": _dollars_or_none(row.claude_cost, row.claude_priced),
+        "requested": dict(row.requested.most_common()),
+    }
+
+
+def summary_dict(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
+    """The summary as JSON-ready data; `extra` (exit code, duration) goes at the top level."""
+    models = [_model_dict(row) for row in snapshot.models]
+    total = Totals()
+    for row in snapshot.models:
+        for name in Totals.__slots__:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    total_dict: dict[str, Any] = {
+        **_tokens_dict(total),
+        "total_time_s": round(sum(row.total_time for row in snapshot.models), 3),
+        **_costs_dict(total),
+        "sessions": snapshot.sessions,
+        "subagents": snapshot.subagents,
+    }
+    agents = {
+        role: {**_tokens_dict(totals), **_costs_dict(totals)}
+        for role, totals in snapshot.agents.items()
+    }
+    agents["subagent"]["agents"] = snapshot.subagents
+    return {
+        **extra,
+        "models": models,
+        "total": total_dict,
+        "agents": agents,
+        "sessions": snapshot.sessions,
+        "request_classes": snapshot.request_classes,
+    }
 
 
 def _tokens(n: int) -> str:
@@ -100,12 +123,28 @@ def _seconds(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def _dollars(cost: float | None) -> str:
+def _dollars(cost: float | None, complete: bool = True) -> str:
     if cost is None:
         return "-"
     if 0 < cost < 0.0001:
-        return "<$0.0001"
-    return f"${cost:,.4f}" if cost < 1 else f"${cost:,.2f}"
+        text = "<$0.0001"
+    else:
+        text = f"${cost:,.4f}" if cost < 1 else f"${cost:,.2f}"
+    return text if complete else text + "+"
+
+
+def _row(label: str, group: dict[str, Any], ttft: str, time: str, cost: str) -> list[str]:
+    return [
+        label,
+        str(group["requests"]),
+        str(group["errors"]),
+        _tokens(group["input_tokens"]),
+        _tokens(group["output_tokens"]),
+        _cache(group),
+        ttft,
+        time,
+        cost,
+    ]
 
 
 def summary_text(data: dict[str, Any]) -> str:
@@ -115,47 +154,74 @@ def summary_text(data: dict[str, Any]) -> str:
         return "vdm: no requests went through the session proxy"
     total = data["total"]
     lines = [
-        [
+        _row(
             f"{m['provider']}:{m['model']}" if m["provider"] else m["model"],
-            str(m["requests"]),
-            str(m["errors"]),
-            _tokens(m["input_tokens"]),
-            _tokens(m["output_tokens"]),
-            _cache(m),
+            m,
             _ms(m["ttft_p50_ms"]),
             _seconds(m["total_time_s"]),
             _dollars(m["cost_usd"]),
-        ]
+        )
         for m in models
     ]
     if len(models) > 1:
-        cost = _dollars(total["cost_usd"])
         lines.append(
-            [
+            _row(
                 "total",
-                str(total["requests"]),
-                str(total["errors"]),
-                _tokens(total["input_tokens"]),
-                _tokens(total["output_tokens"]),
-                _cache(total),
+                total,
                 "",
                 _seconds(total["total_time_s"]),
-                cost
-                + ("+" if total["cost_usd"] is not None and not total["cost_complete"] else ""),
-            ]
+                _dollars(total["cost_usd"], total["cost_complete"]),
+            )
         )
+    agents = data.get("agents", {})
+    split = agents.get("subagent", {}).get("requests", 0) > 0
+    if split:
+        lines.append([""] * len(_COLUMNS))
+        for role, group in agents.items():
+            label = _AGENT_LABELS.get(role, role)
+            if role == "subagent" and group.get("agents"):
+                label += f" ({group['agents']})"
+            lines.append(
+                _row(label, group, "", "", _dollars(group["cost_usd"], group["cost_complete"]))
+            )
     header = [name for name, _ in _COLUMNS]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     out = ["vdm: session usage"]
     for row in [header, *lines]:
+        if not any(row):  # between the models and the agents
+            out.append("")
+            continue
         cells = [
             f"{cell:{align}{width}}"
             for cell, (_, align), width in zip(row, _COLUMNS, widths, strict=True)
         ]
         out.append("  " + "  ".join(cells).rstrip())
+    out.extend(_footer(data, total))
+    return "\n".join(out)
+
+
+def _footer(data: dict[str, Any], total: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    sessions = data.get("sessions", 0)
+    if sessions:
+        subagents = total.get("subagents", 0)
+        lines.append(
+            f"  Claude Code: {sessions} session{'s' if sessions != 1 else ''}"
+            + (f", {subagents} subagent{'s' if subagents != 1 else ''}" if subagents else "")
+        )
+    claude = total.get("claude_cost_usd")
+    if claude is not None:
+        asked = sorted(
+            {name for m in data["models"] for name in m.get("requested", {}) if claude_model(name)}
+        )
+        shown = ", ".join(asked[:3]) + (", ..." if len(asked) > 3 else "")
+        lines.append(
+            f"  on the Claude models asked for ({shown}) the same tokens would cost "
+            f"{_dollars(claude, total['claude_cost_complete'])}"
+        )
     if total["cost_usd"] is None or not total["cost_complete"]:
-        out.append(
+        lines.append(
             "  (cost: no price known for some models; add one under [prices] in "
             "vandamme-config.toml)"
         )
-    return "\n".join(out)
+    return lines
