@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Recorded, Reply, SseReply, stream_chunks
 from tests.harness import clean_env
+from tests.processes import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -39,23 +38,7 @@ def _dead_port() -> int:
 
 
 def _run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=10)
-        pytest.fail(f"{command} did not finish in {RUN_TIMEOUT} s\n{stdout}\n{stderr}")
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+    return run_to_end(command, env=env, cwd=cwd, timeout=RUN_TIMEOUT)
 
 
 def _places(tmp_path: Path) -> tuple[Path, Path]:

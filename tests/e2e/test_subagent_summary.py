@@ -13,10 +13,7 @@ second, independent truth: the subagent's requests carry the prompt the main age
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
 import textwrap
 from collections import Counter
@@ -27,6 +24,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Recorded, Reply
 from tests.fakes.scripts import messages_of, reply_to, text_of, tool_names
 from tests.harness import clean_env
+from tests.processes import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -157,22 +155,8 @@ def test_a_subagent_is_split_out_of_the_wrap_summary(
         "--allowedTools",
         "Agent",
     ]
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        cwd=project,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=10)
-        pytest.fail(f"the run did not finish in {RUN_TIMEOUT} s\n{stdout}\n{stderr}")
+    proc = run_to_end(command, env=env, cwd=project, timeout=RUN_TIMEOUT)
+    stdout, stderr = proc.stdout, proc.stderr
     seen = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     upstream = [
         f"{r.path} users={[t[:80] for t in _user_texts(r)]} tools={tool_names(r.json)}"

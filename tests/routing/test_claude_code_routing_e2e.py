@@ -5,9 +5,6 @@ and the other provider gets nothing, whichever provider the user chose."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import tomllib
 from importlib import resources
@@ -18,6 +15,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.responses_upstream import FakeResponses
 from tests.harness import REPO, clean_env
+from tests.processes import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -72,22 +70,8 @@ def test_claude_codes_own_names_reach_the_default_provider(
             env["VDM_DEFAULT_PROVIDER"] = default
         command = [sys.executable, "-m", "vdm.cli", "wrap", "--quiet", "--"]
         command += [str(claude_bin), "-p", "say hi"]
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            cwd=project,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate(timeout=10)
-            pytest.fail(f"vdm wrap -- claude -p did not finish\n{stdout}\n{stderr}")
+        proc = run_to_end(command, env=env, cwd=project, timeout=RUN_TIMEOUT)
+        stdout, stderr = proc.stdout, proc.stderr
     fakes: dict[str, FakeOpenAI] = {"openai": openai, "deepseek": deepseek, "mycorp": mycorp}
     got = {name: _posted(fake) for name, fake in fakes.items()}
     why = f"exit {proc.returncode}\nstdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-3000:]}\n{got}"
