@@ -14,7 +14,6 @@ before vdm said `x-should-retry: false`, a wrong key kept it retrying for about 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tests.fakes.anthropic_upstream import (
     anthropic_stream_events,
 )
 from tests.harness import clean_env
+from tests.processes import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -77,18 +77,7 @@ def _claude(
     )
     cmd = [str(claude), "-p", prompt, "--model", MODEL, "--output-format", "json", *args]
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            cmd,
-            env=env,
-            cwd=project,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"claude still retrying after {RUN_TIMEOUT} s\nstdout: {exc.stdout!r}")
+    proc = run_to_end(cmd, env=env, cwd=project, timeout=RUN_TIMEOUT)
     seconds = time.monotonic() - started
     output: dict[str, Any] = {}
     for line in reversed(proc.stdout.strip().splitlines()):
