@@ -20,7 +20,7 @@ Design notes:
 * Replies are pre-rendered to bytes once per reply object; an instant reply (JSON, or an SSE
   stream without delays) is a single ``transport.write`` from ``data_received`` with no task,
   so the fake's own per-request cost stays negligible next to the proxy's in benchmarks.
-* Timed replies (delays, pauses, hangs, ``cut_after``) run in a task; the connection's
+* Timed replies (delays, pauses, hangs, ``cut_after``, raw bytes) run in a task; the connection's
   ``connection_lost`` (client EOF or reset) cancels that task at once and counts a disconnect,
   so "the client went away mid-stream" is observable within milliseconds.
 """
@@ -32,14 +32,16 @@ import hashlib
 import http
 import json as _json
 import re
+import socket
+import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Self, TypeAlias, cast
+from typing import Any, Literal, Self, TypeAlias, cast
 
 from tests.fakes.chat_rules import RULES as CHAT_RULES
 from tests.fakes.chat_rules import check as check_rules
@@ -48,6 +50,7 @@ __all__ = [
     "FakeOpenAI",
     "HangReply",
     "JsonReply",
+    "RawReply",
     "Recorded",
     "Reply",
     "ReplySource",
@@ -544,7 +547,45 @@ class HangReply:
     seconds: float
 
 
-Reply: TypeAlias = JsonReply | SseReply | SseFileReply | HangReply
+#: What the connection does after a :class:`RawReply`'s last part.
+RawEnd: TypeAlias = Literal["close", "abort", "keep"]
+
+#: The most one :class:`RawReply` writes (2 GiB): an endless body stops there even if the
+#: client keeps reading, so a runaway test cannot fill the machine.
+RAW_LIMIT = 2 * 1024**3
+
+
+@dataclass(frozen=True, eq=False)
+class RawReply:
+    """Raw bytes written to the socket as given, the HTTP head included.
+
+    Nothing is added or checked, so a test can send anything a broken upstream or proxy might:
+    a truncated body, a lying ``content-length``, a bad chunk, not HTTP at all.
+
+    * ``parts``: the byte strings to write, in order; or a callable returning a fresh iterator
+      of them (an endless body: the fake stops when the client goes away, when the server
+      stops, or after ``limit`` bytes; a paused transport is drained first, so a client that
+      stops reading holds the writer instead of growing the fake's buffer);
+    * ``delay``: seconds between parts (a drip);
+    * ``end``: after the last part ``"close"`` the connection (FIN, once written data is
+      flushed), ``"abort"`` it (RST, after flushing), or ``"keep"`` it open for the next
+      request (the parts must then form one complete response).
+
+    Always sent from a task, so it counts in ``active_streams`` and a client that leaves before
+    the end counts in ``disconnects``.
+    """
+
+    parts: Sequence[bytes] | Callable[[], Iterator[bytes]]
+    delay: float = 0.0
+    end: RawEnd = "close"
+    limit: int = RAW_LIMIT
+
+    def iter_parts(self) -> Iterator[bytes]:
+        """A fresh iterator over the parts (a reply object may be sent many times)."""
+        return iter(self.parts()) if callable(self.parts) else iter(self.parts)
+
+
+Reply: TypeAlias = JsonReply | SseReply | SseFileReply | HangReply | RawReply
 ReplySource: TypeAlias = Reply | Callable[[Recorded], Reply]
 
 
@@ -759,7 +800,7 @@ class _Connection(asyncio.Protocol):
         if isinstance(reply, JsonReply):
             if not reply.delay:
                 wire = reply.wire(keep_alive)
-        elif not isinstance(reply, HangReply) and reply._instant:
+        elif isinstance(reply, SseReply | SseFileReply) and reply._instant:
             wire = reply.wire(keep_alive)
         if wire is not None:
             transport.write(wire)
@@ -789,6 +830,9 @@ class _Connection(asyncio.Protocol):
                 await asyncio.sleep(reply.delay)
                 self.live = False
                 transport.write(reply.wire(keep_alive))
+            elif isinstance(reply, RawReply):
+                if not await self._raw(reply):
+                    return  # closed or aborted as the reply asked
             elif not await self._stream(reply, keep_alive):
                 return  # cut: connection already dropped
             self.live = False
@@ -832,6 +876,43 @@ class _Connection(asyncio.Protocol):
             return False
         transport.write(_LAST_CHUNK)
         return True
+
+    async def _raw(self, reply: RawReply) -> bool:
+        """Write a :class:`RawReply`; ``False`` when it ended the connection."""
+        transport = self.transport
+        assert transport is not None
+        sent = 0
+        for i, part in enumerate(reply.iter_parts()):
+            if i and reply.delay > 0:
+                await asyncio.sleep(reply.delay)
+            elif i % 64 == 63:
+                await asyncio.sleep(0)  # a fast endless body must not starve other connections
+            if self.closed:
+                return False
+            transport.write(part)
+            sent += len(part)
+            if self.paused:
+                await self._drain()
+            if sent >= reply.limit:
+                break
+        if reply.end == "keep":
+            return True
+        if reply.end == "abort":
+            # abort() discards what is buffered: let it reach the client first.
+            deadline = time.monotonic() + 2.0
+            while transport.get_write_buffer_size() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+        self.live = False
+        self.busy = True
+        if reply.end == "abort":
+            # A zero linger time makes the close a reset (RST), not an orderly FIN.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+        return False
 
     async def _drain(self) -> None:
         if self.closed:

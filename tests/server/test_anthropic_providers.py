@@ -53,7 +53,8 @@ def _post(
     path: str = "/v1/messages",
 ) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{vdm.url}{path}", content=content, headers=headers or {}, timeout=10)
+    headers = {"content-type": "application/json", **(headers or {})}
+    return httpx.post(f"{vdm.url}{path}", content=content, headers=headers, timeout=10)
 
 
 def _stream(vdm: RunningVdm, body: dict[str, Any]) -> tuple[httpx.Response, bytes]:

@@ -76,7 +76,8 @@ def _post(
     path: str = "/v1/messages",
 ) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{vdm.url}{path}", content=content, headers=headers or {}, timeout=10)
+    headers = {"content-type": "application/json", **(headers or {})}
+    return httpx.post(f"{vdm.url}{path}", content=content, headers=headers, timeout=10)
 
 
 def _hello(model: str = "claude-haiku-4-5", **kw: Any) -> dict[str, Any]:
@@ -519,10 +520,11 @@ def test_request_id_is_relayed_and_rate_limits_only_for_the_clients_own_key(
 def test_rate_limits_of_vdms_key_are_not_relayed_with_an_error(
     vdm: RunningVdm, ant: FakeAnthropic
 ) -> None:
-    ant.enqueue(anthropic_error(429, headers={"retry-after": "3", **_ACCOUNT}))
+    # Above RETRY_AFTER_CAP (60 s): relayed at once rather than waited for and retried.
+    ant.enqueue(anthropic_error(429, headers={"retry-after": "300", **_ACCOUNT}))
     response = _post(vdm, _hello())
     assert response.status_code == 429
-    assert response.headers["retry-after"] == "3"
+    assert response.headers["retry-after"] == "300"
     assert not any(name in response.headers for name in _ACCOUNT)
 
 

@@ -10,8 +10,12 @@ received (or that it received nothing).
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,8 +32,9 @@ from tests.fakes.openai_upstream import (
     completion,
     stream_chunks,
 )
-from tests.harness import RunningVdm, running_vdm
+from tests.harness import REPO, RunningVdm, clean_env, running_vdm
 from vdm.config.secrets import mask
+from vdm.config.settings import ConfigError, Settings
 from vdm.server.auth import MISSING_PROXY_KEY, WRONG_PROXY_KEY
 
 PROXY_KEY = "vdm-proxy-secret-9f8e7d6c"
@@ -116,6 +121,47 @@ def _by_key(script: dict[str, Reply], ok: Reply | None = None) -> Callable[[Reco
 
 
 # --- PROXY_API_KEY ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_proxy_key_is_a_configuration_error_not_auth_off(blank: str) -> None:
+    with pytest.raises(ConfigError, match="PROXY_API_KEY is set but blank") as raised:
+        Settings.from_mapping({"OPENAI_API_KEY": STATIC_KEY, "PROXY_API_KEY": blank})
+    assert raised.value.var == "PROXY_API_KEY"
+    # A real key in a higher layer wins over a blank one below it.
+    settings = Settings.from_mapping({"PROXY_API_KEY": PROXY_KEY})
+    assert settings.proxy_api_key == PROXY_KEY
+
+
+def _vdm_start(tmp_path: Any, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    exe = REPO / ".venv" / "bin" / "vdm"
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return subprocess.run(
+        [str(exe if exe.is_file() else Path(sys.executable).with_name("vdm")), "server", "start"]
+        + list(args),
+        env=clean_env(HOME=str(home), OPENAI_API_KEY=STATIC_KEY, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def test_server_start_with_a_blank_proxy_key_exits_with_the_reason(tmp_path: Any) -> None:
+    done = _vdm_start(tmp_path, "--port", "0", PROXY_API_KEY="  ")
+    assert done.returncode == 1, done.stderr
+    assert "PROXY_API_KEY is set but blank" in done.stderr
+    assert "listening" not in done.stderr
+
+
+def test_server_start_on_a_network_address_needs_allow_remote(tmp_path: Any) -> None:
+    done = _vdm_start(tmp_path, "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 1, done.stderr
+    assert "not a loopback address" in done.stderr and "--allow-remote" in done.stderr
+    assert "listening" not in done.stderr
+    from_env = _vdm_start(tmp_path, "--port", "0", HOST="0.0.0.0")
+    assert from_env.returncode == 1 and "--allow-remote" in from_env.stderr
 
 
 @pytest.fixture
@@ -291,13 +337,22 @@ def test_rejected_keys_fail_over_in_the_same_call_and_cool_down(fake: FakeOpenAI
     assert _text(third) == "Hello from fake"
     assert [_key_of(r) for r in fake.requests] == [K3, K3]
     assert health.json()["providers"]["openai"]["keys"] == [mask(K1), mask(K2), mask(K3)]
+    # /health says what is cooling, for which model, until when; never a key in full.
+    cooling = {c["key"]: c for c in health.json()["providers"]["openai"]["cooling"]}
+    assert set(cooling) == {mask(K1), mask(K2)}, cooling
+    assert cooling[mask(K1)]["model"] is None and cooling[mask(K1)]["status"] == 401
+    assert cooling[mask(K2)]["model"] == "gpt-4o" and cooling[mask(K2)]["status"] == 429
+    assert 25 < cooling[mask(K2)]["seconds_left"] <= 30
+    assert abs(cooling[mask(K2)]["until"] - time.time() - cooling[mask(K2)]["seconds_left"]) < 2
+    assert not any(k in health.text for k in (K1, K2, K3))
 
 
 def test_all_keys_cooling_is_a_429_saying_when_the_first_returns(fake: FakeOpenAI) -> None:
     fake.default = _by_key(
         {K1: _rate_limited("40"), K2: _rate_limited("12"), K3: _rate_limited("25")}
     )
-    with running_vdm(_pool_env(fake)) as vdm:
+    # No retry: vdm would otherwise wait for the first key to be usable again.
+    with running_vdm(_pool_env(fake, MAX_RETRIES="0")) as vdm:
         response = _post(vdm)
         seen = [_key_of(r) for r in fake.requests]
         fake.clear()

@@ -280,7 +280,12 @@ def test_client_disconnect_cancels_the_upstream_stream(vdm: RunningVdm, fake: Fa
 
 
 def test_invalid_json_is_a_400_and_reaches_no_upstream(vdm: RunningVdm, fake: FakeOpenAI) -> None:
-    response = httpx.post(f"{vdm.url}/v1/messages", content=b"{not json", timeout=10)
+    response = httpx.post(
+        f"{vdm.url}/v1/messages",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 400
     assert response.json()["type"] == "error"
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -347,8 +352,14 @@ def test_upstream_errors_are_mapped_with_their_message(
     error_class: type[Exception],
     error_type: str,
 ) -> None:
+    # A 429 asking for longer than RETRY_AFTER_CAP (60 s) is relayed at once, not retried.
+    wait = {"retry-after": "3600"} if status == 429 else None
     fake.enqueue(
-        JsonReply({"error": {"message": f"upstream says {status}", "type": "x"}}, status=status)
+        JsonReply(
+            {"error": {"message": f"upstream says {status}", "type": "x"}},
+            status=status,
+            headers=wait,
+        )
     )
     with pytest.raises(error_class) as caught:
         client.messages.create(**_hello())
@@ -417,11 +428,12 @@ def test_other_errors_do_not_look_like_an_overflow(
 
 def test_rate_limit_passes_retry_after(vdm: RunningVdm, fake: FakeOpenAI) -> None:
     fake.enqueue(
-        JsonReply({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "7"})
+        JsonReply({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "70"})
     )
+    # Above RETRY_AFTER_CAP (60 s): relayed at once with the upstream's retry-after.
     response = httpx.post(f"{vdm.url}/v1/messages", json=_hello(), timeout=10)
     assert response.status_code == 429
-    assert response.headers["retry-after"] == "7"
+    assert response.headers["retry-after"] == "70"
 
 
 def test_server_errors_are_retried_then_reported(

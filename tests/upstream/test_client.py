@@ -1,15 +1,22 @@
-"""`UpstreamClient.stream`'s `on_idle` hook: called when the upstream has nothing more for now."""
+"""`UpstreamClient`: the stream's `on_idle` hook (called when the upstream has nothing more for
+now), masking of echoed custom-header credentials, headers that cannot be sent, and model names
+that would change a URL."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, SseReply, stream_chunks
-from vdm.config.settings import ProviderConfig
-from vdm.upstream.client import UpstreamClient
+from tests.fakes.openai_upstream import FakeOpenAI, JsonReply, Recorded, SseReply, stream_chunks
+from tests.harness import running_vdm
+from vdm.config.secrets import mask
+from vdm.config.settings import ProviderConfig, Settings
+from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
+from vdm.upstream.backends import backend
+from vdm.upstream.client import UpstreamClient, error_from_response, error_from_transport
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +84,174 @@ async def test_on_idle_runs_after_every_read_on_other_transports() -> None:
     finally:
         await client.aclose()
     assert (reads, idle) == (3, [1, 2, 3])
+
+
+# --- custom-header credentials are masked in an echoed error (D6) ---------------------------
+
+TOKEN = "tok-live-9f8e7d6c5b4a39281706"
+KEY = "sk-test-echoed-key-000111222"
+
+
+def _echo(request: Recorded) -> JsonReply:
+    """A 401 whose message quotes every request header: some gateways do."""
+    quoted = ", ".join(f"{k}: {v}" for k, v in request.headers.items())
+    return JsonReply({"error": {"message": f"denied; you sent {quoted}"}}, status=401)
+
+
+async def test_an_echoed_custom_header_credential_is_masked_in_the_error_and_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeOpenAI() as fake:
+        fake.default = _echo
+        config = ProviderConfig(
+            name="fake",
+            api_keys=(KEY,),
+            base_url=fake.base_url,
+            custom_headers={"X-Auth-Token": TOKEN, "X-Team": "blue-team-visible"},
+        )
+        client = UpstreamClient(config)
+        try:
+            with caplog.at_level(logging.DEBUG), pytest.raises(VdmError) as caught:
+                await client.post_json("/chat/completions", BODY, model="m")
+        finally:
+            await client.aclose()
+    assert fake.requests[0].headers["x-auth-token"] == TOKEN  # it was sent
+    error = caught.value
+    assert error.upstream is not None
+    texts = [error.message, error.upstream.body.decode(), *(r.getMessage() for r in caplog.records)]
+    assert len(texts) > 2
+    for text in texts:
+        assert TOKEN not in text and KEY not in text, text
+    assert "blue-team-visible" in error.message  # not a credential: shown
+    assert mask(TOKEN) in error.message
+
+
+def test_provider_secrets_and_settings_secrets_agree() -> None:
+    settings = Settings.from_mapping(
+        {
+            "OPENAI_API_KEY": KEY,
+            "OPENAI_CUSTOM_HEADER_X_AUTH_TOKEN": TOKEN,
+            "CUSTOM_HEADER_COOKIE": "session=abcdef123456",
+            "CUSTOM_HEADER_X_TEAM": "blue-team-visible",
+        }
+    )
+    own = settings.providers["openai"].secrets
+    assert set(own) == {KEY, TOKEN, "session=abcdef123456"}
+    assert set(own) <= set(settings.secrets)
+    assert "blue-team-visible" not in settings.secrets
+
+
+# --- header values that cannot be sent (D9) --------------------------------------------------
+
+
+async def test_a_forwarded_header_that_cannot_be_encoded_is_a_400() -> None:
+    with FakeOpenAI() as fake:
+        client = UpstreamClient(provider(fake.base_url))
+        try:
+            for value in ("caf\u00e9", "a\r\nx-injected: 1", "\u2603"):
+                with pytest.raises(VdmError) as caught:
+                    await client.post_json(
+                        "/chat/completions", BODY, headers={"anthropic-beta": value}
+                    )
+                assert caught.value.status == 400
+                assert "'anthropic-beta'" in caught.value.message
+                assert value not in caught.value.message
+        finally:
+            await client.aclose()
+    assert fake.request_count == 0
+
+
+async def test_a_passthrough_key_that_cannot_be_encoded_is_a_400_that_does_not_quote_it() -> None:
+    with FakeOpenAI() as fake:
+        config = ProviderConfig(name="fake", api_keys=(), base_url=fake.base_url, passthrough=True)
+        client = UpstreamClient(config)
+        try:
+            with pytest.raises(VdmError) as caught:
+                await client.post_json(
+                    "/chat/completions", BODY, client_key="sk-\u00e9l\u00e8ve-1234"
+                )
+        finally:
+            await client.aclose()
+    assert caught.value.status == 400 and "API key" in caught.value.message
+    assert "\u00e9l\u00e8ve" not in caught.value.message
+    assert fake.request_count == 0
+
+
+# --- a model name in a URL path (D13) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model", ["", ".", "..", " .. ", "a/b", "../x", "a?b", "a#b", "a\\b", "a\x00b"]
+)
+def test_a_model_that_would_change_the_url_is_refused(model: str) -> None:
+    azure = ProviderConfig(
+        name="azure",
+        api_keys=("k",),
+        base_url="https://x.openai.azure.com",
+        api_version="2024-10-21",
+    )
+    for api_format, config in (("openai", azure), ("gemini", provider("https://g/v1beta"))):
+        with pytest.raises(VdmError) as caught:
+            backend(api_format).path(config, model, False)
+        assert caught.value.status == 400 and "model name" in caught.value.message
+
+
+def test_other_model_names_are_percent_quoted_into_one_segment() -> None:
+    azure = ProviderConfig(
+        name="azure",
+        api_keys=("k",),
+        base_url="https://x.openai.azure.com",
+        api_version="2024-10-21",
+    )
+    chat = backend("openai").path(azure, "my deploy%2F1", False)
+    assert chat.startswith("/openai/deployments/my%20deploy%252F1/chat/completions?")
+    gemini = backend("gemini").path(provider("https://g"), "models/gemini-2.5-pro", True)
+    assert gemini == "/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+
+
+def test_through_vdm_an_azure_deployment_named_dot_dot_is_a_400() -> None:
+    with FakeOpenAI() as fake:
+        env = {
+            "AZURE_API_KEY": "sk-azure-1234",
+            "AZURE_BASE_URL": fake.base_url,
+            "AZURE_API_VERSION": "2024-10-21",
+            "VDM_DEFAULT_PROVIDER": "azure",
+        }
+        with running_vdm(env) as vdm:
+            answer = httpx.post(
+                f"{vdm.url}/v1/messages",
+                json={
+                    "model": "azure:..",
+                    "max_tokens": 10,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+                timeout=10,
+            )
+    assert answer.status_code == 400, answer.text
+    assert "model name '..'" in answer.json()["error"]["message"]
+    assert fake.request_count == 0
+
+
+# --- failover_worthy / is_context_overflow: what the exchange decides on ----------------------
+
+
+def test_failover_worthy_and_context_overflow_are_field_checks() -> None:
+    def upstream(status: int, body: bytes = b"{}", **headers: str) -> VdmError:
+        return error_from_response("p", status, body, headers)
+
+    overflow = upstream(
+        400, b'{"error": {"message": "maximum context length is 8192 tokens, you requested 9000"}}'
+    )
+    assert is_context_overflow(overflow) and not failover_worthy(overflow)
+    assert overflow.message.startswith("prompt is too long")
+    for status in (408, 409, 429, 500, 502, 503, 504, 529):
+        assert failover_worthy(upstream(status)), status
+    # The upstream's "do not retry" is about itself: another provider may still answer.
+    assert failover_worthy(upstream(503, **{"x-should-retry": "false"}))
+    for status in (400, 401, 403, 404, 413, 422):
+        assert not failover_worthy(upstream(status)), status
+    assert not is_context_overflow(upstream(400))
+    # vdm's own refusal of a bad request: no provider would take it.
+    assert not failover_worthy(VdmError(400, "max_tokens: Field required"))
+    refused = error_from_transport(provider("http://127.0.0.1:9"), httpx.ConnectError("refused"))
+    assert refused.status == 502 and failover_worthy(refused)

@@ -1,4 +1,5 @@
-"""The per-provider key pool: round robin, failover within a request, cooldown and backoff."""
+"""The per-provider key pool: round robin, failover within a request, cooldowns per (key,
+model) that never lock a user out of their only key, and backoff."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from vdm.config.secrets import mask
 from vdm.upstream.keys import (
     FAILOVER_STATUSES,
     AllKeysCooling,
+    Cooldown,
     KeyPool,
-    KeyState,
     is_quota_error,
     parse_retry_after,
 )
@@ -24,6 +25,8 @@ K1 = "sk-proj-AAAAfirstSECRETkey1111"
 K2 = "sk-proj-BBBBsecondSECRETkey2222"
 K3 = "sk-proj-CCCCthirdSECRETkey3333"
 KEYS = (K1, K2, K3)
+M = "gpt-4o"
+OTHER = "gpt-4o-mini"
 
 
 class FakeClock:
@@ -41,22 +44,23 @@ class FakeClock:
 
 def _pool(keys: tuple[str, ...] = KEYS, **kwargs: float) -> tuple[KeyPool, FakeClock]:
     clock = FakeClock()
-    return KeyPool("openai", keys, clock=clock, **kwargs), clock
+    wall = lambda: clock.now + 1_700_000_000.0  # noqa: E731
+    return KeyPool("openai", keys, clock=clock, wall_clock=wall, **kwargs), clock
 
 
-def _request(pool: KeyPool, outcomes: Mapping[str, int]) -> list[str]:
+def _request(pool: KeyPool, outcomes: Mapping[str, int], model: str = M) -> list[str]:
     """One request as the upstream client makes it: try keys until one is not a key failure.
 
     Returns the keys tried, in order. `outcomes` maps a key to its upstream status (200 if absent).
     """
     tried: list[str] = []
-    while (key := pool.acquire(tried)) is not None:
+    while (key := pool.acquire(model, tried)) is not None:
         tried.append(key)
         status = outcomes.get(key, 200)
         if status in FAILOVER_STATUSES:
-            pool.failed(key, status)
+            pool.failed(key, model, status)
             continue
-        pool.succeeded(key)
+        pool.succeeded(key, model)
         break
     return tried
 
@@ -71,162 +75,211 @@ def _leaks(text: str, keys: tuple[str, ...] = KEYS) -> list[str]:
 
 def test_round_robin_cycles_over_keys_in_configured_order() -> None:
     pool, _ = _pool()
-    assert [pool.acquire() for _ in range(7)] == [K1, K2, K3, K1, K2, K3, K1]
+    assert [pool.acquire(M) for _ in range(7)] == [K1, K2, K3, K1, K2, K3, K1]
 
 
 def test_request_fails_over_then_next_request_skips_cooling_keys() -> None:
     pool, _ = _pool()
     assert _request(pool, {K1: 401, K2: 429}) == [K1, K2, K3]
-    # K1 and K2 are cooling: the next requests all land on K3.
+    # K1 and K2 are cooling for this model: the next requests all land on K3.
     assert _request(pool, {}) == [K3]
     assert _request(pool, {}) == [K3]
 
 
 def test_acquire_returns_none_when_every_usable_key_was_tried() -> None:
     pool, _ = _pool()
-    assert pool.acquire(exclude=KEYS) is None
-    pool.failed(K2, 429)
-    pool.failed(K3, 429)
+    assert pool.acquire(M, exclude=KEYS) is None
+    pool.failed(K2, M, 429)
+    pool.failed(K3, M, 429)
     # K1 is usable but this request already tried it: None, not AllKeysCooling.
-    assert pool.acquire(exclude={K1}) is None
+    assert pool.acquire(M, exclude={K1}) is None
 
 
 def test_request_that_exhausts_every_key_ends_in_all_keys_cooling() -> None:
     pool, _ = _pool()
-    with pytest.raises(AllKeysCooling):
+    with pytest.raises(AllKeysCooling) as info:
         _request(pool, {K1: 429, K2: 429, K3: 402})
+    assert info.value.model == M
+    assert f"cooling down for model {M!r}" in str(info.value)
 
 
-# cooldown
+# cooldowns per (key, model)
 
 
-def test_retry_after_is_honoured_exactly_even_above_max_cooldown() -> None:
-    pool, clock = _pool()
-    assert pool.failed(K1, 429, retry_after=42.0) == 42.0
-    assert pool.failed(K2, 429, retry_after=600.0) == 600.0
-    clock.advance(41.9)
-    assert [pool.acquire() for _ in range(3)] == [K3, K3, K3]
-    clock.advance(0.1)
-    assert pool.acquire(exclude={K3}) == K1
-    clock.advance(600 - 42.0 - 0.1)
-    assert pool.acquire(exclude={K1, K3}) is None  # K2 still has 0.1 s to go
-    clock.advance(0.1)
-    assert pool.acquire(exclude={K1, K3}) == K2
-
-
-def test_backoff_doubles_with_consecutive_failures_up_to_max() -> None:
+def test_a_429_cools_the_key_for_that_model_only() -> None:
     pool, _ = _pool()
-    cooldowns = [pool.failed(K1, 429) for _ in range(8)]
+    assert pool.failed(K1, M, 429, retry_after=30.0) == 30.0
+    # The throttled model skips K1; the provider's other models still use it.
+    assert [pool.acquire(M) for _ in range(4)] == [K2, K3, K2, K3]
+    assert [pool.acquire(OTHER) for _ in range(3)] == [K1, K2, K3]
+
+
+def test_a_quota_error_cools_for_that_model_only() -> None:
+    pool, _ = _pool((K1, K2))
+    assert pool.failed(K1, M, 400) == 5.0  # a 400 whose body said "insufficient_quota"
+    assert pool.acquire(OTHER, exclude={K2}) == K1
+    assert pool.acquire(M, exclude={K2}) is None
+
+
+@pytest.mark.parametrize("status", [401, 402, 403])
+def test_a_refused_key_is_disabled_for_every_model_until_its_cooldown_ends(status: int) -> None:
+    pool, clock = _pool()
+    assert pool.failed(K1, M, status) == 5.0
+    for model in (M, OTHER, "anything"):
+        assert pool.acquire(model, exclude={K2, K3}) is None
+    # The other keys serve every model meanwhile.
+    assert sorted(pool.acquire(OTHER) or "" for _ in range(2)) == sorted((K2, K3))
+    clock.advance(5.0)
+    # Its cooldown is over: the next call simply uses it again (a probe).
+    assert pool.acquire(OTHER, exclude={K2, K3}) == K1
+
+
+def test_a_refused_key_does_not_block_the_other_keys_models() -> None:
+    pool, _ = _pool()
+    pool.failed(K1, M, 401)
+    assert _request(pool, {}, model=OTHER) in ([K2], [K3])
+    assert _request(pool, {}, model=M) in ([K2], [K3])
+    assert pool.cooling()[0].model is None  # every model
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    pool, clock = _pool(retry_after_cap=60.0)
+    assert pool.failed(K1, M, 429, retry_after=42.0) == 42.0
+    assert pool.failed(K2, M, 429, retry_after=3600.0) == 60.0
+    clock.advance(41.9)
+    assert [pool.acquire(M) for _ in range(3)] == [K3, K3, K3]
+    clock.advance(0.1)
+    assert pool.acquire(M, exclude={K3}) == K1
+    clock.advance(60 - 42.0 - 0.1)
+    assert pool.acquire(M, exclude={K1, K3}) is None  # K2 still has 0.1 s to go
+    clock.advance(0.1)
+    assert pool.acquire(M, exclude={K1, K3}) == K2
+
+
+def test_backoff_doubles_for_a_refused_key_up_to_max() -> None:
+    pool, _ = _pool()
+    cooldowns = [pool.failed(K1, M, 401) for _ in range(8)]
     assert cooldowns == [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]
+
+
+def test_backoff_of_a_throttled_model_stops_at_the_cap() -> None:
+    pool, _ = _pool(retry_after_cap=60.0)
+    assert [pool.failed(K1, M, 429) for _ in range(6)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
 
 
 def test_backoff_respects_configured_base_and_cap() -> None:
     pool, _ = _pool(base_cooldown=1.0, max_cooldown=3.0)
-    assert [pool.failed(K1, 401) for _ in range(4)] == [1.0, 2.0, 3.0, 3.0]
+    assert [pool.failed(K1, M, 401) for _ in range(4)] == [1.0, 2.0, 3.0, 3.0]
 
 
 def test_backoff_never_overflows_after_many_failures() -> None:
     pool, _ = _pool()
     for _ in range(2000):
-        last = pool.failed(K1, 429)
+        last = pool.failed(K1, M, 401)
     assert last == 300.0
 
 
 def test_success_resets_the_backoff() -> None:
     pool, _ = _pool()
-    assert pool.failed(K1, 429) == 5.0
-    assert pool.failed(K1, 429) == 10.0
-    pool.succeeded(K1)
-    assert pool.states()[0].failures == 0
-    assert pool.failed(K1, 429) == 5.0
+    assert pool.failed(K1, M, 429) == 5.0
+    assert pool.failed(K1, M, 429) == 10.0
+    pool.succeeded(K1, M)
+    assert pool.failures(K1, M) == 0
+    assert pool.failed(K1, M, 429) == 5.0
 
 
 def test_all_cooling_raises_with_time_until_earliest_key() -> None:
     pool, clock = _pool()
-    pool.failed(K1, 429, retry_after=30.0)
-    pool.failed(K2, 429, retry_after=12.0)
-    pool.failed(K3, 401, retry_after=20.0)
+    pool.failed(K1, M, 429, retry_after=30.0)
+    pool.failed(K2, M, 429, retry_after=12.0)
+    pool.failed(K3, M, 401, retry_after=20.0)
     clock.advance(0.5)
     with pytest.raises(AllKeysCooling) as info:
-        pool.acquire()
+        pool.acquire(M)
     exc = info.value
     assert exc.retry_after == pytest.approx(11.5)
     assert exc.provider == "openai"
     assert str(exc) == (
-        "all 3 keys of provider 'openai' are cooling down after errors; "
+        f"all 3 keys of provider 'openai' are cooling down for model {M!r} after errors; "
         "the first is usable again in 12 s"
     )
-    assert pool.next_available_in() == pytest.approx(11.5)
+    assert pool.next_available_in(M) == pytest.approx(11.5)
+    assert pool.next_available_in(OTHER) == 0.0
 
 
 def test_keys_come_back_after_their_cooldown() -> None:
     pool, clock = _pool()
     for key in KEYS:
-        pool.failed(key, 429)  # 5 s each
+        pool.failed(key, M, 429)  # 5 s each
     with pytest.raises(AllKeysCooling):
-        pool.acquire()
+        pool.acquire(M)
     clock.advance(5.0)
-    assert pool.next_available_in() == 0.0
-    assert sorted(pool.acquire() or "" for _ in range(3)) == sorted(KEYS)
+    assert pool.next_available_in(M) == 0.0
+    assert sorted(pool.acquire(M) or "" for _ in range(3)) == sorted(KEYS)
 
 
-def test_states_report_failures_and_are_copies() -> None:
+def test_cooling_lists_running_cooldowns_masked_with_wall_clock_ends() -> None:
     pool, clock = _pool()
-    pool.failed(K2, 429)
-    states = pool.states()
-    assert [s.key for s in states] == list(KEYS)
-    assert states[1] == KeyState(K2, failures=1, cooling_until=clock.now + 5.0, last_status=429)
-    assert states[0] == KeyState(K1)
-    states[1].cooling_until = 0.0
-    assert pool.acquire(exclude={K1, K3}) is None  # the pool's own state did not change
+    pool.failed(K2, M, 429, retry_after=20.0)
+    pool.failed(K1, M, 403)
+    clock.advance(2.0)
+    assert pool.cooling() == [
+        Cooldown(mask(K1), None, clock.now + 1_700_000_000.0 + 3.0, 3.0, 403),
+        Cooldown(mask(K2), M, clock.now + 1_700_000_000.0 + 18.0, 18.0, 429),
+    ]
+    clock.advance(3.0)
+    assert [c.key for c in pool.cooling()] == [mask(K2)]
+    clock.advance(18.0)
+    assert pool.cooling() == []
+
+
+def test_many_model_names_do_not_grow_the_pool_for_ever() -> None:
+    pool, clock = _pool()
+    for i in range(500):
+        pool.failed(K1, f"model-{i}", 429, retry_after=1.0)
+        clock.advance(1.0)
+    # Scopes whose cooldown ended more than max_cooldown (300 s) ago are forgotten.
+    assert len(pool._scopes) <= 302
 
 
 def test_cooling_is_logged_with_masked_key(caplog: pytest.LogCaptureFixture) -> None:
     pool, _ = _pool()
     with caplog.at_level(logging.INFO, logger="vdm.upstream.keys"):
-        pool.failed(K1, 429, retry_after=7.0)
+        pool.failed(K1, M, 429, retry_after=7.0)
     assert len(caplog.records) == 1
     line = caplog.records[0].getMessage()
     assert "'openai'" in line and mask(K1) in line and "429" in line and "7.0 s" in line
+    assert M in line
     assert _leaks(line) == []
 
 
 # single key and keyless pools
 
 
-def test_single_key_pool_does_not_cool_its_key_on_401_or_403() -> None:
+@pytest.mark.parametrize("status", [401, 402, 403, 429, 400])
+def test_single_key_pool_never_cools_its_key(status: int) -> None:
     pool, _ = _pool((K1,))
-    assert pool.failed(K1, 401) == 0.0
-    assert pool.failed(K1, 403, retry_after=30.0) == 0.0
-    assert pool.failed(K1, 429) == 0.0  # no Retry-After: let the upstream answer again
-    assert pool.acquire() == K1
-    assert pool.states()[0].failures == 3  # still counted, for /health
-
-
-def test_single_key_pool_honours_retry_after_on_429() -> None:
-    pool, clock = _pool((K1,))
-    assert pool.failed(K1, 429, retry_after=7.0) == 7.0
-    with pytest.raises(AllKeysCooling) as info:
-        pool.acquire()
-    assert info.value.retry_after == 7.0
-    assert "the only key of provider 'openai' is cooling" in str(info.value)
-    clock.advance(7.0)
-    assert pool.acquire() == K1
+    assert pool.failed(K1, M, status) == 0.0
+    assert pool.failed(K1, M, status, retry_after=3600.0) == 0.0
+    assert pool.acquire(M) == K1
+    assert pool.acquire(OTHER) == K1
+    assert pool.cooling() == []
+    assert pool.next_available_in(M) == 0.0
 
 
 def test_keyless_pool_returns_empty_key() -> None:
     pool, _ = _pool(())
     assert len(pool) == 0
-    assert [pool.acquire(), pool.acquire(exclude={""})] == ["", ""]
-    assert pool.failed("", 401) == 0.0
-    assert pool.next_available_in() == 0.0
-    assert pool.acquire() == ""
+    assert [pool.acquire(M), pool.acquire(M, exclude={""})] == ["", ""]
+    assert pool.failed("", M, 401) == 0.0
+    assert pool.next_available_in(M) == 0.0
+    assert pool.acquire(M) == ""
 
 
 def test_duplicate_and_empty_keys_are_dropped() -> None:
     pool, _ = _pool((K1, "", K2, K1))
     assert len(pool) == 2
-    assert [pool.acquire() for _ in range(3)] == [K1, K2, K1]
+    assert [pool.acquire(M) for _ in range(3)] == [K1, K2, K1]
 
 
 def test_a_single_str_is_rejected_not_split_into_characters() -> None:
@@ -236,9 +289,9 @@ def test_a_single_str_is_rejected_not_split_into_characters() -> None:
 
 def test_unknown_key_is_ignored() -> None:
     pool, _ = _pool()
-    assert pool.failed("sk-not-in-this-pool-0000", 401) == 0.0
-    pool.succeeded("sk-not-in-this-pool-0000")
-    assert [pool.acquire() for _ in range(3)] == list(KEYS)
+    assert pool.failed("sk-not-in-this-pool-0000", M, 401) == 0.0
+    pool.succeeded("sk-not-in-this-pool-0000", M)
+    assert [pool.acquire(M) for _ in range(3)] == list(KEYS)
 
 
 # no key in any text
@@ -248,15 +301,15 @@ def test_no_repr_or_message_contains_a_key(caplog: pytest.LogCaptureFixture) -> 
     pool, _ = _pool()
     with caplog.at_level(logging.DEBUG):
         for key in KEYS:
-            pool.failed(key, 401)
+            pool.failed(key, M, 401)
         with pytest.raises(AllKeysCooling) as info:
-            pool.acquire()
+            pool.acquire(M)
     error = info.value
     texts = [
         repr(pool),
         str(pool),
-        repr(pool.states()),
-        str(pool.states()),
+        repr(pool.cooling()),
+        str(pool.cooling()),
         repr(error),
         str(error),
         *(record.getMessage() for record in caplog.records),
@@ -264,7 +317,7 @@ def test_no_repr_or_message_contains_a_key(caplog: pytest.LogCaptureFixture) -> 
     assert len(caplog.records) == 3
     for text in texts:
         assert _leaks(text) == [], text
-    assert mask(K1) in repr(pool.states())  # masked, yet identifiable
+    assert mask(K1) in repr(pool.cooling())  # masked, yet identifiable
 
 
 # parse_retry_after
@@ -277,7 +330,7 @@ def test_no_repr_or_message_contains_a_key(caplog: pytest.LogCaptureFixture) -> 
         (" 7 ", 7.0),
         ("1.5", 1.5),
         ("0", 0.0),
-        ("999999", 86_400.0),
+        ("999999", 999_999.0),  # the caller caps it (RETRY_AFTER_CAP)
         (None, None),
         ("", None),
         ("soon", None),

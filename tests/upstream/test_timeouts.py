@@ -36,6 +36,7 @@ from vdm.cli.main import app
 from vdm.config.settings import ConfigError, ProviderConfig, Settings
 from vdm.config.timeouts import Timeouts
 from vdm.protocol.errors import VdmError
+from vdm.upstream import client as client_module
 from vdm.upstream.client import UpstreamClient
 
 STREAM = b'{"model":"m","messages":[],"stream":true}'
@@ -233,10 +234,11 @@ async def test_the_total_timeout_ends_a_silent_read_at_the_deadline(fake: FakeOp
 
 @pytest.mark.anyio
 async def test_the_total_timeout_cuts_the_wait_for_headers_and_counts_retries(
-    fake: FakeOpenAI,
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two 502s (retried after backoffs of 0.25 and 0.5 s), then a slow answer: the whole
-    # call ends at the total timeout, naming the last error.
+    # Two 502s (retried after backoffs of 0.25 s: the jitter is fixed here), then a slow
+    # answer: the whole call ends at the total timeout, naming the last error.
+    monkeypatch.setattr(client_module, "backoff", lambda retry: 0.25)
     bad = JsonReply({"error": {"message": "bad gateway"}}, status=502)
     fake.enqueue(bad, bad, JsonReply(completion("late"), delay=3.0))
     client = UpstreamClient(provider(fake.base_url, Timeouts(total=1.0), max_retries=5))

@@ -159,6 +159,10 @@ class _View:
         rows.extend(self.provider_timeout_rows(provider))
         retries = self.source(f"{p}_MAX_RETRIES", "MAX_RETRIES")
         rows.append(("max retries", str(provider.max_retries), retries))
+        cap = self.source(f"{p}_RETRY_AFTER_CAP", "RETRY_AFTER_CAP")
+        rows.append(("retry-after cap", f"{provider.retry_after_cap:g} s", cap))
+        size = self.source(f"{p}_MAX_RESPONSE_BYTES", "MAX_RESPONSE_BYTES")
+        rows.append(("max response", f"{provider.max_response_bytes} bytes", size))
         for header, value in provider.custom_headers.items():
             own, every = (f"{s}CUSTOM_HEADER_{var_name(header)}" for s in (f"{p}_", ""))
             var = own if own in self.settings.values else every
@@ -345,13 +349,20 @@ def _explain(view: _View, model: str, as_json: bool) -> list[str]:
     target = f"{route.provider.name}:{route.model}"
     if as_json:
         found = {"model": model, "provider": route.provider.name, "upstream_model": route.model}
-        return [_json({**found, "steps": steps})]
+        chain = {"failover": [r.label for r in route.failover]}
+        if route.long_context is not None:
+            chain["long_context"] = [route.long_context.label]
+        return [_json({**found, "steps": steps, **chain})]
     from vdm.config.secrets import safe_url
 
     lines = [f"Resolving {model!r}:"]
     lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
     where = f"{route.provider.api_format} format, {safe_url(route.provider.base_url)}"
     lines.append(f"{model} → {target}  ({where})")
+    if route.failover:
+        lines.append(f"  failover: {' → '.join(r.label for r in route.failover)}")
+    if route.long_context is not None:
+        lines.append(f"  long context: {route.long_context.label}")
     return lines
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from vdm.cli.config_commands import config_app
 from vdm.cli.probe_commands import health_app, test_app
+
+if TYPE_CHECKING:
+    from vdm.config.settings import Settings
 
 app = typer.Typer(
     name="vdm",
@@ -35,6 +38,12 @@ def version() -> None:
 def server_start(
     host: str | None = typer.Option(None, help="Address to bind (default: HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to bind (default: PORT or 8082)."),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Serve a network: allow a non-loopback --host and any Host header "
+        "(also ALLOW_REMOTE=true; set PROXY_API_KEY too).",
+    ),
     reload: bool = typer.Option(
         False, "--reload", help="Restart when vdm's code or the configuration files change."
     ),
@@ -51,17 +60,26 @@ def server_start(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if allow_remote:
+        overrides["allow_remote"] = True
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    _check_exposure(settings)
     if reload:
+        import os
+
         from vdm.cli.reload import supervise
 
+        if settings.allow_remote:
+            os.environ["ALLOW_REMOTE"] = "true"  # the servers it starts inherit it
         raise typer.Exit(supervise(settings.host, settings.port))
 
+    import signal
     import socket
 
     import anyio
 
-    from vdm.cli.common import bind_socket, fail
+    from vdm.cli.common import EXIT_INTERRUPTED, bind_socket, fail
+    from vdm.server.app import App
     from vdm.server.serve import configure_logging, serve
 
     if fd is not None:
@@ -75,13 +93,41 @@ def server_start(
 
             fail(port_problem(settings.host, settings.port, exc, settings.proxy_api_key))
         typer.echo(f"vdm listening on http://{settings.host}:{settings.port}", err=True)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=settings.secrets)
     try:
-        anyio.run(lambda: serve(settings, sock=sock), backend="asyncio")
+        grace, served = settings.shutdown_grace, App(settings)
+        anyio.run(
+            lambda: serve(settings, sock=sock, graceful_timeout=grace, app=served),
+            backend="asyncio",
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OSError as exc:
         fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    if served.stopped_by == signal.SIGINT:  # Ctrl-C: stopped gracefully, but interrupted
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _check_exposure(settings: Settings) -> None:
+    """A non-loopback address is served only when asked for (--allow-remote): vdm spends
+    the keys it holds for whoever can reach it."""
+    from vdm.cli.common import fail
+    from vdm.server.edge import is_loopback_address
+
+    if is_loopback_address(settings.host):
+        return
+    if not settings.allow_remote:
+        fail(
+            f"--host {settings.host} is not a loopback address: add --allow-remote (or set "
+            "ALLOW_REMOTE=true) to serve the network, and set PROXY_API_KEY so that only your "
+            "clients can spend your keys"
+        )
+    if not settings.proxy_api_key:
+        typer.echo(
+            f"vdm: warning: serving {settings.host} without PROXY_API_KEY: anyone who can "
+            "reach this port can spend your keys",
+            err=True,
+        )
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

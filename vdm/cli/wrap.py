@@ -211,6 +211,7 @@ def wrap(
     """Run `command` behind a session proxy; returns the exit code for vdm. With `check`,
     the pre-flight (vdm/cli/preflight.py) runs first and may refuse to start the child."""
     from vdm.cli.common import NO_PROVIDER, bind_socket
+    from vdm.server.edge import is_loopback_address
     from vdm.usage.prices import user_prices
 
     started = time.monotonic()
@@ -228,7 +229,11 @@ def wrap(
     bound_port = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     session = Session(f"http://{url_host}:{bound_port}", secret)
-    settings = replace(settings, host=host, port=bound_port, session_secret=secret)
+    # The command refused a non-loopback host without --allow-remote: one given was asked for.
+    remote = settings.allow_remote or not is_loopback_address(host)
+    settings = replace(
+        settings, host=host, port=bound_port, session_secret=secret, allow_remote=remote
+    )
     # Said once, before the child owns the terminal; nothing is logged there afterwards.
     _, price_problems = user_prices(settings.prices)
     for line in (*settings.problems, *settings.warnings, *price_problems):
@@ -246,7 +251,7 @@ def wrap(
             sock.close()
             raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
         signals.attach(process)
-        _configure_logging(settings.log_level, handler)
+        _configure_logging(settings.log_level, handler, settings.secrets)
 
         import anyio
 
@@ -306,7 +311,9 @@ def _become_subreaper() -> None:
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _configure_logging(level: str, handler: logging.Handler | None) -> None:
+def _configure_logging(
+    level: str, handler: logging.Handler | None, secrets: tuple[str, ...]
+) -> None:
     """The child owns the terminal: vdm's logs go to the `--log-file` handler, or nowhere."""
     root = logging.getLogger()
     for existing in root.handlers[:]:
@@ -318,7 +325,7 @@ def _configure_logging(level: str, handler: logging.Handler | None) -> None:
         return
     from vdm.server.serve import configure_logging
 
-    configure_logging(level, handler=handler)
+    configure_logging(level, handler=handler, secrets=secrets)
 
 
 def _report(app: App, report: Report, code: int, duration: float) -> None:

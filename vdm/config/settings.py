@@ -17,6 +17,8 @@ from typing import Any, Literal
 from vdm.config.secrets import is_credential_name, mask
 from vdm.config.sources import (
     DEFAULTS_SOURCE,
+    FAILOVER_VAR,
+    LONG_CONTEXT_VAR,
     PROVIDER_KEYS,
     TABLES,
     ConfigError,
@@ -27,7 +29,12 @@ from vdm.config.sources import (
     packaged_defaults,
     read_dotenv,
 )
-from vdm.config.timeouts import Timeouts, read_timeouts
+from vdm.config.timeouts import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RETRY_AFTER_CAP,
+    Timeouts,
+    read_timeouts,
+)
 from vdm.protocol.capabilities import family_of
 
 __all__ = [
@@ -72,7 +79,9 @@ _KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
 _ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
 #: Variables whose name may end in _API_KEY without naming a provider: a header `X-Api-Key`
 #: (`CUSTOM_HEADER_X_API_KEY`, `OPENAI_CUSTOM_HEADER_X_API_KEY`), an alias, a fallback.
-_NOT_KEY_VAR = re.compile(r"^CUSTOM_HEADER_|_CUSTOM_HEADER_|_ALIAS_|^VDM_FALLBACK_")
+_NOT_KEY_VAR = re.compile(
+    r"^CUSTOM_HEADER_|_CUSTOM_HEADER_|_ALIAS_|^VDM_FALLBACK_|^VDM_FAILOVER_|^VDM_LONG_CONTEXT"
+)
 #: The variable suffixes that are settings of a provider (`OLLAMA_BASE_URL`, `OLLAMA_ALIAS_X`).
 _PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
 _PROVIDER_TABLES = tuple(TABLES.values())
@@ -95,6 +104,18 @@ def normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def failover_key(name: str) -> str:
+    """The key of a `[failover]` entry (an alias or a `provider:model`) as it compares: what a
+    variable name can spell (`VDM_FAILOVER_OPENAI:GPT_4_1` is `openai:gpt-4.1`), so case,
+    `-`, `_` and `.` are equal."""
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def split_targets(value: str) -> tuple[str, ...]:
+    """`groq:a, openai:b` → ("groq:a", "openai:b"): a target and its failovers, in order."""
+    return tuple(t for t in (part.strip() for part in value.split(",")) if t)
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One upstream provider."""
@@ -113,6 +134,10 @@ class ProviderConfig:
     api_version: str | None = None
     #: `{P}_API_KEY=!PASSTHRU`: each request uses the key the client sent.
     passthrough: bool = False
+    #: The longest upstream `Retry-After` honoured, in seconds (`{P}_RETRY_AFTER_CAP`).
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
+    #: The largest non-streamed answer read, in bytes (`{P}_MAX_RESPONSE_BYTES`).
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __repr__(self) -> str:  # never show keys, even in a traceback
         return (
@@ -120,6 +145,13 @@ class ProviderConfig:
             f"api_format={self.api_format!r}, keys={len(self.api_keys)}, "
             f"passthrough={self.passthrough})"
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Its keys and the values of its credential custom headers (`X-Auth-Token`, …):
+        what must be masked wherever an answer of this provider is shown."""
+        headers = (v.strip() for k, v in self.custom_headers.items() if is_credential_name(k))
+        return (*self.api_keys, *(v for v in headers if v))
 
     @property
     def timeout(self) -> float | None:
@@ -152,6 +184,9 @@ class Alias:
     source: str
     #: `alias` (yours: step 2 of model resolution) or `fallback` (step 3).
     kind: Literal["alias", "fallback"] = "alias"
+    #: The targets tried, in order, when `target` fails before answering (a list alias:
+    #: `fast = ["groq:a", "openai:b"]`); each a model of `provider` or `other:model`.
+    failover: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +212,29 @@ class Settings:
     #: The global upstream timeouts; each provider's own are in its `timeouts`.
     timeouts: Timeouts = Timeouts()
     max_retries: int = 2
+    #: `RETRY_AFTER_CAP` and `MAX_RESPONSE_BYTES`; each provider's own are in its config.
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_tokens_limit: int | None = None
     #: Seconds of upstream silence after which a `ping` event is sent on a stream.
     ping_interval: float = 5.0
+    #: Served to a network (`ALLOW_REMOTE`, `vdm server start --allow-remote`): any `Host` is
+    #: accepted and a non-loopback address may be bound. Off, only loopback names are (the
+    #: DNS-rebinding defence of vdm/server/edge.py).
+    allow_remote: bool = False
+    #: Browser origins (`https://app.example`) whose requests are served; any other request
+    #: carrying an `Origin` header is refused (`ALLOWED_ORIGINS`).
+    allowed_origins: tuple[str, ...] = ()
+    #: Requests served at once; beyond it a 503 (`MAX_CONNECTIONS`). None: derived from the
+    #: descriptor limit when the server starts (vdm/server/serve.py).
+    max_connections: int | None = None
+    #: Seconds an idle client connection is kept, and the time a client has to send a
+    #: request's head (`KEEP_ALIVE_TIMEOUT`).
+    keep_alive_timeout: float = 5.0
+    #: Seconds a client has to send a whole request body (`BODY_TIMEOUT`).
+    body_timeout: float = 30.0
+    #: Seconds in-flight requests get to finish after SIGTERM (`SHUTDOWN_GRACE`).
+    shutdown_grace: float = 30.0
     #: Problems found while loading (e.g. a provider without a base URL), shown by /health.
     problems: tuple[str, ...] = ()
     #: Harmless oddities (unknown TOML keys), logged at start and listed by `config validate`.
@@ -189,6 +244,12 @@ class Settings:
     #: `[prices]` entries of the configuration files: name → (entry, source file), unchecked
     #: (vdm/usage/prices.py reads them).
     prices: Mapping[str, tuple[Any, str]] = field(default_factory=dict, repr=False)
+    #: `[failover]` / `VDM_FAILOVER_*`: `failover_key` of an alias or `provider:model` → the
+    #: targets tried in order when it fails before answering.
+    failover: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Where a prompt too long for the model's context window goes: `failover_key` → target,
+    #: "" for every model (`VDM_LONG_CONTEXT`).
+    long_context: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -206,15 +267,16 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every configured secret, for redaction."""
-        keys = [k for p in self.providers.values() for k in p.api_keys]
+        """Every configured secret, for redaction: each provider's `secrets`, vdm's own keys,
+        and every credential custom header's value (a provider's `secrets` hold its own)."""
+        keys = [k for p in self.providers.values() for k in p.secrets]
         keys.extend(s for s in (self.proxy_api_key, self.session_secret) if s)
         keys.extend(
             v.value.strip()
             for var, v in self.values.items()
             if "CUSTOM_HEADER_" in var and is_credential_name(var) and v.value.strip()
         )
-        return tuple(keys)
+        return tuple(dict.fromkeys(keys))
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -241,8 +303,13 @@ class _Builder:
         self.warnings: list[str] = []
         self.problems: list[str] = []
         self.prices: dict[str, tuple[Any, str]] = {}
+        #: Where PROXY_API_KEY was set blank (it would turn authentication off), if it was.
+        self.blank_proxy_key: str | None = None
         for layer in layers:
             self.prices.update(layer.prices)
+            proxy_key = layer.values.get("PROXY_API_KEY")
+            if proxy_key is not None:
+                self.blank_proxy_key = None if proxy_key.value.strip() else proxy_key.source
             # An empty value (`OPENAI_BASE_URL=` in a .env) means unset, not "empty".
             self.values.update((k, v) for k, v in layer.values.items() if v.value.strip())
             self.warnings.extend(layer.warnings)
@@ -264,10 +331,14 @@ class _Builder:
         timeouts, warnings = read_timeouts(self.values)
         self.warnings.extend(warnings)
         max_retries = _int(self, "MAX_RETRIES", 2)
+        limits = (
+            _float(self, "RETRY_AFTER_CAP", DEFAULT_RETRY_AFTER_CAP),
+            _bytes(self, "MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES),
+        )
         providers = {
             p.name: p
             for name in self._provider_names()
-            if (p := self._provider(name, timeouts, max_retries)) is not None
+            if (p := self._provider(name, timeouts, max_retries, limits)) is not None
         }
         default = self._default_provider(providers)
         order = ([default] if default else []) + [n for n in providers if n != default]
@@ -275,6 +346,8 @@ class _Builder:
         self.warnings.extend(self._unknown_aliases(providers))
         aliases = tuple(a for name in order for a in self._aliases(name))
         fallbacks = tuple(self._fallbacks(order, default))
+        failover, long_context = self._failover()
+        self.warnings.extend(_chain_warnings(providers, aliases, fallbacks, failover, long_context))
         if default is not None:
             self.warnings.extend(self._implicit_default(providers, default))
             unmapped = _claude_warning(providers[default], aliases, fallbacks)
@@ -284,19 +357,41 @@ class _Builder:
             default_provider=default,
             aliases=aliases,
             fallbacks=fallbacks,
-            proxy_api_key=self.get("PROXY_API_KEY") or None,
+            proxy_api_key=self._proxy_key(),
             host=self.get("HOST") or "127.0.0.1",
             port=_int(self, "PORT", 8082),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             timeouts=timeouts,
             max_retries=max_retries,
+            retry_after_cap=limits[0],
+            max_response_bytes=limits[1],
             max_tokens_limit=_int(self, "MAX_TOKENS_LIMIT", 0) if limit else None,
             ping_interval=_float(self, "VDM_PING_INTERVAL", 5.0),
+            allow_remote=_bool(self, "ALLOW_REMOTE"),
+            allowed_origins=_origins(self),
+            max_connections=_positive(self, "MAX_CONNECTIONS"),
+            keep_alive_timeout=_float(self, "KEEP_ALIVE_TIMEOUT", 5.0),
+            body_timeout=_float(self, "BODY_TIMEOUT", 30.0),
+            shutdown_grace=_float(self, "SHUTDOWN_GRACE", 30.0),
             problems=tuple(self.problems),
             warnings=tuple(self.warnings),
             values=dict(self.values),
             prices=dict(self.prices),
+            failover=failover,
+            long_context=long_context,
         )
+
+    def _proxy_key(self) -> str | None:
+        """PROXY_API_KEY; set but blank is an error, never "authentication off"."""
+        if self.blank_proxy_key is not None:
+            raise ConfigError(
+                f"PROXY_API_KEY is set but blank ({self.blank_proxy_key}): a blank proxy key "
+                "would let anyone call; set it to a secret (e.g. the output of `python -c "
+                "'import secrets; print(secrets.token_urlsafe(24))'`) or remove it to serve "
+                "without one",
+                var="PROXY_API_KEY",
+            )
+        return self.get("PROXY_API_KEY") or None
 
     # -- providers ------------------------------------------------------------------------------
 
@@ -331,7 +426,9 @@ class _Builder:
         is_setting = rest in _PROVIDER_SUFFIXES or rest.startswith(_PROVIDER_TABLES)
         return rest != var and is_setting and self.user_set(var)
 
-    def _provider(self, name: str, timeouts: Timeouts, max_retries: int) -> ProviderConfig | None:
+    def _provider(
+        self, name: str, timeouts: Timeouts, max_retries: int, limits: tuple[float, int]
+    ) -> ProviderConfig | None:
         prefix = _prefix(name)
         api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
         if self._openai_url_kept(prefix):
@@ -371,6 +468,8 @@ class _Builder:
             auth=auth,
             api_version=self.get(f"{prefix}_API_VERSION") or None,
             passthrough=passthrough,
+            retry_after_cap=_float(self, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
+            max_response_bytes=_bytes(self, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
         )
 
     def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:
@@ -455,16 +554,20 @@ class _Builder:
             match = _ALIAS_VAR.match(var)
             if match and match.group(1) == prefix and not value.is_default and value.value.strip():
                 name = normalize(match.group(2))
-                found.append(Alias(name, provider, value.value.strip(), _label(var, value)))
+                targets = split_targets(value.value)
+                if targets:
+                    label = _label(var, value)
+                    found.append(Alias(name, provider, targets[0], label, failover=targets[1:]))
         return sorted(found, key=lambda a: a.name)
 
     def _fallbacks(self, order: list[str], default: str | None) -> list[Alias]:
         found: list[Alias] = []
         for var, value in sorted(self.values.items()):
-            if var.startswith("VDM_FALLBACK_") and value.value.strip() and default is not None:
+            targets = split_targets(value.value)
+            if var.startswith("VDM_FALLBACK_") and targets and default is not None:
                 name = normalize(var.removeprefix("VDM_FALLBACK_"))
                 found.append(
-                    Alias(name, default, value.value.strip(), _label(var, value), "fallback")
+                    Alias(name, default, targets[0], _label(var, value), "fallback", targets[1:])
                 )
         for var, family in LEGACY_FAMILIES.items():
             legacy = self.values.get(var)
@@ -481,6 +584,21 @@ class _Builder:
                     name = normalize(match.group(2))
                     found.append(Alias(name, provider, value.value, DEFAULTS_SOURCE, "fallback"))
         return found
+
+    def _failover(self) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+        """`VDM_FAILOVER_{KEY}` chains and `VDM_LONG_CONTEXT[_{KEY}]` targets, by
+        `failover_key`."""
+        chains: dict[str, tuple[str, ...]] = {}
+        long_context: dict[str, str] = {}
+        for var, value in sorted(self.values.items()):
+            targets = split_targets(value.value)
+            if var.startswith(FAILOVER_VAR) and targets:
+                chains[failover_key(var.removeprefix(FAILOVER_VAR))] = targets
+            elif var == LONG_CONTEXT_VAR and targets:
+                long_context[""] = targets[0]
+            elif var.startswith(f"{LONG_CONTEXT_VAR}_") and targets:
+                long_context[failover_key(var.removeprefix(f"{LONG_CONTEXT_VAR}_"))] = targets[0]
+        return chains, long_context
 
     def _unknown_aliases(self, providers: Mapping[str, ProviderConfig]) -> list[str]:
         """Aliases set for providers that are not configured: almost always a mistake."""
@@ -528,6 +646,38 @@ def _claude_warning(
     )
 
 
+def _chain_warnings(
+    providers: Mapping[str, ProviderConfig],
+    aliases: Iterable[Alias],
+    fallbacks: Iterable[Alias],
+    failover: Mapping[str, tuple[str, ...]],
+    long_context: Mapping[str, str],
+) -> list[str]:
+    """Failover and long-context targets naming a provider that is not configured: they are
+    skipped when a request fails over, which is almost always a mistake."""
+    found: list[tuple[str, str]] = []
+    for alias in (*aliases, *fallbacks):
+        found += [(f"alias {alias.name!r} ({alias.source})", t) for t in alias.failover]
+    for key, targets in failover.items():
+        found += [(f"failover {key!r}", t) for t in targets]
+    found += [(f"long-context {key or '(all models)'!r}", t) for key, t in long_context.items()]
+    warnings: list[str] = []
+    for where, target in found:
+        prefix, sep, _ = target.partition(":")
+        if sep and looks_like_provider(prefix) and provider_key(prefix) not in providers:
+            warnings.append(
+                f"{where}: target {target!r} names provider {prefix!r}, which is not "
+                f"configured; it is skipped (configured: {', '.join(providers) or 'none'})"
+            )
+    return warnings
+
+
+def looks_like_provider(prefix: str) -> bool:
+    """Whether the part before `:` of a target reads as a provider name (`groq` in
+    `groq:llama…`), rather than part of a model name (`llama3:8b` has a digit)."""
+    return prefix.replace("-", "").replace("_", "").isalpha() and prefix.islower()
+
+
 #: Formats that share one base URL (OpenAI's Chat Completions and Responses).
 _URL_FAMILY = {"responses": "openai"}
 
@@ -550,6 +700,56 @@ def _int(builder: _Builder, name: str, default: int) -> int:
         raise ConfigError(
             f"{name}={raw!r} ({builder._source(name)}): expected a whole number", var=name
         ) from None
+
+
+def _bytes(builder: _Builder, name: str, default: int) -> int:
+    """A size in bytes, greater than 0 (`MAX_RESPONSE_BYTES`)."""
+    value = _int(builder, name, default)
+    if value <= 0:
+        raise ConfigError(
+            f"{name}={value} ({builder._source(name)}): must be a number of bytes above 0",
+            var=name,
+        )
+    return value
+
+
+def _bool(builder: _Builder, name: str) -> bool:
+    raw = builder.get(name).lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} ({builder._source(name)}): expected true or false", var=name)
+
+
+def _positive(builder: _Builder, name: str) -> int | None:
+    """A whole number above 0, or None when unset."""
+    value = _int(builder, name, 0)
+    if value < 0 or (value == 0 and builder.get(name)):
+        raise ConfigError(
+            f"{name}={builder.get(name)!r} ({builder._source(name)}): must be greater than 0",
+            var=name,
+        )
+    return value or None
+
+
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]+$")
+
+
+def _origins(builder: _Builder) -> tuple[str, ...]:
+    """ALLOWED_ORIGINS: origins separated by commas or spaces (a TOML list), as browsers send
+    them in `Origin`: `scheme://host[:port]`, lower case, no path."""
+    found: list[str] = []
+    for item in builder.get("ALLOWED_ORIGINS").replace(",", " ").split():
+        origin = item.lower().rstrip("/")
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS: {item!r} ({builder._source('ALLOWED_ORIGINS')}) is not an "
+                "origin: write it as the browser sends it, e.g. https://app.example.com:8443",
+                var="ALLOWED_ORIGINS",
+            )
+        found.append(origin)
+    return tuple(found)
 
 
 def _float(builder: _Builder, name: str, default: float) -> float:

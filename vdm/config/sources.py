@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -37,9 +37,17 @@ TOP_LEVEL: dict[str, str] = {
     "idle-timeout": "IDLE_TIMEOUT",
     "total-timeout": "TOTAL_TIMEOUT",
     "max-retries": "MAX_RETRIES",
+    "retry-after-cap": "RETRY_AFTER_CAP",
+    "max-response-bytes": "MAX_RESPONSE_BYTES",
     "max-tokens-limit": "MAX_TOKENS_LIMIT",
     "proxy-api-key": "PROXY_API_KEY",
     "ping-interval": "VDM_PING_INTERVAL",
+    "allow-remote": "ALLOW_REMOTE",
+    "allowed-origins": "ALLOWED_ORIGINS",
+    "max-connections": "MAX_CONNECTIONS",
+    "keep-alive-timeout": "KEEP_ALIVE_TIMEOUT",
+    "body-timeout": "BODY_TIMEOUT",
+    "shutdown-grace": "SHUTDOWN_GRACE",
     "small-model": "SMALL_MODEL",
     "middle-model": "MIDDLE_MODEL",
     "big-model": "BIG_MODEL",
@@ -61,6 +69,8 @@ PROVIDER_KEYS: dict[str, str] = {
     "idle-timeout": "IDLE_TIMEOUT",
     "total-timeout": "TOTAL_TIMEOUT",
     "max-retries": "MAX_RETRIES",
+    "retry-after-cap": "RETRY_AFTER_CAP",
+    "max-response-bytes": "MAX_RESPONSE_BYTES",
 }
 #: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.
 TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_"}
@@ -68,6 +78,16 @@ TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_
 PRICES = "prices"
 #: Top-level tables that are not providers.
 TOP_TABLES: dict[str, str] = {"fallback": "VDM_FALLBACK_", "custom-headers": "CUSTOM_HEADER_"}
+#: `[failover]` (docs/routing.md): `key = "p:m"` or `key = ["p:m", "q:n"]` sets
+#: `VDM_FAILOVER_{KEY}` (targets joined by commas, as in the environment); `long-context = "p:m"`
+#: sets `VDM_LONG_CONTEXT`; `key = {targets = [...], long-context = "p:m"}` sets both, the
+#: latter as `VDM_LONG_CONTEXT_{KEY}`. A key is an alias or a `provider:model`.
+FAILOVER = "failover"
+FAILOVER_VAR = "VDM_FAILOVER_"
+LONG_CONTEXT_VAR = "VDM_LONG_CONTEXT"
+#: Tables whose values may list several targets: a TOML list becomes `a,b` (an alias's
+#: failover chain), not the `a b` of several keys.
+_LISTS_WITH_COMMAS = frozenset({"aliases", "fallback"})
 
 
 class ConfigError(ValueError):
@@ -108,13 +128,15 @@ def var_name(name: str) -> str:
     return name.strip().upper().replace("-", "_").replace(".", "_")
 
 
-def _scalar(value: Any, where: str) -> str:
+def _scalar(value: Any, where: str, sep: str = " ") -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | str):
         return str(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return " ".join(value)  # several keys: `api-key = ["k1", "k2"]`
+        # Several keys: `api-key = ["k1", "k2"]`; a failover chain (`sep=","`):
+        # `fast = ["groq:a", "openai:b"]`.
+        return sep.join(value)
     raise ConfigError(f"{where}: expected a string or a number, got {type(value).__name__}")
 
 
@@ -122,8 +144,8 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
     """The variables a parsed TOML document sets; unknown keys become warnings."""
     layer = Layer({}, set(), [])
 
-    def put(var: str, value: Any, where: str) -> None:
-        layer.values[var] = Value(_scalar(value, f"{source}: {where}"), source)
+    def put(var: str, value: Any, where: str, sep: str = " ") -> None:
+        layer.values[var] = Value(_scalar(value, f"{source}: {where}", sep), source)
 
     for key, value in data.items():
         if not isinstance(value, dict):
@@ -135,9 +157,13 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
         if key == PRICES:
             layer.prices.update({name: (entry, source) for name, entry in value.items()})
             continue
+        if key == FAILOVER:
+            _flatten_failover(value, source, put, layer.warnings)
+            continue
         if key in TOP_TABLES:
+            sep = "," if key in _LISTS_WITH_COMMAS else " "
             for name, item in value.items():
-                put(TOP_TABLES[key] + var_name(name), item, f"[{key}] {name}")
+                put(TOP_TABLES[key] + var_name(name), item, f"[{key}] {name}", sep)
             continue
         prefix = var_name(key)
         if not prefix.replace("_", "").isalnum():
@@ -149,11 +175,36 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
             if item_key in PROVIDER_KEYS:
                 put(f"{prefix}_{PROVIDER_KEYS[item_key]}", item, where)
             elif item_key in TABLES and isinstance(item, dict):
+                sep = "," if item_key in _LISTS_WITH_COMMAS else " "
                 for name, target in item.items():
-                    put(f"{prefix}_{TABLES[item_key]}{var_name(name)}", target, f"{where}.{name}")
+                    var = f"{prefix}_{TABLES[item_key]}{var_name(name)}"
+                    put(var, target, f"{where}.{name}", sep)
             else:
                 layer.warnings.append(f"{source}: unknown key {item_key!r} in [{key}] (ignored)")
     return layer
+
+
+def _flatten_failover(
+    table: Mapping[str, Any],
+    source: str,
+    put: Callable[[str, Any, str, str], None],
+    warnings: list[str],
+) -> None:
+    """The variables of a `[failover]` table (see `FAILOVER`)."""
+    for name, item in table.items():
+        where = f"[{FAILOVER}] {name}"
+        if name == "long-context":
+            put(LONG_CONTEXT_VAR, item, where, ",")
+        elif isinstance(item, dict):
+            for sub, value in item.items():
+                if sub == "targets":
+                    put(FAILOVER_VAR + var_name(name), value, f"{where}.{sub}", ",")
+                elif sub == "long-context":
+                    put(f"{LONG_CONTEXT_VAR}_{var_name(name)}", value, f"{where}.{sub}", ",")
+                else:
+                    warnings.append(f"{source}: unknown key {sub!r} in {where} (ignored)")
+        else:
+            put(FAILOVER_VAR + var_name(name), item, where, ",")
 
 
 def read_toml(path: Path) -> Layer | None:

@@ -36,6 +36,11 @@ VARIABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "idle": (("{P}_IDLE_TIMEOUT",), ("IDLE_TIMEOUT",)),
     "total": (("{P}_TOTAL_TIMEOUT",), ("TOTAL_TIMEOUT",)),
 }
+#: The longest upstream `Retry-After` honoured by default (`RETRY_AFTER_CAP`), in seconds: a
+#: longer wait is relayed to the client instead of cooling a key or holding the call.
+DEFAULT_RETRY_AFTER_CAP = 60.0
+#: The largest non-streamed answer read by default (`MAX_RESPONSE_BYTES`): 32 MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 #: Written for "no limit" (connect always has one: a connection that never completes would
 #: never be retried).
 NO_LIMIT = "none"

@@ -44,7 +44,7 @@ from vdm.protocol.events import (
     ToolUseStart,
 )
 from vdm.protocol.signatures import id_with_thought, pack_thought
-from vdm.protocol.sse import SseDecoder
+from vdm.protocol.sse import SseDecoder, quote_start
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def error_from_gemini(error: Any) -> VdmError:
     message = str(error.get("message") or error.get("status") or "unknown error")
     overflow = context_overflow(message)
     if overflow is not None:  # worded so Claude Code compacts the conversation
-        return VdmError(400, overflow)
+        return VdmError(400, overflow, overflow=True)
     return VdmError(status, f"upstream error: {message}")
 
 
@@ -262,11 +262,13 @@ def _response(data: str) -> dict[str, Any]:
     try:
         response = json.loads(data)
     except ValueError:
-        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+        start = quote_start(data, 200)
+        raise VdmError(502, f"upstream sent an event that is not JSON: {start!r}") from None
     if isinstance(response, list) and len(response) == 1 and isinstance(response[0], dict):
         response = response[0]  # an error wrapped in a list, as Google sometimes does
     if not isinstance(response, dict):
-        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+        start = quote_start(data, 200)
+        raise VdmError(502, f"upstream sent an event that is not an object: {start!r}")
     return response
 
 

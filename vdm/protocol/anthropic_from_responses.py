@@ -72,7 +72,7 @@ def error_from_failure(error: Any) -> VdmError:
     overflow = context_overflow(message, code)
     code = code if isinstance(code, str) else None
     if overflow is not None:
-        return VdmError(400, overflow, code=code)
+        return VdmError(400, overflow, code=code, overflow=True)
     return VdmError(status, f"upstream error: {message}", code=code)
 
 

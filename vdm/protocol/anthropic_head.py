@@ -12,6 +12,7 @@ from the object already parsed.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +21,10 @@ from pydantic import BaseModel, ValidationError
 from vdm.protocol.errors import VdmError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: A `\uD800`–`\uDFFF` escape: only such a body can hold an unpaired surrogate, which
+#: Python's JSON parser accepts and no UTF-8 encoder (nor any upstream) does.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +43,15 @@ def parse_head(body: bytes) -> Head:
     if not body.strip():
         raise VdmError(400, "request body is empty: expected a JSON object")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise VdmError(400, "invalid JSON body: the body is not UTF-8 text") from None
     except ValueError as exc:
         raise VdmError(400, f"invalid JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise VdmError(400, f"request body must be a JSON object, not {_kind(data)}")
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        _check_text(data)
     model = data.get("model")
     if model is None:
         raise VdmError(400, "model: Field required")
@@ -53,6 +60,24 @@ def parse_head(body: bytes) -> Head:
     if not model.strip():
         raise VdmError(400, "model: must not be empty")
     return Head(model, data.get("stream") is True, data)
+
+
+def _not_json(constant: str) -> Any:
+    """`NaN`, `Infinity` and `-Infinity`: Python's parser takes them, JSON has no such values,
+    and an upstream would refuse them (or worse, take them)."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _check_text(data: dict[str, Any]) -> None:
+    """VdmError(400) when a string holds an unpaired UTF-16 surrogate (`"\\ud800"`), which
+    cannot be written as UTF-8 to any upstream. A pair (an emoji escaped by an ASCII-only
+    encoder) is fine."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise VdmError(
+            400, "invalid JSON body: a string holds an unpaired UTF-16 surrogate escape"
+        ) from None
 
 
 def validated(model: type[M], head: Head) -> M:

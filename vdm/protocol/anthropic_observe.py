@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vdm.protocol.sse import SseDecoder
+from vdm.protocol.sse import MAX_LINE_BYTES, SseDecoder
 
 _USAGE_FIELDS = (
     "input_tokens",
@@ -38,10 +38,13 @@ def usage_of(message: dict[str, Any]) -> dict[str, int]:
 
 
 class AnthropicStreamObserver:
-    """`feed(read)` for every relayed read; then `usage`, `stop_reason`, `complete`, `error`."""
+    """`feed(read)` for every relayed read; then `usage`, `stop_reason`, `complete`, `error`.
 
-    def __init__(self) -> None:
-        self._decoder = SseDecoder()
+    Its decoder is linear and caps a line's length (`max_line_bytes`), so a relayed line that
+    never ends costs the relay bounded memory: past the cap `feed` raises a 502 `VdmError`."""
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._decoder = SseDecoder(max_line_bytes)
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.complete = False

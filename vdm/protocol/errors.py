@@ -116,6 +116,8 @@ class VdmError(Exception):
         code: str | None = None,
         param: str | None = None,
         upstream: UpstreamReply | None = None,
+        overflow: bool = False,
+        unavailable: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -126,9 +128,49 @@ class VdmError(Exception):
         self.param = param
         #: The upstream's own answer, when the error is one (see `UpstreamReply`).
         self.upstream = upstream
+        #: The upstream said the prompt does not fit its context window (the message is then
+        #: in Anthropic's words, `context_overflow`): a flag, so nobody matches text twice.
+        self.overflow = overflow
+        #: The provider gave no usable answer: unreachable, timed out, every key cooling, or
+        #: an answer that is not what it claims. Another provider may well answer.
+        self.unavailable = unavailable
 
     def __repr__(self) -> str:
         return f"VdmError({self.status}, {self.message!r})"
+
+
+#: Upstream statuses after which another provider may answer the same request: a timeout, a
+#: conflict, a rate limit and every server error (529: Anthropic's "overloaded").
+FAILOVER_STATUSES = frozenset({408, 409, 429, 529})
+
+
+def failover_worthy(error: VdmError) -> bool:
+    """Whether another provider (a failover target) could answer where this error came from.
+
+    True for an unreachable or timed-out provider, a provider whose keys are all cooling, an
+    answer that is not what it claims (`VdmError.unavailable`), and an upstream's 408, 409,
+    429 or 5xx. False for vdm's own rejections (a bad request is bad everywhere), for any
+    other upstream 4xx (a wrong key or a bad request: moving on would hide it) and for a
+    context overflow (`is_context_overflow`: its own, explicit long-context target).
+
+    An upstream's `x-should-retry: false` is its verdict on sending the same request to
+    itself again; it says nothing of another provider (OpenAI sends it with the 429 of an
+    exhausted quota, exactly when another provider helps), so it does not stop a failover.
+    """
+    if error.overflow:
+        return False
+    if error.unavailable:
+        return True
+    upstream = error.upstream
+    if upstream is None:
+        return False
+    return upstream.status in FAILOVER_STATUSES or upstream.status >= 500
+
+
+def is_context_overflow(error: VdmError) -> bool:
+    """Whether the upstream said the prompt does not fit its context window (a field set
+    where the error is made, never a match on the message)."""
+    return error.overflow
 
 
 def anthropic_error_type(status: int) -> str:

@@ -17,69 +17,121 @@ class SseEvent:
     data: str
 
 
+#: The longest SSE line (or event's data) accepted from an upstream: 16 MiB. Far above any
+#: real event (a whole tool input or image arrives in many deltas), yet it bounds what one
+#: broken or hostile upstream can make vdm hold in memory for a line that never ends.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
 class SseDecoder:
     """Turns a byte stream into events; feed it reads of any size.
 
     Follows the WHATWG grammar: lines end in CRLF, LF or CR; blank line dispatches; `:` starts
     a comment; several `data:` lines join with LF; a single space after the colon is dropped.
+
+    Work is linear in the bytes fed: an unfinished line is kept as a list of pieces and only
+    each new read is scanned for line ends, so a 30 MB line in 1 KB reads costs no more than
+    the same bytes in one read. A line, or an event's joined data, longer than
+    `max_line_bytes` is a 502 (`VdmError`) rather than memory held without limit.
     """
 
-    __slots__ = ("_buffer", "_event", "_data", "_after_cr")
+    __slots__ = ("_pieces", "_pending", "_event", "_data", "_data_bytes", "_after_cr", "_max")
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._pieces: list[bytes] = []  # the unfinished line, never containing a line end
+        self._pending = 0  # their total length
         self._event = ""
         self._data: list[str] = []
+        self._data_bytes = 0  # the pending event's data lines, in bytes as received
         self._after_cr = False  # the last read ended in CR: a LF starting the next is its pair
+        self._max = max_line_bytes
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         if self._after_cr:
             self._after_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
+        if not chunk:
+            return []
         if chunk[-1:] == b"\r":
             self._after_cr = True
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # Only this read is normalised: the pieces held hold no line end, and a CRLF split
+        # across reads is settled by `_after_cr` above.
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[SseEvent] = []
-        start = 0
+        end = chunk.find(b"\n")
+        if end < 0:
+            self._hold(chunk)
+            return events
+        if self._pieces:
+            self._pieces.append(chunk[:end])
+            line = b"".join(self._pieces)
+            self._pieces = []
+            self._pending = 0
+        else:
+            line = chunk[:end]
         while True:
-            end = buffer.find(b"\n", start)
+            self._take(line, events)
+            start = end + 1
+            end = chunk.find(b"\n", start)
             if end < 0:
                 break
-            line = buffer[start:end]
-            start = end + 1
-            if not line:
-                if self._data:
-                    events.append(SseEvent(self._event or "message", "\n".join(self._data)))
-                self._event = ""
-                self._data = []
-                continue
-            self._line(line.decode("utf-8", "replace"))
-        self._buffer = buffer[start:]
+            line = chunk[start:end]
+        if start < len(chunk):
+            self._hold(chunk[start:])
         return events
 
     def flush(self) -> list[SseEvent]:
         """Dispatch what is pending at end of stream (a last event without a blank line)."""
         events: list[SseEvent] = []
-        if self._buffer.strip():
-            self._line(self._buffer.decode("utf-8", "replace"))
-        self._buffer = b""
+        rest = b"".join(self._pieces)
+        self._pieces = []
+        self._pending = 0
         self._after_cr = False
+        if rest.strip():
+            self._take(rest, events)
         if self._data:
             events.append(SseEvent(self._event or "message", "\n".join(self._data)))
         self._event = ""
         self._data = []
+        self._data_bytes = 0
         return events
 
-    def _line(self, line: str) -> None:
-        if line.startswith(":"):
+    def _hold(self, piece: bytes) -> None:
+        self._pending += len(piece)
+        if self._pending > self._max:
+            self._pieces = []
+            raise self._too_long("line")
+        self._pieces.append(piece)
+
+    def _too_long(self, what: str) -> VdmError:
+        return VdmError(
+            502, f"upstream sent an SSE {what} longer than {self._max} bytes; the stream is cut"
+        )
+
+    def _take(self, line: bytes, events: list[SseEvent]) -> None:
+        """One complete line: a blank one dispatches the pending event."""
+        if not line:
+            if self._data:
+                events.append(SseEvent(self._event or "message", "\n".join(self._data)))
+            self._event = ""
+            self._data = []
+            self._data_bytes = 0
             return
-        name, sep, value = line.partition(":")
+        if len(line) > self._max:
+            raise self._too_long("line")
+        if line[:1] == b":":
+            return  # a comment: not even decoded
+        text = line.decode("utf-8", "replace")
+        name, sep, value = text.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_bytes += len(line)
+            if self._data_bytes > self._max:
+                self._data = []
+                raise self._too_long("event")
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -99,12 +151,33 @@ def dumps(obj: Any) -> str:
     return _dumps(obj)
 
 
+#: What ends a token in quoted text: a key, a token or a header value holds none of these.
+_DELIMITERS = frozenset(" \t\r\n\"'`,;()[]{}<>|\\")
+
+
+def quote_start(text: str, limit: int) -> str:
+    """The first `limit` characters of `text`, for an error message quoting what an upstream
+    sent, never ending inside a token: a key cut short could no longer be recognised and
+    masked (`vdm.config.secrets.redact`) where the error is shown, so the partial token is
+    left out ("…" marks the cut)."""
+    if len(text) <= limit:
+        return text
+    end = limit
+    if text[end] not in _DELIMITERS:
+        while end > 0 and text[end - 1] not in _DELIMITERS:
+            end -= 1
+    return text[:end] + "…"
+
+
 def json_event(data: str) -> dict[str, Any]:
-    """An upstream event's `data:` as a JSON object; anything else is a 502 naming it."""
+    """An upstream event's `data:` as a JSON object; anything else is a 502 quoting its start
+    (never cut inside a token, so that a credential it quotes is masked whole downstream)."""
     try:
         event = json.loads(data)
     except ValueError:
-        raise VdmError(502, f"upstream sent an event that is not JSON: {data[:200]!r}") from None
+        start = quote_start(data, 200)
+        raise VdmError(502, f"upstream sent an event that is not JSON: {start!r}") from None
     if not isinstance(event, dict):
-        raise VdmError(502, f"upstream sent an event that is not an object: {data[:200]!r}")
+        start = quote_start(data, 200)
+        raise VdmError(502, f"upstream sent an event that is not an object: {start!r}")
     return event

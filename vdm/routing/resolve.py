@@ -15,6 +15,13 @@ In order (docs/routing.md):
 
 An alias target is `model` (on the alias's provider) or `provider:model`; a target that is
 itself an alias of that provider is followed, and a cycle is a 400 that shows it.
+
+Failover (docs/routing.md): the route also carries the targets to try when its provider fails
+before answering, resolved here once: a list alias's other targets (`fast = ["groq:a",
+"openai:b"]`), then the `[failover]` entries of each alias followed and of the final
+`provider:model`; and the long-context target for a prompt the model cannot take. A failover
+target is resolved like a requested name, but its own failovers are not followed; one that
+cannot be resolved (a provider not configured) is skipped, with a step saying why.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from vdm.config.settings import (
     Alias,
     ProviderConfig,
     Settings,
+    failover_key,
+    looks_like_provider,
     normalize,
     provider_key,
 )
@@ -43,6 +52,15 @@ class Route:
     model: str
     #: How the name was resolved, one line per step (for `vdm config show --resolve`).
     steps: tuple[str, ...] = field(default=(), compare=False)
+    #: The routes tried in order when this one fails before answering (resolved, distinct).
+    failover: tuple[Route, ...] = field(default=(), compare=False)
+    #: Where a prompt too long for this model's context window goes, if configured.
+    long_context: Route | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """`provider:model`, as the `x-vdm-served-by` header and the log line show it."""
+        return f"{self.provider.name}:{self.model}"
 
 
 def resolve(requested: str, settings: Settings) -> Route:
@@ -50,7 +68,62 @@ def resolve(requested: str, settings: Settings) -> Route:
     if not settings.providers:
         detail = "; ".join(settings.problems)
         raise VdmError(400, NO_PROVIDER + ", then restart vdm" + (f" ({detail})" if detail else ""))
-    return _Resolver(settings).resolve(requested)
+    resolver = _Resolver(settings)
+    route = resolver.resolve(requested)
+    if not (
+        settings.failover or settings.long_context or any(a.failover for a in resolver.followed)
+    ):
+        return route  # the common case: no chain configured, nothing more to do
+    return _with_failover(route, resolver.followed, settings)
+
+
+def _with_failover(route: Route, followed: list[Alias], settings: Settings) -> Route:
+    """`route` with its failover routes and long-context route (see the module docstring)."""
+    keys = [failover_key(f"{route.provider.name}:{route.model}")]
+    for alias in followed:
+        keys += [failover_key(alias.name), failover_key(f"{alias.provider}:{alias.name}")]
+    wanted = [_qualified(t, a.provider, settings) for a in followed for t in a.failover]
+    wanted += [t for key in keys for t in settings.failover.get(key, ())]
+    steps = list(route.steps)
+    seen = {route.label}
+    chain: list[Route] = []
+    for target in wanted:
+        found = _target(target, settings, steps, "failover")
+        if found is not None and found.label not in seen:
+            seen.add(found.label)
+            chain.append(found)
+    if chain:
+        steps.append(f"failover, in order: {', '.join(r.label for r in chain)}")
+    long_target = next(
+        (settings.long_context[k] for k in (*keys, "") if k in settings.long_context), None
+    )
+    long_context = None
+    if long_target is not None:
+        long_context = _target(long_target, settings, steps, "long-context")
+        if long_context is not None and long_context.label == route.label:
+            long_context = None  # the long-context model itself: nowhere longer to go
+        elif long_context is not None:
+            steps.append(f"a prompt too long for its context window goes to {long_context.label}")
+    return Route(route.provider, route.model, tuple(steps), tuple(chain), long_context)
+
+
+def _target(target: str, settings: Settings, steps: list[str], kind: str) -> Route | None:
+    """A failover or long-context target resolved (its own failovers not followed); None,
+    with a step saying why, when it cannot be."""
+    try:
+        return _Resolver(settings).resolve(target)
+    except VdmError as exc:
+        steps.append(f"{kind} target {target!r} skipped: {exc.message}")
+        return None
+
+
+def _qualified(target: str, provider: str, settings: Settings) -> str:
+    """A list alias's failover target as a requested name: `model` is on the alias's
+    provider, `provider:model` as written."""
+    prefix, sep, _ = target.partition(":")
+    if sep and (provider_key(prefix) in settings.providers or looks_like_provider(prefix)):
+        return target
+    return f"{provider}:{target}"
 
 
 class _Resolver:
@@ -58,6 +131,8 @@ class _Resolver:
         self.settings = settings
         self.steps: list[str] = []
         self.seen: list[str] = []
+        #: The aliases followed, in order (their failovers and `[failover]` entries apply).
+        self.followed: list[Alias] = []
 
     def resolve(self, requested: str) -> Route:
         name = requested.strip()
@@ -138,6 +213,7 @@ class _Resolver:
             chain = " → ".join([*self.seen, key])
             raise VdmError(400, f"alias cycle: {chain}; fix one of these aliases")
         self.seen.append(key)
+        self.followed.append(alias)
         if len(self.seen) > MAX_CHAIN:
             raise VdmError(400, f"alias chain longer than {MAX_CHAIN}: {' → '.join(self.seen)}")
         prefix, sep, rest = alias.target.partition(":")

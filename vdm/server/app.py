@@ -1,4 +1,5 @@
-"""The pure ASGI application: routing, error rendering, lifespan."""
+"""The pure ASGI application: the edge rules, routing, error rendering, the limit on
+requests served at once, ending in-flight requests at shutdown, lifespan."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import anyio
+
 from vdm import __version__
 from vdm.config.secrets import safe_url
 from vdm.config.settings import NO_PROVIDER, Settings
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.server import messages
 from vdm.server.asgi import (
     ClientDisconnected,
     Incoming,
+    Message,
     Receive,
     Scope,
     Send,
@@ -24,6 +28,15 @@ from vdm.server.asgi import (
 )
 from vdm.server.auth import check_session, client_key
 from vdm.server.catalog import alias_entries
+from vdm.server.edge import (
+    EdgePolicy,
+    check_header_values,
+    check_host,
+    check_json,
+    check_origin,
+    cors_headers,
+    preflight_headers,
+)
 from vdm.server.state import Gateway
 
 log = logging.getLogger(__name__)
@@ -40,7 +53,8 @@ def _client_key(gateway: Gateway, scope: Scope) -> str | None:
 
 async def _incoming(gateway: Gateway, scope: Scope, receive: Receive) -> Incoming:
     key = _client_key(gateway, scope)
-    return Incoming(await read_body(receive), scope["headers"], key)
+    body = await read_body(receive, scope["headers"], timeout=gateway.settings.body_timeout)
+    return Incoming(body, scope["headers"], key)
 
 
 async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,8 +64,8 @@ async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send
 
 async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     incoming = await _incoming(gateway, scope, receive)
-    body, headers = await messages.count_tokens(gateway, incoming)
-    await send_bytes(send, 200, body, headers)
+    # Cancelled when the client disconnects, as `/v1/messages` is (vdm/server/messages.py).
+    await messages.count_tokens(gateway, incoming, receive, send)
 
 
 async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +84,7 @@ async def _aliases(gateway: Gateway, scope: Scope, receive: Receive, send: Send)
 
 
 async def _health(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    await send_json(send, 200, health(gateway.settings))
+    await send_json(send, 200, health(gateway.settings, gateway))
 
 
 async def _hello(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,13 +92,25 @@ async def _hello(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -
     await send_bytes(send, 200, b"", [])
 
 
-def health(settings: Settings) -> dict[str, object]:
-    """Status without secrets: providers, their format and base URL, key counts."""
+def health(settings: Settings, gateway: Gateway | None = None) -> dict[str, object]:
+    """Status without secrets: providers, their format and base URL, key counts, and what is
+    cooling down (a key, for one model or all, until when) in the running `gateway`."""
+    cooling = gateway.cooling() if gateway is not None else {}
     providers = {
         name: {
             "base_url": safe_url(p.base_url),
             "api_format": p.api_format,
             "keys": p.masked_keys,
+            "cooling": [
+                {
+                    "key": c.key,
+                    "model": c.model,
+                    "until": round(c.until, 3),
+                    "seconds_left": round(c.seconds_left, 3),
+                    "status": c.status,
+                }
+                for c in cooling.get(name, [])
+            ],
         }
         for name, p in settings.providers.items()
     }
@@ -114,6 +140,11 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/api/hello"): _hello,
 }
 _PATHS = {path for _, path in ROUTES}
+#: Paths served however busy vdm is: cheap, and what tells a monitor that it is busy.
+_UNLIMITED = frozenset({"/health", "/api/hello"})
+#: The request limit's default, when the server does not set one (vdm/server/serve.py does).
+DEFAULT_MAX_REQUESTS = 1000
+SHUTTING_DOWN = "vdm is shutting down: the request was ended after the shutdown grace period"
 
 
 def _not_served(method: str, path: str) -> str | None:
@@ -132,12 +163,56 @@ def _not_served(method: str, path: str) -> str | None:
     )
 
 
+class _Response:
+    """The client's `send`, remembering how far the response got (so that a request ended
+    at shutdown is ended properly) and adding the CORS headers an allowed origin needs."""
+
+    __slots__ = ("send", "extra", "started", "finished", "sse")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.extra: list[tuple[bytes, bytes]] = []
+        self.started = False
+        self.finished = False
+        self.sse = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.started = True
+            headers = message.get("headers", [])
+            self.sse = any(
+                k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
+            )
+            if self.extra:
+                message = {**message, "headers": [*headers, *self.extra]}
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+
 class App:
     """vdm's ASGI application."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.gateway = Gateway(settings)
+        self.policy = EdgePolicy(settings.allow_remote, frozenset(settings.allowed_origins))
+        #: Requests served at once (except `_UNLIMITED` paths); beyond, a 503.
+        self.max_requests = settings.max_connections or DEFAULT_MAX_REQUESTS
+        self.active = 0
+        #: The cancel scopes of the requests running now, for `end_requests`.
+        self._running: set[anyio.CancelScope] = set()
+        #: The signal that stopped the server (vdm/server/serve.py), if one did.
+        self.stopped_by: int | None = None
+
+    def end_requests(self) -> int:
+        """End every request still running (at shutdown, after the grace period): a stream
+        ends with an `error` event, a request not answered yet gets a 503. Returns how many."""
+        running = list(self._running)
+        for scope in running:
+            scope.cancel()
+        return len(running)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -150,23 +225,69 @@ class App:
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        handler = ROUTES.get((scope["method"], path))
+        method = scope["method"]
+        handler = ROUTES.get((method, path))
+        response = _Response(send)
         try:
+            headers = scope["headers"]
+            check_header_values(headers)
+            check_host(headers, self.policy)
+            origin = check_origin(headers, self.policy)
+            if origin is not None:
+                if method == "OPTIONS":
+                    await send_bytes(send, 204, b"", preflight_headers(origin, headers))
+                    return
+                response.extra = cors_headers(origin)
             if handler is None:
                 if path in _PATHS:
-                    raise VdmError(405, f"method {scope['method']} is not allowed on {path}")
-                unserved = _not_served(scope["method"], path)
+                    raise VdmError(405, f"method {method} is not allowed on {path}")
+                unserved = _not_served(method, path)
                 if unserved is not None:
                     raise VdmError(501, unserved)
-                raise VdmError(404, f"no such endpoint: {scope['method']} {path}")
-            await handler(self.gateway, scope, receive, send)
+                raise VdmError(404, f"no such endpoint: {method} {path}")
+            if method == "POST":
+                check_json(headers)
+            await self._serve(handler, path, scope, receive, response)
         except VdmError as exc:
-            await send_error(send, exc)
+            await self._fail(response, exc)
         except ClientDisconnected:
             return
         except Exception:
-            log.exception("internal error on %s %s", scope["method"], path)
-            await send_error(send, VdmError(500, "internal error in vdm; see the server log"))
+            log.exception("internal error on %s %s", method, path)
+            await self._fail(response, VdmError(500, "internal error in vdm; see the server log"))
+
+    async def _serve(
+        self, handler: Handler, path: str, scope: Scope, receive: Receive, response: _Response
+    ) -> None:
+        """Run `handler` within the request limit, cancellable by `end_requests`."""
+        limited = path not in _UNLIMITED
+        if limited and self.active >= self.max_requests:
+            raise VdmError(
+                503,
+                f"vdm is serving its maximum of {self.max_requests} requests at once "
+                "(MAX_CONNECTIONS); retry shortly",
+                error_type="overloaded_error",
+                headers={"retry-after": "1"},
+            )
+        self.active += limited
+        with anyio.CancelScope() as cancel:
+            self._running.add(cancel)
+            try:
+                await handler(self.gateway, scope, receive, response)
+            finally:
+                self._running.discard(cancel)
+                self.active -= limited
+        if cancel.cancelled_caught:
+            raise VdmError(503, SHUTTING_DOWN, error_type="overloaded_error")
+
+    async def _fail(self, response: _Response, error: VdmError) -> None:
+        """Report `error`: an error response, or, once the response has started, an SSE
+        `error` event that ends the stream (unless it has ended already)."""
+        if not response.started:
+            await send_error(response, error)
+        elif not response.finished:
+            tail = anthropic_error_event(error) if response.sse else b""
+            await response({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

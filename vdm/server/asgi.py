@@ -19,6 +19,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Anthropic's own request size limit.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: A body over the limit is still read (and dropped), up to this many more bytes and
+#: seconds, so that the client, busy sending it, gets to read the 413: a server that answers
+#: and closes with unread data on the socket resets the connection, and the client sees
+#: that instead of the answer.
+DISCARD_BYTES = 2 * MAX_BODY_BYTES
+DISCARD_SECONDS = 10.0
 #: How long to wait for the rest of an upstream body once the answer is complete (`[DONE]`
 #: after the last event, ...), so that its connection can go back to the pool.
 DRAIN_SECONDS = 1.0
@@ -45,22 +51,69 @@ class ClientDisconnected(Exception):
     """The client went away before its request body was read."""
 
 
-async def read_body(receive: Receive) -> bytes:
+def _too_large() -> VdmError:
+    return VdmError(413, f"request body exceeds {MAX_BODY_BYTES // (1024 * 1024)} MB")
+
+
+def content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The declared body size, or None (chunked, or no body)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.strip().isdigit() else None
+    return None
+
+
+async def read_body(
+    receive: Receive,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    timeout: float | None = None,
+) -> bytes:
+    """The whole request body. Over `MAX_BODY_BYTES` (declared in Content-Length, or read so
+    far) it is a 413, sent once the rest is read and dropped (within bounds); a body that
+    has not fully arrived after `timeout` seconds is a 408 (a slow client cannot hold the
+    connection)."""
+    declared = content_length(headers or [])
+    if declared is not None and declared > MAX_BODY_BYTES:
+        await _discard(receive)
+        raise _too_large()
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise VdmError(413, f"request body exceeds {MAX_BODY_BYTES // (1024 * 1024)} MB")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk = message.get("body", b"")
+                more = message.get("more_body", False)
+                if chunk:
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        if more:
+                            await _discard(receive)
+                        raise _too_large()
+                    chunks.append(chunk)
+                if not more:
+                    break
+    except TimeoutError:
+        raise VdmError(
+            408, f"the request body did not arrive within {timeout:g} s (BODY_TIMEOUT)"
+        ) from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _discard(receive: Receive) -> None:
+    """Read and drop the rest of a body, within `DISCARD_BYTES` and `DISCARD_SECONDS`."""
+    dropped = 0
+    with anyio.move_on_after(DISCARD_SECONDS):
+        while dropped <= DISCARD_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 async def send_bytes(

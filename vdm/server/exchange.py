@@ -8,6 +8,13 @@ usage and the outcome. Accounting and the request log line read it when the requ
 unknown provider, a body the translator cannot take), failed before or after the stream
 started, cut by the client, or cancelled by a shutdown. Later middleware hooks attach here
 too.
+
+Failover also lives here: when the route's provider fails before anything reached the client
+(`responded`), with an error worth another provider (`failover_worthy`: a rate limit with no
+key left, a 5xx, a timeout before the first byte), the next route of `Route.failover` takes
+over, its backend selected again (it may speak another dialect); a prompt too long for the
+model's context window goes to `Route.long_context` instead. The route that answered is the
+one accounted, logged and named in `x-vdm-served-by`.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from __future__ import annotations
 import logging
 import time
 
+from vdm.config.secrets import redact
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_head import Head, validated
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
 from vdm.routing.resolve import Route, resolve
 from vdm.server.asgi import Incoming
 from vdm.server.state import Gateway
@@ -51,6 +59,12 @@ class Exchange:
         "outcome",
         "detail",
         "delivered",
+        "responded",
+        "primary",
+        "pending_failover",
+        "hops",
+        "tried",
+        "failovers",
     )
 
     route: Route
@@ -82,6 +96,18 @@ class Exchange:
         #: The client received the whole answer (a stream up to its `message_stop`): the
         #: request succeeded even if the client leaves before the upstream's body ends.
         self.delivered = False
+        #: The response has started (its status line is sent): failing over is too late.
+        self.responded = False
+        #: The route the name resolved to (its failover chain and long-context target).
+        self.primary: Route | None = None
+        #: Failover routes not tried yet, in order.
+        self.pending_failover: list[Route] = []
+        #: The routes that failed before the one serving now: "groq:x failed (429)".
+        self.hops: list[str] = []
+        #: `provider:model` of the routes that failed (never tried again).
+        self.tried: set[str] = set()
+        #: How many times this request moved to another route.
+        self.failovers = 0
 
     @property
     def routed(self) -> bool:
@@ -90,20 +116,86 @@ class Exchange:
     def resolve(self) -> None:
         """Route the requested model and pick the backend; validate the request when it is
         to be translated (VdmError(400) if it cannot be routed or translated)."""
+        route = resolve(self.requested_model, self.gateway.settings)
+        self.primary = route
+        self.pending_failover = list(route.failover)
+        self._use(route)
+
+    def _use(self, route: Route) -> None:
+        """Make `route` the one this exchange calls: its backend, target and client."""
         gateway = self.gateway
-        route = resolve(self.requested_model, gateway.settings)
-        self.backend, self.target = select(
+        backend, target = select(
             route.provider,
             route.model,
             self.requested_model,
             max_tokens_limit=gateway.settings.max_tokens_limit,
             reasoning_cache=gateway.reasoning,
         )
-        self.target.degraded.update(gateway.degraded.get(route.provider.name, ()))
+        target.degraded.update(gateway.degraded.get(route.provider.name, ()))
+        self.backend, self.target = backend, target
         self.client = gateway.client(route.provider)
-        self.route = route
-        if self.backend.translated:
+        self.route = route  # routed: a body the translator refuses is logged with its route
+        if backend.translated and self.request is None:
             self.request = validated(MessagesRequest, self.head)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no answer or log line of this exchange may show: every configured secret
+        (whichever route failed last) and the client's own key."""
+        key = self.incoming.client_key
+        configured = self.gateway.settings.secrets
+        return (*configured, key) if key else configured
+
+    def redacted(self, exc: VdmError) -> VdmError:
+        """`exc` with the secrets masked in its message: an error's text may quote an
+        upstream's (a body that is not JSON, an event that is not), and that may quote the
+        credentials it was sent."""
+        message = redact(exc.message, self.secrets)
+        if message != exc.message:
+            exc.message = message
+            exc.args = (message,)
+        return exc
+
+    @property
+    def served_by(self) -> str:
+        """`provider:model` of the route calling or answering now."""
+        return self.route.label
+
+    def fail_over(self, error: VdmError) -> bool:
+        """Whether the request moves to another route after `error`, which the current one
+        raised before the response started: a prompt too long for the context window goes
+        to the long-context route (once), an error worth another provider to the next
+        route of the chain. A route the request cannot be translated for is passed over."""
+        if self.responded or self.primary is None:
+            return False
+        candidates: list[Route]
+        if is_context_overflow(error):
+            long_context = self.primary.long_context
+            candidates = [long_context] if long_context is not None else []
+        elif failover_worthy(error):
+            candidates = self.pending_failover
+        else:
+            return False
+        failed_label = self.served_by
+        failed = f"{failed_label} failed ({error.status})"
+        while candidates:
+            route = candidates.pop(0)
+            if route.label == self.served_by or route.label in self.tried:
+                continue
+            try:
+                self._use(route)
+            except VdmError as exc:
+                log.info("failover to %s skipped: %s", route.label, exc.message)
+                continue
+            self.tried.add(failed_label)
+            self.hops.append(failed)
+            self.failovers += 1
+            self.call = Call()
+            self.first_data = None
+            self.usage = {}
+            log.info("%s; failing over to %s", failed, route.label)
+            return True
+        return False
 
     @property
     def translated(self) -> MessagesRequest:
@@ -174,8 +266,9 @@ class Exchange:
             return
         degraded = self.target.degraded
         log.info(
-            "%s -> %s:%s %s%s%s %.0f ms%s%s",
+            "%s -> %s%s:%s %s%s%s %.0f ms%s%s",
             requested,
+            "".join(f"{hop} -> " for hop in self.hops),
             provider,
             model,
             ""

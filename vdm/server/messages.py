@@ -4,6 +4,12 @@ Each request is an `Exchange`. Only its head (model, stream) is read before rout
 (vdm/protocol/anthropic_head.py): for an Anthropic-format provider
 vdm/server/passthrough.py forwards the client's body as it is; for any other the request is
 validated, and the provider's backend encodes it and decodes the answer.
+
+Every answer names the route that served it in `x-vdm-served-by: provider:model` (JSON, SSE
+and errors once routed): with failover (vdm/server/exchange.py) it may not be the first one.
+An upstream answer that is not what it claims (valid JSON of the wrong shape) is a 502 that
+says so; a stream that fails after it started ends with an Anthropic `error` event, a stream
+cut by the server's shutdown included.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -28,12 +35,16 @@ from vdm.server.asgi import (
     JSON_HEADERS,
     SSE_HEADERS,
     Incoming,
+    Message,
     Receive,
     Send,
     run_until_disconnect,
+    send_bytes,
+    send_error,
     send_json,
 )
 from vdm.server.exchange import Exchange
+from vdm.server.passthrough import SERVED_BY, end_cut_stream, header_value, not_what_it_claims
 from vdm.server.state import Gateway
 from vdm.upstream.backends import backend
 
@@ -43,24 +54,35 @@ log = logging.getLogger("vdm.requests")
 _MAX_PENDING = 512
 
 
+#: What a decoder raises on valid JSON of a shape it does not expect.
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+#: The member each dialect's answer must hold, and its JSON type, checked before decoding: a
+#: lenient decoder would make an empty message of another API's body. (Gemini may answer
+#: without `candidates` when it blocks a prompt: its decoder says so.)
+_ANSWER_SHAPES: dict[str, tuple[str, type, bool]] = {
+    # dialect: (member, type, required)
+    "openai": ("choices", list, True),
+    "responses": ("output", list, True),
+    "gemini": ("candidates", list, False),
+}
+
+
 async def create_message(
     gateway: Gateway, incoming: Incoming, receive: Receive, send: Send
 ) -> None:
     exchange = Exchange(gateway, incoming, parse_head(incoming.body))
+    served = _served_send(exchange, send)
     try:
         exchange.resolve()
-        work: Callable[[TaskGroup], Awaitable[None]]
-        if not exchange.backend.translated:
-            call = passthrough.Passthrough(exchange)
-            work = partial(call.stream if exchange.stream else call.answer, send)
-        elif exchange.stream:
-            work = _StreamRelay(exchange, send, gateway.settings.ping_interval).run
-        else:
-            work = partial(_answer, exchange, send)
-        if not await run_until_disconnect(receive, work) and not exchange.delivered:
-            exchange.fail("client disconnected")
+        if not await run_until_disconnect(receive, partial(_serve, exchange, served)):
+            if not exchange.delivered:
+                exchange.fail("client disconnected")
     except VdmError as exc:
+        exc = exchange.redacted(exc)
         exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message)
+        if exchange.routed and not exchange.responded:
+            await send_error(served, exc)  # with the route that failed in x-vdm-served-by
+            return
         raise
     except Exception:
         exchange.fail("internal error")
@@ -70,6 +92,43 @@ async def create_message(
         raise
     finally:
         exchange.finish()
+
+
+def _served_send(exchange: Exchange, send: Send) -> Send:
+    """`send` that marks the exchange as answering (no failover after that) and adds
+    `x-vdm-served-by` to the response's headers."""
+
+    async def served(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            exchange.responded = True
+            if exchange.routed:
+                header = (SERVED_BY, header_value(exchange.served_by))
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+        await send(message)
+
+    return served
+
+
+async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
+    """Call the route, and the next one of its failover chain while it fails before
+    answering with an error another provider may not have (`Exchange.fail_over`)."""
+    while True:
+        try:
+            await _work(exchange, send)(tg)
+            return
+        except VdmError as exc:
+            if not exchange.fail_over(exc):
+                raise
+
+
+def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[None]]:
+    """The call to the exchange's current route, by its backend and the request's kind."""
+    if not exchange.backend.translated:
+        call = passthrough.Passthrough(exchange)
+        return partial(call.stream if exchange.stream else call.answer, send)
+    if exchange.stream:
+        return _StreamRelay(exchange, send, exchange.gateway.settings.ping_interval).run
+    return partial(_answer, exchange, send)
 
 
 async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
@@ -85,9 +144,10 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 backend.encode(request, target),
                 client_key=exchange.incoming.client_key,
                 call=exchange.call,
+                model=target.model,
             )
             exchange.data_arrived()
-            message = backend.decode(reply, request, target)
+            message = _decoded(exchange, reply)
             break
         except VdmError as exc:
             if not exchange.recover(exc):
@@ -95,6 +155,34 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
     exchange.usage.update(message["usage"])
     await send_json(send, 200, message)
     exchange.delivered = True
+
+
+def _decoded(exchange: Exchange, reply: Any) -> dict[str, Any]:
+    """The Anthropic message of an upstream answer; a 502 naming the provider when the
+    answer, valid JSON, is not of its dialect's shape (a proxy's page, another API's body)."""
+    backend = exchange.backend
+    provider = exchange.route.provider.name
+    if not isinstance(reply, dict):
+        raise not_what_it_claims(provider, backend.name, f"a JSON {type(reply).__name__}")
+    shape = _ANSWER_SHAPES.get(backend.name)
+    if shape is not None:
+        member, kind, required = shape
+        value = reply.get(member)
+        if (required or value is not None) and not isinstance(value, kind):
+            found = "none" if value is None else f"a JSON {type(value).__name__}"
+            raise not_what_it_claims(provider, backend.name, f"{member!r}: {found}")
+    try:
+        message = backend.decode(reply, exchange.translated, exchange.target)
+        if not isinstance(message.get("usage"), dict):
+            raise KeyError("usage")
+    except _SHAPE_ERRORS as exc:
+        raise not_what_it_claims(provider, backend.name, exc) from None
+    except VdmError as exc:
+        if exc.status != 502 or exc.upstream is not None:
+            raise
+        # The decoder's own "not a valid answer" (a completion without choices, ...).
+        raise not_what_it_claims(provider, backend.name, exc.message) from None
+    return message
 
 
 class _StreamRelay:
@@ -152,6 +240,7 @@ class _StreamRelay:
                     client_key=exchange.incoming.client_key,
                     on_idle=self._flush,
                     call=exchange.call,
+                    model=target.model,
                 ) as reads:
                     await self._relay(reads, tg)
                 return
@@ -179,10 +268,22 @@ class _StreamRelay:
                 if len(pending) >= _MAX_PENDING:
                     await self._flush()
             encode(decoder.finish(), pending)
+        except anyio.get_cancelled_exc_class():
+            # The client left (nobody reads this), or the server's grace period ended: the
+            # client must not take the cut for the end of the answer.
+            self.closing = True
+            await end_cut_stream(send, pending)
+            raise
         except Exception as exc:  # after the 200 the only way to report is in-stream
-            if not isinstance(exc, VdmError):
+            if isinstance(exc, _SHAPE_ERRORS):
+                # An event of the upstream's that its dialect's decoder cannot read.
+                exc = not_what_it_claims(
+                    exchange.route.provider.name, exchange.backend.name, exc, stream=True
+                )
+            elif not isinstance(exc, VdmError):
                 log.exception("internal error while relaying a stream")
                 exc = VdmError(500, "internal error in vdm while relaying the stream")
+            exc = exchange.redacted(exc)
             exchange.fail(f"error {exc.status} mid-stream")
             log.warning("stream failed after it started: %s", exc.message)
             pending.append(anthropic_error_event(exc))
@@ -201,19 +302,27 @@ class _StreamRelay:
                     pass
 
 
-async def count_tokens(
-    gateway: Gateway, incoming: Incoming
-) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """`{"input_tokens": N}` and its headers: counted offline for translated providers, by
-    the provider itself (the client's body forwarded as it is) for Anthropic-format ones."""
+async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:
+    """Answer `{"input_tokens": N}`: counted offline for translated providers, by the
+    provider itself (the client's body forwarded as it is) for Anthropic-format ones, a call
+    cancelled when the client disconnects (as `/v1/messages` is)."""
     from vdm.protocol.tokens import count_tokens as count
 
     head = parse_head(incoming.body)
     route = resolve(head.model, gateway.settings)
+    served = (SERVED_BY, header_value(route.label))
     if not backend(route.provider.api_format).translated:
-        return await passthrough.count_tokens(
-            gateway.client(route.provider), route.model, incoming, head
-        )
+
+        async def ask(_: TaskGroup) -> None:
+            body, headers = await passthrough.count_tokens(
+                gateway.client(route.provider), route.model, incoming, head
+            )
+            await send_bytes(send, 200, body, [*headers, served])
+
+        await run_until_disconnect(receive, ask)
+        return
     request = validated(CountTokensRequest, head)
     tokens = await anyio.to_thread.run_sync(count, request)
-    return json.dumps({"input_tokens": tokens}).encode(), JSON_HEADERS
+    await send_bytes(
+        send, 200, json.dumps({"input_tokens": tokens}).encode(), [*JSON_HEADERS, served]
+    )

@@ -9,6 +9,11 @@ re-framed, while a copy is watched for usage (vdm/protocol/anthropic_observe.py)
 non-streaming answer is sent back untouched, and so is an error (vdm/protocol/errors.py).
 The upstream's `request-id` goes back with the answer, and its rate-limit headers only when
 the key was the client's own (`!PASSTHRU`).
+
+Byte for byte does not mean blindly: a non-streaming answer that is not an Anthropic message
+(not JSON, cut short, an HTML page, another shape) is a 502 that says so, never a 200; a
+stream that breaks (dropped, garbled, stalled, or cut by the server's shutdown) ends with an
+Anthropic `error` event, never with what looks like a normal end.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
+from vdm.config.secrets import StreamRedactor, redact_bytes
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
 from vdm.protocol.errors import VdmError, anthropic_error_event, relayed_headers
 from vdm.protocol.signatures import is_vdm_signature
+from vdm.protocol.sse import quote_start
 from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Incoming, Send, send_bytes
 from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
 from vdm.upstream.client import UpstreamClient
@@ -51,6 +58,72 @@ _FOREIGN_MARKS = (
 )
 #: Send what has been read once this many reads are waiting, even if more is ready.
 _MAX_PENDING = 256
+#: The response header naming the route that served the request (`provider:model`).
+SERVED_BY = b"x-vdm-served-by"
+#: How long the last event of a stream cut by cancellation may take to send.
+CUT_SEND_SECONDS = 1.0
+#: The error that ends a stream the server cut (its shutdown grace period ran out).
+SHUTTING_DOWN = VdmError(529, "vdm is shutting down", error_type="overloaded_error")
+#: Each dialect's name in "answered HTTP 200 with a body that is not …".
+_DIALECTS = {
+    "openai": "an OpenAI Chat Completions response",
+    "responses": "an OpenAI Responses response",
+    "gemini": "a Gemini generateContent response",
+    "anthropic": "an Anthropic message",
+}
+
+
+def header_value(text: str) -> bytes:
+    """`text` as a header value: printable ASCII only (a model name comes from the client,
+    and a control character would break the response's head)."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text).encode("ascii")
+
+
+def not_what_it_claims(
+    provider: str, dialect: str, problem: Exception | str, *, stream: bool = False
+) -> VdmError:
+    """A 502 for an upstream answer that is not what it claims: valid HTTP 200 whose body is
+    not the dialect's (a proxy's page, another API's body, a cut-short one). `unavailable`:
+    another provider may answer (failover)."""
+    if isinstance(problem, Exception):
+        problem = f"{type(problem).__name__}: {str(problem)[:200]}"
+    what = _DIALECTS.get(dialect, f"a {dialect} response")
+    if stream:
+        text = f"{provider} sent a stream event that is not part of {what} ({problem})"
+    else:
+        text = f"{provider} answered HTTP 200 with a body that is not {what} ({problem})"
+    return VdmError(502, text, unavailable=True)
+
+
+def _message_of(provider: str, body: bytes) -> dict[str, Any]:
+    """The Anthropic message an Anthropic-format upstream answered; a 502 when the body is
+    not one (not JSON, truncated, an HTML page, an object of another `type`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        start = quote_start(body[:4096].decode("utf-8", "replace").strip(), 60)
+        problem = "empty body" if not start else f"not JSON: {start!r}"
+        raise not_what_it_claims(provider, "anthropic", problem) from None
+    if not isinstance(data, dict) or data.get("type") != "message":
+        kind = data.get("type") if isinstance(data, dict) else type(data).__name__
+        raise not_what_it_claims(provider, "anthropic", f"type {kind!r}")
+    if not isinstance(data.get("content"), list):
+        raise not_what_it_claims(provider, "anthropic", "its content is not a list")
+    return data
+
+
+async def end_cut_stream(send: Send, pending: list[bytes], partial: bytes = b"") -> None:
+    """End a started stream whose task is being cancelled (the server's shutdown grace period
+    ran out, or the client left) with what was ready and an `error` event: shielded from the
+    cancellation and bounded in time. `partial` is the last upstream read, when it may end
+    mid-event (the event is then closed so the error is read as one)."""
+    if partial and not partial.endswith((b"\n\n", b"\r\n\r\n")):
+        pending.append(b"\n\n")
+    pending.append(anthropic_error_event(SHUTTING_DOWN))
+    body = b"".join(pending)
+    pending.clear()
+    with anyio.move_on_after(CUT_SEND_SECONDS, shield=True):
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -135,7 +208,14 @@ async def count_tokens(
         with_model(incoming.body, head.model, model, head.data),
         client_key=incoming.client_key,
         headers=forwarded_headers(incoming.headers),
+        model=model,
     )
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+        raise not_what_it_claims(client.provider.name, "anthropic", "no input_tokens")
     return body, answer_headers(headers.items(), client.provider.passthrough, False)
 
 
@@ -159,12 +239,15 @@ class Passthrough:
             client_key=exchange.incoming.client_key,
             headers=self.headers,
             call=exchange.call,
+            model=exchange.route.model,
         )
         exchange.data_arrived()
+        message = _message_of(exchange.route.provider.name, body)
         try:
-            exchange.usage = usage_of(json.loads(body))
-        except (ValueError, AttributeError):
+            exchange.usage = usage_of(message)
+        except (ValueError, AttributeError, TypeError):
             pass
+        body = redact_bytes(body, exchange.secrets)
         await send_bytes(send, 200, body, answer_headers(headers.items(), self.own_account, False))
         exchange.delivered = True
 
@@ -184,6 +267,8 @@ class Passthrough:
         exchange = self.exchange
         self._send = send
         observer = AnthropicStreamObserver()
+        # The bytes go out as they came, but for a credential the upstream quoted back.
+        redactor = StreamRedactor(exchange.secrets)
         pending = self._pending
         last = b""
         async with exchange.client.stream(
@@ -193,6 +278,7 @@ class Passthrough:
             headers=self.headers,
             on_idle=self._flush,
             call=exchange.call,
+            model=exchange.route.model,
         ) as reads:
             upstream = exchange.call.headers
             headers = answer_headers(
@@ -202,18 +288,29 @@ class Passthrough:
             try:
                 async for read in reads:
                     exchange.data_arrived()
-                    pending.append(read)
+                    pending.append(redactor.feed(read))
                     observer.feed(read)
                     last = read
                     if observer.ended_cleanly:
                         break  # the final events go out with this read
                     if len(pending) >= _MAX_PENDING:
                         await self._flush()
+                pending.append(redactor.flush())
                 if not observer.ended_cleanly:
                     raise VdmError(502, "upstream stream ended before the response was complete")
-            except VdmError as exc:
+            except anyio.get_cancelled_exc_class():
+                # The client left, or the server's grace period ended: say it was cut.
+                exchange.usage = observer.usage
+                await end_cut_stream(send, pending, last)
+                raise
+            except Exception as exc:  # after the 200 the only way to report is in-stream
+                if not isinstance(exc, VdmError):
+                    log.exception("internal error while relaying a stream")
+                    exc = VdmError(500, "internal error in vdm while relaying the stream")
+                exc = exchange.redacted(exc)
                 exchange.fail(f"error {exc.status} mid-stream")
                 log.warning("stream failed after it started: %s", exc.message)
+                pending.append(redactor.flush())
                 if last and not last.endswith((b"\n\n", b"\r\n\r\n")):
                     pending.append(b"\n\n")  # end the cut event so the error is read as one
                 pending.append(anthropic_error_event(exc))

@@ -7,6 +7,7 @@ from vdm.protocol.codec import DEGRADATIONS, ReasoningCache
 from vdm.server.catalog import ModelCatalog
 from vdm.upstream.backends import client_for
 from vdm.upstream.client import UpstreamClient
+from vdm.upstream.keys import Cooldown
 from vdm.usage.prices import PriceTable, user_prices
 from vdm.usage.recorder import UsageRecorder
 
@@ -38,6 +39,15 @@ class Gateway:
         if client is None:
             client = self._clients[provider.name] = client_for(provider)
         return client
+
+    def cooling(self) -> dict[str, list[Cooldown]]:
+        """Provider name -> its keys' running cooldowns (masked), for the providers that
+        have been called since the server started (the others have none)."""
+        return {
+            name: found
+            for name, client in self._clients.items()
+            if (found := client.keys.cooling())
+        }
 
     async def aclose(self) -> None:
         await self.catalog.aclose()

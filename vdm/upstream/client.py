@@ -3,6 +3,17 @@
 The upstream side uses plain httpx and JSON bytes (no SDK objects): the request body is
 encoded once by the caller, a non-streaming answer is parsed once, and a stream is handed to
 the caller as raw byte reads.
+
+Retries happen only here, before the first byte of an answer has reached the client (`_send`
+returns the response once its headers are in): connection failures, 408, 409, 429, 5xx and
+529, with exponential backoff and full jitter, the upstream's `Retry-After` honoured up to
+`RETRY_AFTER_CAP` (a longer one is relayed at once), at most `MAX_RETRIES` times, never past
+the call's total deadline, never when the upstream says `x-should-retry: false`. A key the
+upstream throttles or refuses moves the call to the provider's next key (vdm/upstream/keys.py:
+cooldowns per key and model); that is not a retry.
+
+A non-streamed answer is read incrementally up to `MAX_RESPONSE_BYTES`, within the call's
+total deadline; whatever goes wrong while reading it is a 502 or 504 naming the provider.
 """
 
 from __future__ import annotations
@@ -10,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +34,13 @@ import httpx
 from vdm.config.secrets import mask, redact, safe_url
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.errors import UpstreamReply, VdmError, context_overflow, relayed_headers
-from vdm.upstream.keys import AllKeysCooling, KeyPool, is_quota_error, parse_retry_after
+from vdm.protocol.sse import quote_start
+from vdm.upstream.keys import (
+    AllKeysCooling,
+    KeyPool,
+    is_quota_error,
+    parse_retry_after,
+)
 from vdm.upstream.network import AsyncioStream
 from vdm.upstream.pool import PooledTransport
 from vdm.upstream.timing import CallTimer, retryable
@@ -47,9 +66,19 @@ STATUS_MAP: dict[int, int] = {
     529: 529,
 }
 
-#: Statuses worth another attempt before anything reached the client (529: Anthropic's
-#: "overloaded", which its own SDKs retry).
-RETRY_STATUSES = frozenset({500, 502, 503, 504, 529})
+#: Statuses worth another attempt before anything reached the client, besides every 5xx
+#: (529: Anthropic's "overloaded", which its own SDKs retry): a request timeout, a conflict
+#: (Anthropic's SDKs retry both) and a rate limit (when no other key can take the call).
+RETRY_STATUSES = frozenset({408, 409, 429, 529})
+#: Backoff between retries without a Retry-After: full jitter (a uniform draw below
+#: base * 2**(retry - 1), at most the ceiling), so clients throttled together spread out.
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 8.0
+#: How much of an error answer is read: error bodies are small, and one that is not must
+#: not hold the call (what is read is relayed).
+_MAX_ERROR_BODY = 1024 * 1024
+#: An HTTP header name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Response headers passed on to the client with a translated error (a client of the
 #: provider's own dialect gets all of `relayed_headers` with the upstream's answer).
 _PASS_HEADERS = ("retry-after", "x-should-retry")
@@ -83,7 +112,10 @@ def error_from_response(
         overflow = context_overflow(message, code)
         if overflow is not None:
             text = f"{overflow} [{provider} returned HTTP {status}]"
-            return VdmError(400, text, headers=passed, code=code, param=param, upstream=upstream)
+            return VdmError(
+                400, text, headers=passed, code=code, param=param, upstream=upstream, overflow=True
+            )
+
     return VdmError(mapped, text, headers=passed, code=code, param=param, upstream=upstream)
 
 
@@ -128,18 +160,22 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
 def error_from_transport(
     provider: ProviderConfig, exc: Exception, timer: CallTimer | None = None
 ) -> VdmError:
-    """The VdmError for an httpx transport failure (timeout, refused connection, ...). A
-    timeout is a 504 naming which one fired and the setting to raise; `timer` is the call's
-    clock, which tells them apart (vdm/upstream/timing.py)."""
+    """The VdmError for an httpx transport failure (timeout, refused connection, a body cut
+    short or undecodable, ...). A timeout is a 504 naming which one fired and the setting to
+    raise; `timer` is the call's clock, which tells them apart (vdm/upstream/timing.py).
+    Every one is `unavailable`: another provider may answer."""
     if isinstance(exc, httpx.TimeoutException):
         return (timer or CallTimer(provider)).timeout_error(exc)
+    name = provider.name
     if isinstance(exc, httpx.ConnectError):
-        return VdmError(
-            502, f"cannot reach {provider.name} at {safe_url(provider.base_url)}: {exc}"
-        )
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return VdmError(502, f"{provider.name} closed the connection unexpectedly: {exc}")
-    return VdmError(502, f"{provider.name} request failed: {type(exc).__name__}: {exc}")
+        text = f"cannot reach {name} at {safe_url(provider.base_url)}: {exc}"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        text = f"{name} closed the connection unexpectedly: {exc}"
+    elif isinstance(exc, httpx.DecodingError):
+        text = f"{name} sent a body that cannot be decoded (its content-encoding): {exc}"
+    else:
+        text = f"{name} request failed: {type(exc).__name__}: {exc}"
+    return VdmError(502, text, unavailable=True)
 
 
 @dataclass(slots=True)
@@ -153,10 +189,27 @@ class Call:
     headers: httpx.Headers | None = None
 
 
+def backoff(retry: int, draw: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait before retry number `retry` (1, 2, ...) when the upstream named no
+    wait: full jitter over an exponential ceiling (`BACKOFF_BASE`, `BACKOFF_MAX`)."""
+    ceiling = min(BACKOFF_BASE * 2.0 ** min(retry - 1, 32), BACKOFF_MAX)
+    return draw(0.0, ceiling)
+
+
+def _header_problem(name: str, value: str) -> bool:
+    """Whether a header cannot be sent as it is: a value with a character outside visible
+    ASCII and space (a line break would even split the request), or a name that is not an
+    HTTP token. Two C-speed string checks and one regex: it runs on every request."""
+    return not (value.isascii() and value.isprintable() and _TOKEN.fullmatch(name))
+
+
 class UpstreamClient:
     """A provider's pooled HTTP client: keep-alive connections, timeouts from config, its key
-    pool (round robin, failover on rejected keys) and its auth scheme. It knows no dialect:
-    paths, bodies and dialect headers come from the provider's backend."""
+    pool (round robin, cooldowns per key and model) and its auth scheme. It knows no dialect:
+    paths, bodies and dialect headers come from the provider's backend.
+
+    Every call takes the routed `model`: a key cools for the model the upstream throttled,
+    not for the provider's others."""
 
     def __init__(
         self,
@@ -166,7 +219,9 @@ class UpstreamClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
-        self.keys = KeyPool(provider.name, provider.api_keys)
+        self.keys = KeyPool(
+            provider.name, provider.api_keys, retry_after_cap=provider.retry_after_cap
+        )
         timeouts = provider.timeouts
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
@@ -206,13 +261,42 @@ class UpstreamClient:
                 headers[auth] = key
         if stream:
             headers["accept"] = "text/event-stream"
+        for name, value in headers.items():
+            if _header_problem(name, value):
+                raise self._header_error(name, key, extra)
         return headers
 
-    async def get_json(self, path: str, *, client_key: str | None = None) -> Any:
+    def _header_error(self, name: str, key: str, extra: Mapping[str, str] | None) -> VdmError:
+        """The error for a header that cannot be sent: the client's (a forwarded header, its
+        own key) is a 400; the provider's configuration is named for a fix. The value is
+        never quoted: it may be a credential."""
+        lowered = name.lower()
+        if self.provider.passthrough and key and lowered in ("authorization", self.provider.auth):
+            return VdmError(
+                400,
+                "the API key in the request has characters that cannot be sent in an HTTP "
+                "header (only visible ASCII)",
+            )
+        if extra and any(k.lower() == lowered for k in extra):
+            return VdmError(
+                400,
+                f"header {name!r} of the request has a value that cannot be forwarded (only "
+                "visible ASCII, no line breaks)",
+            )
+        return VdmError(
+            400,
+            f"header {name!r} configured for provider {self.provider.name!r} (its key or a "
+            "custom header) has characters that cannot be sent: only visible ASCII is allowed",
+        )
+
+    async def get_json(self, path: str, *, client_key: str | None = None, model: str = "") -> Any:
         """GET and return the parsed JSON answer (e.g. the models list)."""
-        async with self._send(path, None, stream=False, client_key=client_key) as response:
-            data = await response.aread()
-        return self._json(data)
+        timer = CallTimer(self.provider)
+        async with self._send(
+            path, None, stream=False, client_key=client_key, model=model, timer=timer
+        ) as response:
+            data = await self._read(response, timer)
+        return self._json(data, response)
 
     async def post_json(
         self,
@@ -222,12 +306,22 @@ class UpstreamClient:
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         call: Call | None = None,
+        model: str = "",
     ) -> Any:
         """POST and return the parsed JSON answer; raises VdmError on any failure."""
-        data, _ = await self.post_bytes(
-            path, body, client_key=client_key, headers=headers, call=call
-        )
-        return self._json(data)
+        timer = CallTimer(self.provider)
+        async with self._send(
+            path,
+            body,
+            stream=False,
+            client_key=client_key,
+            headers=headers,
+            call=call,
+            timer=timer,
+            model=model,
+        ) as response:
+            data = await self._read(response, timer)
+        return self._json(data, response)
 
     async def post_bytes(
         self,
@@ -237,19 +331,67 @@ class UpstreamClient:
         client_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         call: Call | None = None,
+        model: str = "",
     ) -> tuple[bytes, httpx.Headers]:
-        """POST and return the answer's bytes untouched, with its headers."""
+        """POST and return the answer's bytes untouched (decoded from any content-encoding),
+        with its headers."""
+        timer = CallTimer(self.provider)
         async with self._send(
-            path, body, stream=False, client_key=client_key, headers=headers, call=call
+            path,
+            body,
+            stream=False,
+            client_key=client_key,
+            headers=headers,
+            call=call,
+            timer=timer,
+            model=model,
         ) as response:
-            data = await response.aread()
+            data = await self._read(response, timer)
         return data, response.headers
 
-    def _json(self, data: bytes) -> Any:
+    async def _read(self, response: httpx.Response, timer: CallTimer) -> bytes:
+        """A whole non-streamed answer, read incrementally: never more than
+        `max_response_bytes` of it held (a 502 naming the setting beyond), and not past the
+        call's deadline (vdm's transport stops a read there; another is checked between
+        reads). Transport failures propagate to `_send`, which names the provider."""
+        limit = self.provider.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        check = not isinstance(response.extensions.get("network_stream"), AsyncioStream)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+            if check:
+                timer.check()
+        return b"".join(chunks)
+
+    def _too_large(self, limit: int) -> VdmError:
+        prefix = self.provider.name.upper().replace("-", "_")
+        return VdmError(
+            502,
+            f"{self.provider.name} sent an answer larger than {limit} bytes, the limit "
+            f"(MAX_RESPONSE_BYTES, or {prefix}_MAX_RESPONSE_BYTES for this provider)",
+            unavailable=True,
+        )
+
+    def _json(self, data: bytes, response: httpx.Response) -> Any:
         try:
             return json.loads(data)
         except ValueError:
-            raise VdmError(502, f"{self.provider.name} answered with invalid JSON") from None
+            kind = response.headers.get("content-type", "no content-type")
+            text = redact(data[:4096].decode("utf-8", "replace"), self.provider.secrets)
+            start = quote_start(text, 80)
+            raise VdmError(
+                502,
+                f"{self.provider.name} answered HTTP {response.status_code} ({kind}) with a "
+                f"body that is not valid JSON: {start!r}",
+                unavailable=True,
+            ) from None
 
     @asynccontextmanager
     async def stream(
@@ -261,6 +403,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         on_idle: Callable[[], Awaitable[None]] | None = None,
         call: Call | None = None,
+        model: str = "",
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the answer's byte reads; raises VdmError before yielding on a
         failed status, and while iterating on a broken stream.
@@ -271,7 +414,14 @@ class UpstreamClient:
         """
         timer = CallTimer(self.provider)
         async with self._send(
-            path, body, stream=True, client_key=client_key, headers=headers, call=call, timer=timer
+            path,
+            body,
+            stream=True,
+            client_key=client_key,
+            headers=headers,
+            call=call,
+            timer=timer,
+            model=model,
         ) as response:
             network = response.extensions.get("network_stream")
             if not isinstance(network, AsyncioStream):
@@ -312,12 +462,11 @@ class UpstreamClient:
         response.request = request
         return response
 
-    def _key(self, client_key: str | None, tried: list[str], last: VdmError | None) -> str:
+    def _key(self, client_key: str | None, model: str, tried: list[str]) -> str | None:
         """The key for the next attempt: the client's own for a passthrough provider, else
-        the pool's next usable key not yet tried in this call."""
+        the pool's next key usable for `model` not yet tried in this call (None: every
+        usable key was tried). Raises AllKeysCooling when none is usable for `model`."""
         if self.provider.passthrough:
-            if last is not None:
-                raise last
             if not client_key:
                 raise VdmError(
                     401,
@@ -325,19 +474,32 @@ class UpstreamClient:
                     "but the request carries none: send it in x-api-key or "
                     "Authorization: Bearer (docs/keys.md)",
                 )
-            return client_key
-        try:
-            key = self.keys.acquire(exclude=tried)
-        except AllKeysCooling as exc:
-            if last is not None and len(self.keys) == 1:
-                raise last from None
-            reason = f" (last error: {last.message})" if last is not None else ""
-            seconds = max(1, math.ceil(exc.retry_after))
-            raise VdmError(429, f"{exc}{reason}", headers={"retry-after": str(seconds)}) from None
-        if key is None:
-            assert last is not None
-            raise last
-        return key
+            return None if tried else client_key
+        return self.keys.acquire(model, exclude=tried)
+
+    def _cooling_error(self, exc: AllKeysCooling, last: VdmError | None = None) -> VdmError:
+        """vdm's own 429 when every key is cooling for the call's model, saying when the
+        first is back (in `retry-after` too) and the upstream's `last` error if this call
+        met one. Another provider may answer: `unavailable`."""
+        seconds = max(1, math.ceil(exc.retry_after))
+        reason = f" (last error: {last.message})" if last is not None else ""
+        return VdmError(
+            429, f"{exc}{reason}", headers={"retry-after": str(seconds)}, unavailable=True
+        )
+
+    def _wait(self, retries: int, retry_after: float | None, timer: CallTimer) -> float | None:
+        """Seconds to wait before retry number `retries + 1`, or None when there is none to
+        make: `MAX_RETRIES` used up, a Retry-After above the cap (relayed to the client at
+        once), or a wait that would end past the call's deadline."""
+        if retries >= self.provider.max_retries:
+            return None
+        if retry_after is not None and retry_after > self.provider.retry_after_cap:
+            return None
+        wait = backoff(retries + 1) if retry_after is None else retry_after
+        left = timer.left()
+        if left is not None and wait >= left:
+            return None
+        return wait
 
     @asynccontextmanager
     async def _send(
@@ -350,21 +512,43 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         call: Call | None = None,
         timer: CallTimer | None = None,
+        model: str = "",
     ) -> AsyncIterator[httpx.Response]:
-        """Send with the next key. A key the upstream rejects (401/403/429, quota) cools down
-        and the same call moves on to the next key; connection failures (connect timeouts
-        included) and 5xx answers are retried up to `max_retries` times, other timeouts never.
-        Nothing has reached the client when it does either. An answer the upstream marks
-        `x-should-retry: false` is neither retried nor tried with another key: it goes to the
-        client as it is. `timer` times the whole call (default: from now)."""
-        attempt = 0
+        """Send with the next key usable for `model`, and yield the response once its
+        headers are in (so nothing has reached the client before, and a retry is safe).
+
+        A key the upstream refuses (401/402/403), throttles (429) or reports out of quota
+        cools down (for `model`, or for every model when refused) and the call moves on to
+        the next key; with one key there is none, and the error goes to the retry rules.
+        Retried (`_wait`): connection failures (connect timeouts included; other timeouts
+        never, the upstream may be generating), 408, 409, 429, 5xx; a call whose every key
+        was throttled waits for the first to come back, under the same rules. An answer the
+        upstream marks `x-should-retry: false` is neither retried nor tried with another
+        key. `timer` times the whole call (default: from now)."""
+        retries = 0
         tried: list[str] = []
-        rejected: VdmError | None = None
+        rejected: VdmError | None = None  # the upstream's answer to the last key tried
         error: VdmError | None = None
         timer = timer or CallTimer(self.provider)
         while True:
             extensions = timer.attempt(error)  # the total timeout's error if nothing is left
-            key = self._key(client_key, tried, rejected)
+            try:
+                key = self._key(client_key, model, tried)
+            except AllKeysCooling as exc:
+                if rejected is None:
+                    raise self._cooling_error(exc) from None
+                # This call throttled every key: wait for the first to come back.
+                wait = self._wait(retries, exc.retry_after, timer)
+                if rejected.status != 429 or wait is None:
+                    raise self._cooling_error(exc, rejected) from None
+                retries += 1
+                log.info("%s; waiting %.1f s for a key (retry %d)", exc, wait, retries)
+                await anyio.sleep(wait)
+                tried.clear()
+                continue
+            if key is None:
+                assert rejected is not None
+                raise rejected
             if call is not None:
                 call.attempts += 1
                 call.key = mask(key) if key else None
@@ -375,25 +559,21 @@ class UpstreamClient:
                 headers=self._headers(key, stream, headers),
                 extensions=extensions,
             )
+            retry_after: float | None = None
             try:
                 response = await self._send_once(request)
             except httpx.HTTPError as exc:
                 error = error_from_transport(self.provider, exc, timer)
                 again = retryable(exc) and not timer.expired()
             else:
-                if response.status_code < 400:
+                status = response.status_code
+                if status < 400:
                     timer.headers_in(request)
-                    self.keys.succeeded(key)
+                    self.keys.succeeded(key, model)
                     if call is not None:
                         call.headers = response.headers
                     break
-                try:
-                    data = await response.aread()
-                except httpx.HTTPError:
-                    data = b""
-                finally:
-                    await response.aclose()
-                status = response.status_code
+                data = await self._error_body(response)
                 error = error_from_response(
                     self.provider.name,
                     status,
@@ -404,21 +584,30 @@ class UpstreamClient:
                     own_account=self.provider.passthrough,
                 )
                 final = response.headers.get("x-should-retry", "").strip().lower() == "false"
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if key and not self.provider.passthrough and is_quota_error(status, data):
-                    wait = parse_retry_after(response.headers.get("retry-after"))
-                    self.keys.failed(key, status, wait)
-                    if not final:
+                    # A single key is not cooled (vdm/upstream/keys.py), only counted.
+                    self.keys.failed(key, model, status, retry_after)
+                    if not final and len(self.keys) > 1:
                         tried.append(key)
                         rejected = error
-                        more = "; trying the next key" if len(self.keys) > 1 else ""
-                        log.info("%s%s", error.message, more)
+                        log.info("%s; trying the next key", error.message)
                         continue
-                again = status in RETRY_STATUSES and not final
-            if not again or attempt >= self.provider.max_retries:
+                    log.info("%s", error.message)
+                again = (status in RETRY_STATUSES or status >= 500) and not final
+            wait = self._wait(retries, retry_after, timer) if again else None
+            if wait is None:
                 raise error
-            attempt += 1
-            log.info("%s; retry %d of %d", error.message, attempt, self.provider.max_retries)
-            await anyio.sleep(_backoff(attempt))
+            retries += 1
+            log.info(
+                "%s; retry %d of %d in %.1f s",
+                error.message,
+                retries,
+                self.provider.max_retries,
+                wait,
+            )
+            await anyio.sleep(wait)
+            tried.clear()
         try:
             yield response
         except httpx.HTTPError as exc:  # reading a whole answer's body (post_bytes, get_json)
@@ -426,10 +615,25 @@ class UpstreamClient:
         finally:
             await response.aclose()
 
+    async def _error_body(self, response: httpx.Response) -> bytes:
+        """The start of an error answer's body (at most `_MAX_ERROR_BODY`); b"" when it
+        cannot be read. The response is closed."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= _MAX_ERROR_BODY:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await response.aclose()
+        return b"".join(chunks)[:_MAX_ERROR_BODY]
+
     def _redact(self, client_key: str | None) -> tuple[str, ...]:
-        keys = self.provider.api_keys
-        return (*keys, client_key) if client_key else keys
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(0.25 * 2.0 ** (attempt - 1), 2.0))
+        """What to mask in an upstream's answer: the provider's keys, its credential custom
+        headers' values, and the client's own key."""
+        secrets = self.provider.secrets
+        return (*secrets, client_key) if client_key else secrets

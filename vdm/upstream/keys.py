@@ -1,8 +1,14 @@
-"""A provider's API keys: round robin over the usable ones, cooldown for the ones that failed.
+"""A provider's API keys: round robin over the usable ones, cooldowns per (key, model).
 
-A key that the upstream rejects (401/402/403), throttles (429) or reports out of quota is put
-on cooldown; requests rotate over the others until it comes back. The cooldown is the
-upstream's Retry-After when it sends one, else an exponential backoff per key.
+A key the upstream throttles (429) or reports out of quota cools down for THAT MODEL only: a
+provider's limits are per model, and one busy model must not take its others away. A key it
+refuses (401/402/403) is disabled for every model until its cooldown ends; it is then simply
+used again, which probes it. The cooldown is the upstream's Retry-After when it sends one (up
+to `retry_after_cap`, `RETRY_AFTER_CAP`), else an exponential backoff per (key, model).
+
+A pool of ONE key never cools it: with no other key to turn to, a cooldown would only answer
+the user's requests with a local 429 for as long as it lasts, when the upstream may well take
+the next one. The client relays the upstream's own error (with its `retry-after`) instead.
 
 Pure bookkeeping: no I/O, no awaits, no threads. Under asyncio each method therefore runs to
 completion without interleaving, so concurrent requests on one event loop can share a pool
@@ -14,7 +20,6 @@ Keys are secrets: nothing here puts one in an exception message, a repr or a log
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Upstream statuses that mean "this key is unusable now": bad key, unpaid, forbidden, throttled.
 FAILOVER_STATUSES: frozenset[int] = frozenset({401, 402, 403, 429})
+#: Of those, the ones about the key itself, whatever the model: it is disabled for every model.
+KEY_STATUSES: frozenset[int] = frozenset({401, 402, 403})
 
 #: Statuses whose body may still say "out of quota" (some providers answer 400 or 404).
 _QUOTA_BODY_STATUSES = frozenset({400, 404})
@@ -49,9 +56,6 @@ _QUOTA_MESSAGE_PHRASES = (
 )
 #: Error bodies are small; a large one is not an error object worth parsing.
 _MAX_ERROR_BODY = 64 * 1024
-
-#: Longest Retry-After honoured: a day. Longer values are more likely bugs than intent.
-_MAX_RETRY_AFTER = 86_400.0
 
 
 def is_quota_error(status: int, body: bytes) -> bool:
@@ -104,7 +108,8 @@ def _message_says_quota(message: str) -> bool:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header, capped at one day.
+    """Seconds to wait from a Retry-After header, as the upstream said (callers cap it:
+    `RETRY_AFTER_CAP`).
 
     Accepts delta-seconds (`120`, also `1.5`) or an HTTP date, measured from `now` (Unix time,
     default `time.time()`). None when the header is absent, unparseable, negative, or a date
@@ -122,7 +127,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         seconds = _seconds_until_date(text, time.time() if now is None else now)
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return None
-    return min(seconds, _MAX_RETRY_AFTER) + 0.0  # + 0.0 turns "-0" into 0.0
+    return seconds + 0.0  # + 0.0 turns "-0" into 0.0
 
 
 def _seconds_until_date(text: str, now: float) -> float | None:
@@ -135,47 +140,66 @@ def _seconds_until_date(text: str, now: float) -> float | None:
     return when.timestamp() - now
 
 
-@dataclass(slots=True)
-class KeyState:
-    """One key's health: consecutive failures, cooldown end (clock time, 0.0 if never),
-    and the status of the latest failure since the last success."""
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """One running cooldown, as /health shows it: never the key itself."""
 
+    #: The key, masked (`mask`).
     key: str
-    failures: int = 0
-    cooling_until: float = 0.0
-    last_status: int | None = None
+    #: The model it cools for; None: every model (the upstream refused the key itself).
+    model: str | None
+    #: When it ends, as Unix time (wall clock).
+    until: float
+    #: Seconds left.
+    seconds_left: float
+    #: The upstream status that started it.
+    status: int
 
-    def __repr__(self) -> str:  # never show the key, even in a traceback
-        return (
-            f"KeyState(key={mask(self.key)!r}, failures={self.failures}, "
-            f"cooling_until={self.cooling_until!r}, last_status={self.last_status!r})"
-        )
+
+@dataclass(slots=True)
+class _Cooling:
+    """The bookkeeping of one (key, model) scope: consecutive failures, the end of its
+    cooldown (pool clock; 0.0 if none) and the status of the latest failure."""
+
+    failures: int = 0
+    until: float = 0.0
+    status: int = 0
 
 
 class AllKeysCooling(Exception):
-    """Every key of a provider is cooling down; `retry_after` says for how long (seconds)."""
+    """Every key of a provider is cooling down for the model; `retry_after` says for how long
+    (seconds)."""
 
-    def __init__(self, provider: str, key_count: int, retry_after: float) -> None:
+    def __init__(self, provider: str, key_count: int, retry_after: float, model: str = "") -> None:
         self.provider = provider
         self.key_count = key_count
         self.retry_after = max(0.0, retry_after)
+        self.model = model
         super().__init__(str(self))
 
     def __str__(self) -> str:
         which = "the only key" if self.key_count == 1 else f"all {self.key_count} keys"
+        verb = "is" if self.key_count == 1 else "are"
+        scope = f" for model {self.model!r}" if self.model else ""
         return (
-            f"{which} of provider {self.provider!r} "
-            f"{'is' if self.key_count == 1 else 'are'} cooling down after errors; "
+            f"{which} of provider {self.provider!r} {verb} cooling down{scope} after errors; "
             f"the first is usable again in {math.ceil(self.retry_after)} s"
         )
 
 
+#: A scope: (key, model), model None for "every model".
+_Scope = tuple[str, str | None]
+
+
 class KeyPool:
-    """A provider's keys in round-robin order, skipping keys on cooldown.
+    """A provider's keys in round-robin order, skipping keys cooling for the model asked.
 
     Keys are identified by their value: duplicates and empty strings in `keys` are dropped,
-    keeping the first occurrence's place. `clock` must be monotonic (seconds); all times in
-    KeyState are on that clock.
+    keeping the first occurrence's place. `clock` must be monotonic (seconds); `wall_clock`
+    (Unix time) only dates the cooldowns `cooling()` reports.
+
+    Memory stays bounded whatever model names clients send: a scope is recorded only when
+    the upstream failed it, and scopes idle for longer than `max_cooldown` are dropped.
     """
 
     def __init__(
@@ -184,8 +208,10 @@ class KeyPool:
         keys: Sequence[str],
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         base_cooldown: float = 5.0,
         max_cooldown: float = 300.0,
+        retry_after_cap: float = 60.0,
     ) -> None:
         if isinstance(keys, str):  # a str is a Sequence[str]: each character would be a key
             raise TypeError("keys must be a sequence of keys, not a single str")
@@ -195,103 +221,140 @@ class KeyPool:
             )
         self.provider = provider
         self._clock = clock
+        self._wall_clock = wall_clock
         self._base = base_cooldown
         self._max = max_cooldown
-        self._states: dict[str, KeyState] = {}
-        for key in keys:
-            if key and key not in self._states:
-                self._states[key] = KeyState(key)
-        self._order = list(self._states.values())
-        self._next = 0  # index in _order where the next search starts
+        self.retry_after_cap = retry_after_cap
+        self._keys = list(dict.fromkeys(k for k in keys if k))
+        self._scopes: dict[_Scope, _Cooling] = {}
+        self._next = 0  # index in _keys where the next search starts
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._keys)
 
     def __repr__(self) -> str:
-        now = self._clock()
-        cooling = sum(1 for s in self._order if s.cooling_until > now)
-        return f"KeyPool(provider={self.provider!r}, keys={len(self)}, cooling={cooling})"
+        return (
+            f"KeyPool(provider={self.provider!r}, keys={len(self)}, cooling={len(self.cooling())})"
+        )
 
-    def acquire(self, exclude: Collection[str] = ()) -> str | None:
-        """The next usable key in round-robin order, skipping cooling keys and `exclude`.
+    def _cools_until(self, key: str, model: str) -> float:
+        """When `key` is usable for `model` again (pool clock; 0.0: it is not cooling)."""
+        every = self._scopes.get((key, None))
+        own = self._scopes.get((key, model))
+        return max(every.until if every else 0.0, own.until if own else 0.0)
+
+    def acquire(self, model: str = "", exclude: Collection[str] = ()) -> str | None:
+        """The next key usable for `model` in round-robin order, skipping `exclude`.
 
         `exclude` holds the keys this request already tried. Returns "" for a pool without
         keys (keyless providers), and None when a key is usable now but the request excluded
         all such keys (it has tried every usable key). Raises AllKeysCooling when no key at
-        all is usable now, excluded or not; a caller that already has an upstream error from
-        an earlier try may prefer to return that instead.
+        all is usable for `model` now, excluded or not.
         """
-        if not self._order:
+        if not self._keys:
             return ""
         now = self._clock()
-        count = len(self._order)
+        count = len(self._keys)
         any_usable = False
+        earliest = math.inf
         for step in range(count):
             index = (self._next + step) % count
-            state = self._order[index]
-            if state.cooling_until > now:
+            key = self._keys[index]
+            until = self._cools_until(key, model)
+            if until > now:
+                earliest = min(earliest, until)
                 continue
             any_usable = True
-            if state.key in exclude:
+            if key in exclude:
                 continue
             self._next = (index + 1) % count
-            return state.key
+            return key
         if any_usable:
             return None
-        raise AllKeysCooling(self.provider, count, self._earliest_return() - now)
+        raise AllKeysCooling(self.provider, count, earliest - now, model)
 
-    def failed(self, key: str, status: int, retry_after: float | None = None) -> float:
-        """Record a failure of `key` and put it on cooldown; returns the cooldown in seconds.
+    def failed(self, key: str, model: str, status: int, retry_after: float | None = None) -> float:
+        """Record that the upstream failed `key` for `model` with `status` and cool it down;
+        returns the cooldown in seconds (0.0: none).
 
-        The cooldown is `retry_after` when given (exactly, even above max_cooldown), else
-        base_cooldown * 2**(failures - 1) capped at max_cooldown. A single-key pool cools its
-        key only when given a Retry-After and never for 401/403: with no other key to turn to,
-        the client should see the upstream's own error rather than a cooldown. Unknown keys
-        (and "" of a keyless pool) are ignored; both cases return 0.0.
+        401/402/403 cool the key for every model, anything else (429, a quota error) for
+        `model` only. The cooldown is `retry_after` when given, at most `retry_after_cap`;
+        else base_cooldown * 2**(failures - 1), at most max_cooldown (and at most the cap for
+        a per-model cooldown: a rate limit passes). A single-key pool never cools its key (see
+        the module's docstring). Unknown keys (and "" of a keyless pool) are ignored.
         """
-        state = self._states.get(key)
-        if state is None:
+        if key not in self._keys:
             return 0.0
+        now = self._clock()
+        self._forget(now)
+        scope: _Scope = (key, None if status in KEY_STATUSES else model)
+        state = self._scopes.setdefault(scope, _Cooling())
         state.failures += 1
-        state.last_status = status
-        if len(self._order) == 1 and (retry_after is None or status in (401, 403)):
+        state.status = status
+        if len(self._keys) == 1:
             return 0.0
+        limit = self._max if scope[1] is None else min(self._max, self.retry_after_cap)
         if retry_after is not None:
-            cooldown = max(0.0, retry_after)
+            cooldown = min(max(0.0, retry_after), self.retry_after_cap)
         else:
             exponent = min(state.failures - 1, 64)  # 2.0**64 * base is far past any cap
-            cooldown = min(self._max, self._base * 2.0**exponent)
+            cooldown = min(limit, self._base * 2.0**exponent)
         if cooldown <= 0:
             return 0.0
-        state.cooling_until = self._clock() + cooldown
+        state.until = max(state.until, now + cooldown)
         log.info(
-            "provider %r key %s cooling down for %.1f s after status %d",
+            "provider %r key %s cooling down for %.1f s (%s) after status %d",
             self.provider,
             mask(key),
             cooldown,
+            "every model" if scope[1] is None else f"model {model!r}",
             status,
         )
         return cooldown
 
-    def succeeded(self, key: str) -> None:
-        """Record a success: the key's backoff starts from base_cooldown again.
+    def succeeded(self, key: str, model: str = "") -> None:
+        """Record a success of `key` for `model`: its backoff starts from base_cooldown again.
 
         A cooldown already running is kept: the request may have started before it.
         """
-        state = self._states.get(key)
-        if state is not None:
-            state.failures = 0
-            state.last_status = None
+        for scope in ((key, None), (key, model)):
+            state = self._scopes.get(scope)
+            if state is not None:
+                state.failures = 0
 
-    def states(self) -> list[KeyState]:
-        """A copy of every key's state, in configured order. Callers mask keys for display."""
-        return [dataclasses.replace(state) for state in self._order]
+    def failures(self, key: str, model: str | None = None) -> int:
+        """Consecutive failures of `key` for `model` (None: of the key itself)."""
+        state = self._scopes.get((key, model))
+        return state.failures if state is not None else 0
 
-    def next_available_in(self) -> float:
-        """Seconds until some key is usable: 0.0 if one is usable now or the pool is keyless."""
-        if not self._order:
+    def cooling(self) -> list[Cooldown]:
+        """The cooldowns running now, in key order, keys masked: for /health."""
+        now, wall = self._clock(), self._wall_clock()
+        order = {key: index for index, key in enumerate(self._keys)}
+        running = [
+            (
+                order[key],
+                model or "",
+                Cooldown(
+                    mask(key), model, wall + state.until - now, state.until - now, state.status
+                ),
+            )
+            for (key, model), state in self._scopes.items()
+            if state.until > now
+        ]
+        return [cooldown for *_, cooldown in sorted(running, key=lambda r: (r[0], r[1]))]
+
+    def next_available_in(self, model: str = "") -> float:
+        """Seconds until some key is usable for `model`: 0.0 if one is usable now or the pool
+        is keyless."""
+        if not self._keys:
             return 0.0
-        return max(0.0, self._earliest_return() - self._clock())
+        now = self._clock()
+        return max(0.0, min(self._cools_until(key, model) for key in self._keys) - now)
 
-    def _earliest_return(self) -> float:
-        return min(state.cooling_until for state in self._order)
+    def _forget(self, now: float) -> None:
+        """Drop the scopes whose cooldown ended more than max_cooldown ago: their failure
+        count is stale, and model names are the clients' to choose."""
+        stale = [scope for scope, state in self._scopes.items() if state.until + self._max < now]
+        for scope in stale:
+            del self._scopes[scope]

@@ -88,6 +88,10 @@ class CallTimer:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise self.total_error()
 
+    def left(self) -> float | None:
+        """Seconds until the deadline (None: no total timeout)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline - _SLACK
 
@@ -97,7 +101,8 @@ class CallTimer:
             f"{self.provider.name} did not complete its answer within {show(timeouts.total)} "
             f"in all ({timeouts.name('total')})"
         )
-        return VdmError(504, f"{text}; last error: {last.message}" if last else text)
+        message = f"{text}; last error: {last.message}" if last else text
+        return VdmError(504, message, unavailable=True)
 
     def timeout_error(self, exc: httpx.TimeoutException) -> VdmError:
         """The 504 for an httpx timeout: which of the four fired, and the setting to raise."""
@@ -114,7 +119,7 @@ class CallTimer:
         else:
             which = "first_byte"
             text = f"{name} sent no response headers within {show(timeouts.first_byte)}"
-        return VdmError(504, f"{text} ({timeouts.name(which)})")
+        return VdmError(504, f"{text} ({timeouts.name(which)})", unavailable=True)
 
 
 def retryable(exc: httpx.HTTPError) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import re
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -90,6 +91,25 @@ _loaded: dict[str, Backend] = {}
 _BAD_SIGNATURE = re.compile(
     r"(corrupted|invalid) thought.?signature|thought.?signature is not valid", re.IGNORECASE
 )
+
+
+#: Characters that would change a URL's meaning if a model name carried them into a path
+#: (a separator, a query, a fragment, a backslash some servers read as `/`), and control ones.
+_NOT_IN_SEGMENT = re.compile(r"[/?#\\\x00-\x1f\x7f]")
+
+
+def model_segment(model: str) -> str:
+    """`model` as one URL path segment (an Azure deployment, a Gemini model): percent-quoted,
+    after refusing what would address another resource whatever the quoting (`.`, `..`, an
+    empty name: a server or proxy normalises them away) or what a server may decode before
+    routing (`%2F` read as `/`). A 400 naming the model, so the client can fix it."""
+    if model.strip() in ("", ".", "..") or _NOT_IN_SEGMENT.search(model):
+        raise VdmError(
+            400,
+            f"model name {model!r} cannot be used in the provider's URL: it must not be empty, "
+            "`.` or `..`, nor contain `/`, `?`, `#`, `\\` or control characters",
+        )
+    return quote(model, safe="")
 
 
 def signature_rejected(error: VdmError, target: Target) -> str | None:

@@ -12,7 +12,7 @@ from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_c
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.openai_from_anthropic import chat_request_from_messages
-from vdm.upstream.backends import signature_rejected
+from vdm.upstream.backends import model_segment, signature_rejected
 
 
 def azure_query(provider: ProviderConfig) -> str:
@@ -38,7 +38,7 @@ class ChatBackend:
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         """`/chat/completions`, or for Azure the deployment's URL."""
         if provider.uses_deployments:
-            deployment = quote(model, safe="")
+            deployment = model_segment(model)
             return f"/openai/deployments/{deployment}/chat/completions{azure_query(provider)}"
         return "/chat/completions"
 

@@ -11,7 +11,6 @@ vdm/protocol/anthropic_from_gemini.py (answer and stream); docs/backends/gemini.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
@@ -19,13 +18,13 @@ from vdm.protocol.anthropic_from_gemini import GeminiStreamDecoder, message_from
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_from_anthropic import encode
-from vdm.upstream.backends import signature_rejected
+from vdm.upstream.backends import model_segment, signature_rejected
 
 
 def model_path(model: str) -> str:
     """`/models/{model}`: a `models/` prefix (as Gemini's own model list spells names) is
-    accepted, anything else is escaped so it stays one path segment."""
-    return "/models/" + quote(model.removeprefix("models/"), safe="")
+    accepted; the rest must be one path segment (`model_segment`)."""
+    return "/models/" + model_segment(model.removeprefix("models/"))
 
 
 class GeminiBackend:
