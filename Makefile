@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
 
-.PHONY: install install-claude run wrap test compat check bench completions dist clean
+.PHONY: install install-claude run wrap test compat check bench soak fuzz completions dist clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,19 @@ check: install
 
 bench: install
 	$(PY) -m tests.bench.run
+
+# Soak: SOAK_CLIENTS (100) streaming clients for SOAK_MINUTES (10) against vdm in front of a
+# faulty fake upstream; prints PASS/FAIL per target (docs/reliability.md). E.g. make soak
+# SOAK_MINUTES=2 ARGS="--seed 7".
+soak: install
+	$(PY) -m tests.reliability.soak $(ARGS)
+
+# Property-based fuzzing of /v1/messages and count_tokens (tests/reliability/test_fuzz.py)
+# with FUZZ_EXAMPLES examples per property (make test runs 60).
+FUZZ_EXAMPLES ?= 3000
+fuzz: install
+	VDM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/reliability/test_fuzz.py --hypothesis-show-statistics
 
 # Shell completion scripts, generated from the typer app.
 completions: install

@@ -3,6 +3,7 @@ requests served at once, ending in-flight requests at shutdown, lifespan."""
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
@@ -191,6 +192,14 @@ class _Response:
         await self.send(message)
 
 
+def _out_of_descriptors() -> VdmError:
+    return VdmError(
+        503,
+        "vdm is out of file descriptors (too many connections at once); retry shortly",
+        headers={"retry-after": "1"},
+    )
+
+
 class App:
     """vdm's ASGI application."""
 
@@ -252,7 +261,12 @@ class App:
             await self._fail(response, exc)
         except ClientDisconnected:
             return
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of descriptors (opening a module or a socket): a passing overload.
+                log.warning("%s %s: out of file descriptors (%s)", method, path, exc.strerror)
+                await self._fail(response, _out_of_descriptors())
+                return
             log.exception("internal error on %s %s", method, path)
             await self._fail(response, VdmError(500, "internal error in vdm; see the server log"))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -291,12 +290,7 @@ class UpstreamClient:
 
     async def get_json(self, path: str, *, client_key: str | None = None, model: str = "") -> Any:
         """GET and return the parsed JSON answer (e.g. the models list)."""
-        timer = CallTimer(self.provider)
-        async with self._send(
-            path, None, stream=False, client_key=client_key, model=model, timer=timer
-        ) as response:
-            data = await self._read(response, timer)
-        return self._json(data, response)
+        return self._json(*await self._whole(path, None, client_key, None, None, model))
 
     async def post_json(
         self,
@@ -309,19 +303,7 @@ class UpstreamClient:
         model: str = "",
     ) -> Any:
         """POST and return the parsed JSON answer; raises VdmError on any failure."""
-        timer = CallTimer(self.provider)
-        async with self._send(
-            path,
-            body,
-            stream=False,
-            client_key=client_key,
-            headers=headers,
-            call=call,
-            timer=timer,
-            model=model,
-        ) as response:
-            data = await self._read(response, timer)
-        return self._json(data, response)
+        return self._json(*await self._whole(path, body, client_key, headers, call, model))
 
     async def post_bytes(
         self,
@@ -335,6 +317,19 @@ class UpstreamClient:
     ) -> tuple[bytes, httpx.Headers]:
         """POST and return the answer's bytes untouched (decoded from any content-encoding),
         with its headers."""
+        data, response = await self._whole(path, body, client_key, headers, call, model)
+        return data, response.headers
+
+    async def _whole(
+        self,
+        path: str,
+        body: bytes | None,
+        client_key: str | None,
+        headers: Mapping[str, str] | None,
+        call: Call | None,
+        model: str,
+    ) -> tuple[bytes, httpx.Response]:
+        """One call (GET without a body) and its whole non-streamed answer."""
         timer = CallTimer(self.provider)
         async with self._send(
             path,
@@ -347,7 +342,7 @@ class UpstreamClient:
             model=model,
         ) as response:
             data = await self._read(response, timer)
-        return data, response.headers
+        return data, response
 
     async def _read(self, response: httpx.Response, timer: CallTimer) -> bytes:
         """A whole non-streamed answer, read incrementally: never more than
@@ -477,16 +472,6 @@ class UpstreamClient:
             return None if tried else client_key
         return self.keys.acquire(model, exclude=tried)
 
-    def _cooling_error(self, exc: AllKeysCooling, last: VdmError | None = None) -> VdmError:
-        """vdm's own 429 when every key is cooling for the call's model, saying when the
-        first is back (in `retry-after` too) and the upstream's `last` error if this call
-        met one. Another provider may answer: `unavailable`."""
-        seconds = max(1, math.ceil(exc.retry_after))
-        reason = f" (last error: {last.message})" if last is not None else ""
-        return VdmError(
-            429, f"{exc}{reason}", headers={"retry-after": str(seconds)}, unavailable=True
-        )
-
     def _wait(self, retries: int, retry_after: float | None, timer: CallTimer) -> float | None:
         """Seconds to wait before retry number `retries + 1`, or None when there is none to
         make: `MAX_RETRIES` used up, a Retry-After above the cap (relayed to the client at
@@ -536,16 +521,20 @@ class UpstreamClient:
                 key = self._key(client_key, model, tried)
             except AllKeysCooling as exc:
                 if rejected is None:
-                    raise self._cooling_error(exc) from None
-                # This call throttled every key: wait for the first to come back.
-                wait = self._wait(retries, exc.retry_after, timer)
-                if rejected.status != 429 or wait is None:
-                    raise self._cooling_error(exc, rejected) from None
-                retries += 1
-                log.info("%s; waiting %.1f s for a key (retry %d)", exc, wait, retries)
-                await anyio.sleep(wait)
-                tried.clear()
-                continue
+                    # Cooling keys steer calls to the others; with none left the call goes
+                    # upstream anyway, on the key back first: a cooldown never refuses a
+                    # request locally, and the upstream's own answer is what the client sees.
+                    key = self.keys.soonest(model)
+                else:
+                    # This call throttled every key: wait for the first to come back.
+                    wait = self._wait(retries, exc.retry_after, timer)
+                    if rejected.status != 429 or wait is None:
+                        raise rejected from None  # the upstream's own answer, as it was
+                    retries += 1
+                    log.info("%s; waiting %.1f s for a key (retry %d)", exc, wait, retries)
+                    await anyio.sleep(wait)
+                    tried.clear()
+                    continue
             if key is None:
                 assert rejected is not None
                 raise rejected

@@ -9,6 +9,9 @@ to `retry_after_cap`, `RETRY_AFTER_CAP`), else an exponential backoff per (key, 
 A pool of ONE key never cools it: with no other key to turn to, a cooldown would only answer
 the user's requests with a local 429 for as long as it lasts, when the upstream may well take
 the next one. The client relays the upstream's own error (with its `retry-after`) instead.
+Likewise, when every key of a larger pool is cooling for a model, a new call still goes
+upstream, on the key back first (`soonest`): cooldowns steer calls between keys, they never
+refuse one locally.
 
 Pure bookkeeping: no I/O, no awaits, no threads. Under asyncio each method therefore runs to
 completion without interleaving, so concurrent requests on one event loop can share a pool
@@ -272,6 +275,14 @@ class KeyPool:
         if any_usable:
             return None
         raise AllKeysCooling(self.provider, count, earliest - now, model)
+
+    def soonest(self, model: str = "") -> str:
+        """The key that stops cooling for `model` first ("" for a keyless pool): the one to
+        call when every key is cooling, so that a cooldown steers calls between keys but
+        never refuses one without asking the upstream."""
+        if not self._keys:
+            return ""
+        return min(self._keys, key=lambda key: self._cools_until(key, model))
 
     def failed(self, key: str, model: str, status: int, retry_after: float | None = None) -> float:
         """Record that the upstream failed `key` for `model` with `status` and cool it down;
