@@ -413,3 +413,26 @@ def test_the_anthropic_sdk_gets_request_too_large(vdm: RunningVdm, fake: FakeOpe
         )
     assert raised.value.status_code == 413
     assert fake.requests == []
+
+
+def test_a_client_that_stops_reading_a_stream_frees_its_request_and_upstream_call() -> None:
+    # 16 MB of events, more than the sockets between vdm and the client can buffer; the
+    # pause makes the fake write them one by one, waiting when vdm stops reading.
+    events = stream_chunks("x" * 16_000_000, pieces=16_000)
+    with (
+        FakeOpenAI() as fake,
+        running_vdm(_env(fake), send_timeout=1.0) as vdm,
+        socket.create_connection(("127.0.0.1", vdm.port), timeout=5) as client,
+    ):
+        fake.enqueue(SseReply(events, pauses={1: 0.01}))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = json.dumps({**_body(), "stream": True}).encode()
+        client.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        client.recv(1024)  # the stream started; from now on the client reads nothing
+        # vdm gives up on the client after SEND_TIMEOUT and closes the upstream call.
+        assert fake.wait_for_disconnect(timeout=15), "the upstream call was never cancelled"
+        assert _post(vdm).status_code == 200  # and it keeps serving

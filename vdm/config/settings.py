@@ -233,6 +233,9 @@ class Settings:
     keep_alive_timeout: float = 5.0
     #: Seconds a client has to send a whole request body (`BODY_TIMEOUT`).
     body_timeout: float = 30.0
+    #: Seconds one write to a client may wait for it to read (`SEND_TIMEOUT`): a client that
+    #: stops reading a stream no longer holds its request (and upstream call) open.
+    send_timeout: float = 120.0
     #: Seconds in-flight requests get to finish after SIGTERM (`SHUTDOWN_GRACE`).
     shutdown_grace: float = 30.0
     #: Problems found while loading (e.g. a provider without a base URL), shown by /health.
@@ -372,6 +375,7 @@ class _Builder:
             max_connections=_positive(self, "MAX_CONNECTIONS"),
             keep_alive_timeout=_float(self, "KEEP_ALIVE_TIMEOUT", 5.0),
             body_timeout=_float(self, "BODY_TIMEOUT", 30.0),
+            send_timeout=_float(self, "SEND_TIMEOUT", 120.0),
             shutdown_grace=_float(self, "SHUTDOWN_GRACE", 30.0),
             problems=tuple(self.problems),
             warnings=tuple(self.warnings),

@@ -47,6 +47,7 @@ TOP_LEVEL: dict[str, str] = {
     "max-connections": "MAX_CONNECTIONS",
     "keep-alive-timeout": "KEEP_ALIVE_TIMEOUT",
     "body-timeout": "BODY_TIMEOUT",
+    "send-timeout": "SEND_TIMEOUT",
     "shutdown-grace": "SHUTDOWN_GRACE",
     "small-model": "SMALL_MODEL",
     "middle-model": "MIDDLE_MODEL",

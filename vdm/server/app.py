@@ -166,18 +166,28 @@ def _not_served(method: str, path: str) -> str | None:
 
 class _Response:
     """The client's `send`, remembering how far the response got (so that a request ended
-    at shutdown is ended properly) and adding the CORS headers an allowed origin needs."""
+    at shutdown is ended properly) and adding the CORS headers an allowed origin needs.
 
-    __slots__ = ("send", "extra", "started", "finished", "sse")
+    A stream's write that waits longer than `timeout` for the client to read (a client that
+    stopped reading) ends the request: its cancel scope is cancelled, which cancels the
+    upstream call, and every later write is dropped."""
 
-    def __init__(self, send: Send) -> None:
+    __slots__ = ("send", "extra", "started", "finished", "sse", "timeout", "cancel", "stalled")
+
+    def __init__(self, send: Send, timeout: float | None = None) -> None:
         self.send = send
         self.extra: list[tuple[bytes, bytes]] = []
         self.started = False
         self.finished = False
         self.sse = False
+        self.timeout = timeout
+        #: The request's cancel scope, once it runs (`App._serve`).
+        self.cancel: anyio.CancelScope | None = None
+        self.stalled = False
 
     async def __call__(self, message: Message) -> None:
+        if self.stalled:
+            return
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
@@ -189,7 +199,20 @@ class _Response:
                 message = {**message, "headers": [*headers, *self.extra]}
         elif kind == "http.response.body" and not message.get("more_body", False):
             self.finished = True
-        await self.send(message)
+        if kind != "http.response.body" or not message.get("more_body", False):
+            # A head, or a whole answer's (last) write: the socket's buffers take it.
+            await self.send(message)
+            return
+        # A stream's write: waits while the client does not read.
+        with anyio.move_on_after(self.timeout) as waiting:
+            await self.send(message)
+        if waiting.cancelled_caught:
+            self.stalled = True
+            log.warning(
+                "the client read nothing for %g s (SEND_TIMEOUT): request ended", self.timeout
+            )
+            if self.cancel is not None:
+                self.cancel.cancel()
 
 
 def _out_of_descriptors() -> VdmError:
@@ -236,7 +259,7 @@ class App:
             path = path[:-1]
         method = scope["method"]
         handler = ROUTES.get((method, path))
-        response = _Response(send)
+        response = _Response(send, self.settings.send_timeout)
         try:
             headers = scope["headers"]
             check_header_values(headers)
@@ -285,13 +308,14 @@ class App:
             )
         self.active += limited
         with anyio.CancelScope() as cancel:
+            response.cancel = cancel
             self._running.add(cancel)
             try:
                 await handler(self.gateway, scope, receive, response)
             finally:
                 self._running.discard(cancel)
                 self.active -= limited
-        if cancel.cancelled_caught:
+        if cancel.cancelled_caught and not response.stalled:
             raise VdmError(503, SHUTTING_DOWN, error_type="overloaded_error")
 
     async def _fail(self, response: _Response, error: VdmError) -> None:

@@ -77,8 +77,17 @@ async def read_body(
     if declared is not None and declared > MAX_BODY_BYTES:
         await _discard(receive)
         raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
+    # The common case first, without a timer: the whole body in the first message.
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    first: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(first) > MAX_BODY_BYTES:
+            raise _too_large()
+        return first
+    chunks: list[bytes] = [first] if first else []
+    size = len(first)
     try:
         with anyio.fail_after(timeout):
             while True:
