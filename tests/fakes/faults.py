@@ -261,6 +261,28 @@ def endless_json() -> RawReply:
     return RawReply(parts)
 
 
+def endless_stream() -> RawReply:
+    """A Chat Completions stream that never ends (content deltas as fast as the client reads):
+    a runaway generation. A relay that stops reading it must cancel it; the fake stops at the
+    client's leaving (or its 2 GiB limit)."""
+    head = _raw_head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"})
+    delta = {
+        "id": "chatcmpl-endless",
+        "object": "chat.completion.chunk",
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "z" * 1000}}],
+    }
+    event = b"data: " + _dumps(delta) + b"\n\n"
+    block = _http_chunk(event * (_PIECE // len(event)))
+
+    def parts() -> Iterator[bytes]:
+        yield head
+        while True:
+            yield block
+
+    return RawReply(parts)
+
+
 def truncated_json(dialect: Dialect = "openai", body: bytes | None = None) -> RawReply:
     """A 200 `application/json` whose `content-length` promises the whole answer but only half
     arrives before the connection closes: a reset mid-body."""

@@ -22,6 +22,7 @@ import anthropic
 import httpx
 import pytest
 
+from tests.fakes import faults
 from tests.fakes.openai_upstream import FakeOpenAI, SseReply, stream_chunks
 from tests.harness import RunningVdm, running_vdm
 from vdm.server.asgi import MAX_BODY_BYTES
@@ -416,16 +417,16 @@ def test_the_anthropic_sdk_gets_request_too_large(vdm: RunningVdm, fake: FakeOpe
 
 
 def test_a_client_that_stops_reading_a_stream_frees_its_request_and_upstream_call() -> None:
-    # 16 MB of events, more than the sockets between vdm and the client can buffer; the
-    # pause makes the fake write them one by one, waiting when vdm stops reading.
-    events = stream_chunks("x" * 16_000_000, pieces=16_000)
     with (
         FakeOpenAI() as fake,
         running_vdm(_env(fake), send_timeout=1.0) as vdm,
-        socket.create_connection(("127.0.0.1", vdm.port), timeout=5) as client,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client,
     ):
-        fake.enqueue(SseReply(events, pauses={1: 0.01}))
+        # A generation that never ends: only vdm's giving up on the client can end it.
+        fake.enqueue(faults.endless_stream())
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(5)
+        client.connect(("127.0.0.1", vdm.port))
         body = json.dumps({**_body(), "stream": True}).encode()
         client.sendall(
             b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
