@@ -26,7 +26,7 @@ from vdm.protocol.openai_from_anthropic import SKIP_SIGNATURE, chat_request_from
 from vdm.protocol.responses_from_anthropic import responses_request_from_messages
 from vdm.protocol.signatures import id_with_thought, pack_reasoning, pack_thought
 from vdm.upstream.backends import backend
-from vdm.upstream.client import error_from_response
+from vdm.upstream.failures import error_from_response
 
 GPT = "gpt-5.6-terra"
 PRO3 = "gemini-3-pro-preview"

@@ -16,7 +16,8 @@ from vdm.config.secrets import mask
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
 from vdm.upstream.backends import backend
-from vdm.upstream.client import UpstreamClient, error_from_response, error_from_transport
+from vdm.upstream.client import UpstreamClient
+from vdm.upstream.failures import error_from_response, error_from_transport
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,29 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from vdm.config.secrets import is_credential_name, mask
+from vdm.config.names import (
+    env_prefix,
+    failover_key,
+    looks_like_provider,
+    normalize,
+    provider_key,
+    split_targets,
+)
+from vdm.config.provider import (
+    API_FORMATS,
+    AUTH_SCHEMES,
+    DEFAULT_AUTH,
+    FORMAT_NAMES,
+    PASSTHRU,
+    Alias,
+    ApiFormat,
+    Auth,
+    ProviderConfig,
+    chain_warnings,
+)
+from vdm.config.secrets import is_credential_name
 from vdm.config.sources import (
     DEFAULTS_SOURCE,
     FAILOVER_VAR,
@@ -35,39 +55,36 @@ from vdm.config.timeouts import (
     Timeouts,
     read_timeouts,
 )
-from vdm.protocol.capabilities import family_of
+from vdm.config.values import (
+    read_bool,
+    read_bytes,
+    read_int,
+    read_origins,
+    read_positive,
+    read_seconds,
+)
 
 __all__ = [
+    "API_FORMATS",
+    "AUTH_SCHEMES",
+    "DEFAULT_AUTH",
+    "PASSTHRU",
     "Alias",
+    "ApiFormat",
+    "Auth",
     "ConfigError",
     "ProviderConfig",
     "Settings",
+    "failover_key",
+    "looks_like_provider",
     "normalize",
     "provider_key",
     "read_dotenv",
+    "split_targets",
 ]
 
 log = logging.getLogger(__name__)
 
-ApiFormat = Literal["openai", "responses", "gemini", "anthropic"]
-Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key"]
-API_FORMATS: tuple[ApiFormat, ...] = ("openai", "responses", "gemini", "anthropic")
-_FORMAT_NAMES = {
-    "openai": "OpenAI",
-    "responses": "OpenAI Responses",
-    "gemini": "Gemini",
-    "anthropic": "Anthropic",
-}
-#: The auth scheme of each format, unless `{P}_AUTH` says otherwise.
-DEFAULT_AUTH: dict[str, Auth] = {
-    "openai": "bearer",
-    "responses": "bearer",
-    "gemini": "x-goog-api-key",
-    "anthropic": "x-api-key",
-}
-AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key", "x-goog-api-key")
-#: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
-PASSTHRU = "!PASSTHRU"
 #: Variables that end in _API_KEY but do not name a provider.
 NOT_PROVIDERS = frozenset({"PROXY"})
 #: Claude Code's model families, mapped by the legacy variables.
@@ -92,101 +109,6 @@ NO_PROVIDER = (
     "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL for any "
     "OpenAI-compatible endpoint) or run `vdm config setup`"
 )
-
-
-def provider_key(name: str) -> str:
-    """Provider names compare case-insensitively with `-` and `_` equal: `My-Corp` → `my_corp`."""
-    return name.strip().lower().replace("-", "_")
-
-
-def normalize(name: str) -> str:
-    """Alias names compare case-insensitively with `-` and `_` equal: `My_Fast` → `my-fast`."""
-    return name.strip().lower().replace("_", "-")
-
-
-def failover_key(name: str) -> str:
-    """The key of a `[failover]` entry (an alias or a `provider:model`) as it compares: what a
-    variable name can spell (`VDM_FAILOVER_OPENAI:GPT_4_1` is `openai:gpt-4.1`), so case,
-    `-`, `_` and `.` are equal."""
-    return name.strip().lower().replace("_", "-").replace(".", "-")
-
-
-def split_targets(value: str) -> tuple[str, ...]:
-    """`groq:a, openai:b` → ("groq:a", "openai:b"): a target and its failovers, in order."""
-    return tuple(t for t in (part.strip() for part in value.split(",")) if t)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    """One upstream provider."""
-
-    name: str
-    api_keys: tuple[str, ...]
-    base_url: str
-    api_format: ApiFormat = "openai"
-    #: Connect, first-byte, idle and total timeouts (vdm/config/timeouts.py).
-    timeouts: Timeouts = Timeouts()
-    max_retries: int = 2
-    custom_headers: Mapping[str, str] = field(default_factory=dict)
-    #: How the key is sent: `Authorization: Bearer`, `x-api-key` or Azure's `api-key`.
-    auth: Auth = "bearer"
-    #: Azure: the `api-version` query parameter; with it, model names are deployment names.
-    api_version: str | None = None
-    #: `{P}_API_KEY=!PASSTHRU`: each request uses the key the client sent.
-    passthrough: bool = False
-    #: The longest upstream `Retry-After` honoured, in seconds (`{P}_RETRY_AFTER_CAP`).
-    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
-    #: The largest non-streamed answer read, in bytes (`{P}_MAX_RESPONSE_BYTES`).
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-    def __repr__(self) -> str:  # never show keys, even in a traceback
-        return (
-            f"ProviderConfig(name={self.name!r}, base_url={self.base_url!r}, "
-            f"api_format={self.api_format!r}, keys={len(self.api_keys)}, "
-            f"passthrough={self.passthrough})"
-        )
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Its keys and the values of its credential custom headers (`X-Auth-Token`, …):
-        what must be masked wherever an answer of this provider is shown."""
-        headers = (v.strip() for k, v in self.custom_headers.items() if is_credential_name(k))
-        return (*self.api_keys, *(v for v in headers if v))
-
-    @property
-    def timeout(self) -> float | None:
-        """The first-byte timeout: what `{P}_TIMEOUT` / `REQUEST_TIMEOUT` set."""
-        return self.timeouts.first_byte
-
-    @property
-    def uses_deployments(self) -> bool:
-        """Azure with an `api-version`: model names are deployment names in the URL (except
-        on Azure's v1 API, called like OpenAI)."""
-        return self.api_version is not None and not self.base_url.endswith("/openai/v1")
-
-    @property
-    def family(self) -> str:
-        """Its provider family, for the capability table (vdm/protocol/capabilities.py)."""
-        return family_of(self.name, self.base_url)
-
-    @property
-    def masked_keys(self) -> list[str]:
-        return [PASSTHRU] if self.passthrough else [mask(k) for k in self.api_keys]
-
-
-@dataclass(frozen=True, slots=True)
-class Alias:
-    """`name` → `target` (a model of `provider`, or `other:model`), and where it was set."""
-
-    name: str
-    provider: str
-    target: str
-    source: str
-    #: `alias` (yours: step 2 of model resolution) or `fallback` (step 3).
-    kind: Literal["alias", "fallback"] = "alias"
-    #: The targets tried, in order, when `target` fails before answering (a list alias:
-    #: `fast = ["groq:a", "openai:b"]`); each a model of `provider` or `other:model`.
-    failover: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +255,10 @@ class _Builder:
     def build(self) -> Settings:
         timeouts, warnings = read_timeouts(self.values)
         self.warnings.extend(warnings)
-        max_retries = _int(self, "MAX_RETRIES", 2)
+        max_retries = read_int(self.values, "MAX_RETRIES", 2)
         limits = (
-            _float(self, "RETRY_AFTER_CAP", DEFAULT_RETRY_AFTER_CAP),
-            _bytes(self, "MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES),
+            read_seconds(self.values, "RETRY_AFTER_CAP", DEFAULT_RETRY_AFTER_CAP),
+            read_bytes(self.values, "MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES),
         )
         providers = {
             p.name: p
@@ -350,7 +272,7 @@ class _Builder:
         aliases = tuple(a for name in order for a in self._aliases(name))
         fallbacks = tuple(self._fallbacks(order, default))
         failover, long_context = self._failover()
-        self.warnings.extend(_chain_warnings(providers, aliases, fallbacks, failover, long_context))
+        self.warnings.extend(chain_warnings(providers, aliases, fallbacks, failover, long_context))
         if default is not None:
             self.warnings.extend(self._implicit_default(providers, default))
             unmapped = _claude_warning(providers[default], aliases, fallbacks)
@@ -362,21 +284,21 @@ class _Builder:
             fallbacks=fallbacks,
             proxy_api_key=self._proxy_key(),
             host=self.get("HOST") or "127.0.0.1",
-            port=_int(self, "PORT", 8082),
+            port=read_int(self.values, "PORT", 8082),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
             timeouts=timeouts,
             max_retries=max_retries,
             retry_after_cap=limits[0],
             max_response_bytes=limits[1],
-            max_tokens_limit=_int(self, "MAX_TOKENS_LIMIT", 0) if limit else None,
-            ping_interval=_float(self, "VDM_PING_INTERVAL", 5.0),
-            allow_remote=_bool(self, "ALLOW_REMOTE"),
-            allowed_origins=_origins(self),
-            max_connections=_positive(self, "MAX_CONNECTIONS"),
-            keep_alive_timeout=_float(self, "KEEP_ALIVE_TIMEOUT", 5.0),
-            body_timeout=_float(self, "BODY_TIMEOUT", 30.0),
-            send_timeout=_float(self, "SEND_TIMEOUT", 120.0),
-            shutdown_grace=_float(self, "SHUTDOWN_GRACE", 30.0),
+            max_tokens_limit=read_int(self.values, "MAX_TOKENS_LIMIT", 0) if limit else None,
+            ping_interval=read_seconds(self.values, "VDM_PING_INTERVAL", 5.0),
+            allow_remote=read_bool(self.values, "ALLOW_REMOTE"),
+            allowed_origins=read_origins(self.values),
+            max_connections=read_positive(self.values, "MAX_CONNECTIONS"),
+            keep_alive_timeout=read_seconds(self.values, "KEEP_ALIVE_TIMEOUT", 5.0),
+            body_timeout=read_seconds(self.values, "BODY_TIMEOUT", 30.0),
+            send_timeout=read_seconds(self.values, "SEND_TIMEOUT", 120.0),
+            shutdown_grace=read_seconds(self.values, "SHUTDOWN_GRACE", 30.0),
             problems=tuple(self.problems),
             warnings=tuple(self.warnings),
             values=dict(self.values),
@@ -415,11 +337,11 @@ class _Builder:
                 if any(self._is_setting_of(prefix, other) for other in self.values):
                     names.add(prefix.lower())
         for section in self.user_sections:
-            if self.get(f"{_prefix(section)}_KEY_REQUIRED").lower() == "false":
+            if self.get(f"{env_prefix(section)}_KEY_REQUIRED").lower() == "false":
                 names.add(provider_key(section))
-            elif not self.user_set(f"{_prefix(section)}_API_KEY"):
+            elif not self.user_set(f"{env_prefix(section)}_API_KEY"):
                 self.warnings.append(
-                    f"[{section}] is configured but has no key: set {_prefix(section)}_API_KEY "
+                    f"[{section}] is configured but has no key: set {env_prefix(section)}_API_KEY "
                     f"(or `api-key` in the section, or `!PASSTHRU` to use the client's key)"
                 )
         return sorted(names)
@@ -433,7 +355,7 @@ class _Builder:
     def _provider(
         self, name: str, timeouts: Timeouts, max_retries: int, limits: tuple[float, int]
     ) -> ProviderConfig | None:
-        prefix = _prefix(name)
+        prefix = env_prefix(name)
         api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
         if self._openai_url_kept(prefix):
             api_format = "openai"
@@ -448,7 +370,7 @@ class _Builder:
             example = "https://host" if api_format == "anthropic" else "https://host/v1"
             self.problems.append(
                 f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; set "
-                f"{prefix}_BASE_URL to its {_FORMAT_NAMES[api_format]}-compatible endpoint "
+                f"{prefix}_BASE_URL to its {FORMAT_NAMES[api_format]}-compatible endpoint "
                 f"(e.g. {example})"
             )
             return None
@@ -467,13 +389,13 @@ class _Builder:
             base_url=base_url.rstrip("/"),
             api_format=api_format,
             timeouts=self._timeouts(prefix, timeouts),
-            max_retries=_int(self, f"{prefix}_MAX_RETRIES", max_retries),
+            max_retries=read_int(self.values, f"{prefix}_MAX_RETRIES", max_retries),
             custom_headers=self._headers(prefix),
             auth=auth,
             api_version=self.get(f"{prefix}_API_VERSION") or None,
             passthrough=passthrough,
-            retry_after_cap=_float(self, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
-            max_response_bytes=_bytes(self, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
+            retry_after_cap=read_seconds(self.values, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
+            max_response_bytes=read_bytes(self.values, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
         )
 
     def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:
@@ -552,7 +474,7 @@ class _Builder:
 
     def _aliases(self, provider: str) -> list[Alias]:
         """`{P}_ALIAS_{NAME}` set by the user for one provider, by name."""
-        prefix = _prefix(provider)
+        prefix = env_prefix(provider)
         found: list[Alias] = []
         for var, value in self.values.items():
             match = _ALIAS_VAR.match(var)
@@ -580,7 +502,7 @@ class _Builder:
                     Alias(family, default, legacy.value.strip(), _label(var, legacy), "fallback")
                 )
         for provider in order:
-            prefix = _prefix(provider)
+            prefix = env_prefix(provider)
             for var, value in sorted(self.values.items()):
                 match = _ALIAS_VAR.match(var)
                 if match and match.group(1) == prefix and value.is_default:
@@ -607,7 +529,7 @@ class _Builder:
     def _unknown_aliases(self, providers: Mapping[str, ProviderConfig]) -> list[str]:
         """Aliases set for providers that are not configured: almost always a mistake."""
         unknown: list[str] = []
-        configured = {_prefix(p) for p in providers}
+        configured = {env_prefix(p) for p in providers}
         for var, value in self.values.items():
             match = _ALIAS_VAR.match(var)
             if match and not value.is_default and match.group(1) not in configured:
@@ -638,7 +560,7 @@ def _claude_warning(
     unmapped = [f for f in families if not any(n in f"{CLAUDE_PREFIX}{f}" for n in mapping)]
     if not unmapped:
         return None
-    p = _prefix(default.name)
+    p = env_prefix(default.name)
     legacy = {family: var for var, family in LEGACY_FAMILIES.items()}
     names = ", ".join(f"{CLAUDE_PREFIX}{f}-…" for f in unmapped)
     variables = ", ".join(f"{p}_ALIAS_{f.upper()}=<model>" for f in unmapped)
@@ -650,124 +572,9 @@ def _claude_warning(
     )
 
 
-def _chain_warnings(
-    providers: Mapping[str, ProviderConfig],
-    aliases: Iterable[Alias],
-    fallbacks: Iterable[Alias],
-    failover: Mapping[str, tuple[str, ...]],
-    long_context: Mapping[str, str],
-) -> list[str]:
-    """Failover and long-context targets naming a provider that is not configured: they are
-    skipped when a request fails over, which is almost always a mistake."""
-    found: list[tuple[str, str]] = []
-    for alias in (*aliases, *fallbacks):
-        found += [(f"alias {alias.name!r} ({alias.source})", t) for t in alias.failover]
-    for key, targets in failover.items():
-        found += [(f"failover {key!r}", t) for t in targets]
-    found += [(f"long-context {key or '(all models)'!r}", t) for key, t in long_context.items()]
-    warnings: list[str] = []
-    for where, target in found:
-        prefix, sep, _ = target.partition(":")
-        if sep and looks_like_provider(prefix) and provider_key(prefix) not in providers:
-            warnings.append(
-                f"{where}: target {target!r} names provider {prefix!r}, which is not "
-                f"configured; it is skipped (configured: {', '.join(providers) or 'none'})"
-            )
-    return warnings
-
-
-def looks_like_provider(prefix: str) -> bool:
-    """Whether the part before `:` of a target reads as a provider name (`groq` in
-    `groq:llama…`), rather than part of a model name (`llama3:8b` has a digit)."""
-    return prefix.replace("-", "").replace("_", "").isalpha() and prefix.islower()
-
-
 #: Formats that share one base URL (OpenAI's Chat Completions and Responses).
 _URL_FAMILY = {"responses": "openai"}
 
 
-def _prefix(provider: str) -> str:
-    return provider.upper().replace("-", "_")
-
-
 def _label(var: str, value: Value) -> str:
     return f"{value.source}: {var}" if value.source in ("env",) else f"{value.source} ({var})"
-
-
-def _int(builder: _Builder, name: str, default: int) -> int:
-    raw = builder.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} ({builder._source(name)}): expected a whole number", var=name
-        ) from None
-
-
-def _bytes(builder: _Builder, name: str, default: int) -> int:
-    """A size in bytes, greater than 0 (`MAX_RESPONSE_BYTES`)."""
-    value = _int(builder, name, default)
-    if value <= 0:
-        raise ConfigError(
-            f"{name}={value} ({builder._source(name)}): must be a number of bytes above 0",
-            var=name,
-        )
-    return value
-
-
-def _bool(builder: _Builder, name: str) -> bool:
-    raw = builder.get(name).lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name}={raw!r} ({builder._source(name)}): expected true or false", var=name)
-
-
-def _positive(builder: _Builder, name: str) -> int | None:
-    """A whole number above 0, or None when unset."""
-    value = _int(builder, name, 0)
-    if value < 0 or (value == 0 and builder.get(name)):
-        raise ConfigError(
-            f"{name}={builder.get(name)!r} ({builder._source(name)}): must be greater than 0",
-            var=name,
-        )
-    return value or None
-
-
-_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]+$")
-
-
-def _origins(builder: _Builder) -> tuple[str, ...]:
-    """ALLOWED_ORIGINS: origins separated by commas or spaces (a TOML list), as browsers send
-    them in `Origin`: `scheme://host[:port]`, lower case, no path."""
-    found: list[str] = []
-    for item in builder.get("ALLOWED_ORIGINS").replace(",", " ").split():
-        origin = item.lower().rstrip("/")
-        if not _ORIGIN.match(origin):
-            raise ConfigError(
-                f"ALLOWED_ORIGINS: {item!r} ({builder._source('ALLOWED_ORIGINS')}) is not an "
-                "origin: write it as the browser sends it, e.g. https://app.example.com:8443",
-                var="ALLOWED_ORIGINS",
-            )
-        found.append(origin)
-    return tuple(found)
-
-
-def _float(builder: _Builder, name: str, default: float) -> float:
-    raw = builder.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} ({builder._source(name)}): expected a number of seconds", var=name
-        ) from None
-    if value <= 0:
-        raise ConfigError(
-            f"{name}={raw!r} ({builder._source(name)}): must be greater than 0", var=name
-        )
-    return value
