@@ -28,7 +28,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "routing": {"pydantic"},
     "upstream": {"pydantic", "httpx", "httpcore", "anyio"},
     "middleware": {"pydantic", "httpx", "anyio"},
-    "usage": {"pydantic"},
+    "usage": {"pydantic", "prometheus_client"},
     "server": {"pydantic", "httpx", "anyio", "hypercorn", "starlette"},
     "cli": {"pydantic", "httpx", "anyio", "hypercorn", "starlette", "typer", "psutil"},
 }

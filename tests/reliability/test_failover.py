@@ -77,7 +77,9 @@ def _log_lines(caplog: pytest.LogCaptureFixture, count: int = 1) -> list[str]:
         lines = [
             r.getMessage()
             for r in caplog.records
-            if r.name == "vdm.requests" and r.levelno == logging.INFO and " ms" in r.getMessage()
+            if r.name == "vdm.requests"
+            and r.levelno == logging.INFO
+            and r.getMessage().startswith("req_vdm_")
         ]
     return lines
 

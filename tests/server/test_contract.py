@@ -6,7 +6,8 @@ httpx or the official anthropic SDK as the client:
 - request bodies with values vdm does not know reach an Anthropic-format provider byte for
   byte (C5); only a body that is not a JSON object with a `model` is refused;
 - an Anthropic-format upstream's errors come back unchanged: status, body bytes, type,
-  `retry-after`, `x-should-retry`, `request-id` (C9); its rate-limit headers only when the key
+  `retry-after`, `x-should-retry` (C9), the upstream's `request-id` as
+  `x-vdm-upstream-request-id` beside vdm's own `request-id`; its rate-limit headers only when the key
   is the client's own (C16); an answer marked `x-should-retry: false` is not retried;
 - every answer that retrying cannot fix says `x-should-retry: false` (C15);
 - request headers: every `anthropic-*`, `user-agent`, `x-stainless-*` forwarded, never
@@ -230,7 +231,8 @@ def test_upstream_errors_reach_the_client_unchanged(
     assert response.headers["content-type"] == "application/json"
     assert response.headers["retry-after"] == "7"
     assert response.headers["x-should-retry"] == "false"
-    assert response.headers["request-id"] == REQUEST_ID
+    assert response.headers["x-vdm-upstream-request-id"] == REQUEST_ID
+    assert response.headers["request-id"].startswith("req_vdm_")
     assert len(ant.requests) == 1
 
 
@@ -246,7 +248,8 @@ def test_count_tokens_errors_reach_the_client_unchanged(
     response = _post(vdm, {"model": "claude-haiku-4-5"}, path="/v1/messages/count_tokens")
     assert response.status_code == 400
     assert response.content == body
-    assert response.headers["request-id"] == REQUEST_ID
+    assert response.headers["x-vdm-upstream-request-id"] == REQUEST_ID
+    assert response.headers["request-id"].startswith("req_vdm_")
     assert response.headers["x-should-retry"] == "false"  # not marked upstream: vdm's table
 
 
@@ -260,8 +263,11 @@ def test_the_sdk_sees_the_upstreams_type_and_request_id(
         pytest.raises(anthropic.BadRequestError) as caught,
     ):
         client.messages.create(**_hello())
-    assert caught.value.request_id == REQUEST_ID
+    # The SDK reports vdm's id (in vdm's log line, beside the upstream's); the body is the
+    # upstream's, its own request_id included.
+    assert caught.value.request_id is not None and caught.value.request_id.startswith("req_vdm_")
     assert isinstance(caught.value.body, dict)
+    assert caught.value.body["request_id"] == REQUEST_ID
     assert caught.value.body["error"] == {"type": "policy_blocked", "message": "blocked by policy"}
     assert len(ant.requests) == 1  # neither vdm nor the SDK retried
 
@@ -381,8 +387,10 @@ def test_an_unroutable_model_says_do_not_retry_and_is_logged(
     assert words in response.json()["error"]["message"]
     assert fake.requests == []
     (line,) = _log_lines(caplog)
-    assert line.startswith(f"{model} -> (not routed) error 400 ")
-    assert words in line.split(" ms: ", 1)[1]
+    request_id, client, rest = line.split(" ", 2)
+    assert request_id.startswith("req_vdm_") and client == "anonymous"
+    assert rest.startswith(f"{model} -> (not routed) error 400 ")
+    assert words in rest.split(": ", 1)[1]
 
 
 def test_a_body_the_translator_refuses_is_logged_with_its_route(
@@ -392,7 +400,7 @@ def test_a_body_the_translator_refuses_is_logged_with_its_route(
     response = _post(chat, {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     assert response.status_code == 400
     (line,) = _log_lines(caplog)
-    assert line.startswith("gpt-4o -> openai:gpt-4o error 400 ")
+    assert line.split(" ", 2)[2].startswith("gpt-4o -> openai:gpt-4o error 400 ")
 
 
 @pytest.mark.parametrize(("status", "should"), [(401, "false"), (403, "false"), (500, "true")])
@@ -510,7 +518,8 @@ def test_request_id_is_relayed_and_rate_limits_only_for_the_clients_own_key(
     with running_vdm({"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": ant.base_url}) as vdm:
         response = _post(vdm, _hello(stream=stream), {"x-api-key": CLIENT_KEY})
     assert response.status_code == 200
-    assert response.headers["request-id"] == REQUEST_ID
+    assert response.headers["x-vdm-upstream-request-id"] == REQUEST_ID
+    assert response.headers["request-id"].startswith("req_vdm_")
     for name, value in _ACCOUNT.items():
         assert response.headers.get(name) == (value if passthru else None)
     kind = "text/event-stream" if stream else "application/json"

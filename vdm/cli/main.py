@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Literal, TextIO
 
 import typer
 
@@ -24,6 +24,35 @@ app.add_typer(server_app, name="server")
 app.add_typer(config_app, name="config")
 app.add_typer(health_app, name="health")
 app.add_typer(test_app, name="test")
+
+
+LogLevelOption = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None,
+    typer.Option(
+        "--log-level", case_sensitive=False, help="DEBUG … ERROR (default: LOG_LEVEL or INFO)."
+    ),
+]
+LOG_FORMAT_HELP = "text (for people) or json (one object per line) (default: LOG_FORMAT or text)."
+LogFormatOption = Annotated[
+    Literal["text", "json"] | None,
+    typer.Option("--log-format", case_sensitive=False, help=LOG_FORMAT_HELP),
+]
+RequestLogPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--request-log",
+        help="Append one JSON line per finished request to this file (also REQUEST_LOG).",
+        dir_okay=False,
+    ),
+]
+RequestLogBodies = Annotated[
+    bool,
+    typer.Option(
+        "--request-log-bodies",
+        help="Put the request and response bodies in the request log (also "
+        "REQUEST_LOG_BODIES=true; secrets masked, each cut at 1 MiB).",
+    ),
+]
 
 
 @app.command()
@@ -48,13 +77,25 @@ def server_start(
         False, "--reload", help="Restart when vdm's code or the configuration files change."
     ),
     fd: int | None = typer.Option(None, hidden=True, help="Serve on this listening socket."),
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
+    request_log: RequestLogPath = None,
+    request_log_bodies: RequestLogBodies = False,
+    systemd: bool = typer.Option(
+        False,
+        "--systemd",
+        envvar="VDM_SYSTEMD",
+        help="Log to the systemd journal (identifier vandamme-proxy) instead of stderr.",
+    ),
 ) -> None:
     """Start the gateway on HOST:PORT and serve until interrupted."""
     import dataclasses
 
     from vdm.cli.common import load_settings
+    from vdm.server.logs import LogOptions
 
-    settings = load_settings()
+    options = LogOptions(log_level, log_format, _path(request_log), request_log_bodies)
+    settings = options.apply(load_settings())
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -71,6 +112,7 @@ def server_start(
 
         if settings.allow_remote:
             os.environ["ALLOW_REMOTE"] = "true"  # the servers it starts inherit it
+        os.environ.update(_log_env(settings, systemd))
         raise typer.Exit(supervise(settings.host, settings.port))
 
     import signal
@@ -80,8 +122,20 @@ def server_start(
 
     from vdm.cli.common import EXIT_INTERRUPTED, bind_socket, fail
     from vdm.server.app import App
-    from vdm.server.serve import configure_logging, serve
+    from vdm.server.logs import JournalUnavailable, check_request_log, configure_logging
+    from vdm.server.serve import serve
 
+    try:
+        configure_logging(
+            settings.log_level,
+            secrets=settings.secrets,
+            fmt=settings.log_format,
+            systemd=systemd,
+        )
+    except JournalUnavailable as exc:
+        fail(str(exc))
+    if (problem := check_request_log(settings.request_log)) is not None:
+        fail(problem)
     if fd is not None:
         sock = socket.socket(fileno=fd)
     else:
@@ -92,8 +146,13 @@ def server_start(
             from vdm.cli.preflight import port_problem
 
             fail(port_problem(settings.host, settings.port, exc, settings.proxy_api_key))
-        typer.echo(f"vdm listening on http://{settings.host}:{settings.port}", err=True)
-    configure_logging(settings.log_level, secrets=settings.secrets)
+        listening = f"vdm listening on http://{settings.host}:{settings.port}"
+        if settings.log_format == "text" and not systemd:
+            typer.echo(listening, err=True)
+        else:  # every line of the log is in its format
+            import logging
+
+            logging.getLogger("vdm").info("%s", listening)
     try:
         grace, served = settings.shutdown_grace, App(settings)
         anyio.run(
@@ -106,6 +165,22 @@ def server_start(
         fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
     if served.stopped_by == signal.SIGINT:  # Ctrl-C: stopped gracefully, but interrupted
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path.absolute())
+
+
+def _log_env(settings: Settings, systemd: bool) -> dict[str, str]:
+    """The logging settings as variables, for the servers `--reload` starts."""
+    env = {"LOG_LEVEL": settings.log_level, "LOG_FORMAT": settings.log_format}
+    if settings.request_log:
+        env["REQUEST_LOG"] = settings.request_log
+    if settings.request_log_bodies:
+        env["REQUEST_LOG_BODIES"] = "true"
+    if systemd:
+        env["VDM_SYSTEMD"] = "1"
+    return env
 
 
 def _check_exposure(settings: Settings) -> None:
@@ -152,7 +227,7 @@ def wrap(
         Path | None,
         typer.Option(
             "--log-file",
-            help="Write vdm's request log here (the terminal is the child's).",
+            help="Write vdm's log here (the terminal is the child's; --log-format).",
             dir_okay=False,
         ),
     ] = None,
@@ -162,6 +237,9 @@ def wrap(
         help="Start without checking that the model resolves and its provider takes the key "
         "(also VDM_NO_CHECK=1).",
     ),
+    log_format: LogFormatOption = None,
+    request_log: RequestLogPath = None,
+    request_log_bodies: RequestLogBodies = False,
 ) -> None:
     """Run COMMAND (default: claude) with a private proxy: vdm wrap -- claude --model fast."""
     import ipaddress
@@ -170,6 +248,7 @@ def wrap(
     from vdm.cli.wrap import Report, WrapError
     from vdm.cli.wrap import wrap as run_wrap
     from vdm.config.settings import ConfigError
+    from vdm.server.logs import LogOptions
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -192,6 +271,7 @@ def wrap(
             report=Report(summary_json=summary_json, quiet=quiet),
             log_file=log_file,
             check=not (no_check or _truthy(os.environ.get("VDM_NO_CHECK", ""))),
+            log_options=LogOptions(None, log_format, _path(request_log), request_log_bodies),
         )
     except ConfigError as exc:
         typer.echo(f"vdm: configuration error: {exc}", err=True)

@@ -34,6 +34,7 @@ from vdm.config.settings import Settings
 
 if TYPE_CHECKING:
     from vdm.server.app import App
+    from vdm.server.logs import LogOptions
 
 log = logging.getLogger("vdm.wrap")
 
@@ -207,6 +208,7 @@ def wrap(
     report: Report = Report(),
     log_file: Path | None = None,
     check: bool = True,
+    log_options: LogOptions | None = None,
 ) -> int:
     """Run `command` behind a session proxy; returns the exit code for vdm. With `check`,
     the pre-flight (vdm/cli/preflight.py) runs first and may refuse to start the child."""
@@ -234,6 +236,8 @@ def wrap(
     settings = replace(
         settings, host=host, port=bound_port, session_secret=secret, allow_remote=remote
     )
+    if log_options is not None:
+        settings = log_options.apply(settings)
     # Said once, before the child owns the terminal; nothing is logged there afterwards.
     _, price_problems = user_prices(settings.prices)
     for line in (*settings.problems, *settings.warnings, *price_problems):
@@ -241,7 +245,7 @@ def wrap(
     env = child_env(environ, session, settings, command)
     if check:
         _preflight(settings, command, env, sock)
-    handler = _open_log(log_file, sock)
+    handler = _open_log(log_file, sock, settings.request_log)
     _become_subreaper()
     signals = _Signals()
     try:
@@ -251,7 +255,7 @@ def wrap(
             sock.close()
             raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
         signals.attach(process)
-        _configure_logging(settings.log_level, handler, settings.secrets)
+        _configure_logging(settings, handler)
 
         import anyio
 
@@ -282,9 +286,16 @@ def _preflight(
         raise WrapError("\n  ".join(lines))
 
 
-def _open_log(log_file: Path | None, sock: socket.socket) -> logging.Handler | None:
+def _open_log(
+    log_file: Path | None, sock: socket.socket, request_log: str | None = None
+) -> logging.Handler | None:
     """The `--log-file` handler, opened before the child starts so that a path that cannot be
-    written stops vdm cleanly, not a running child."""
+    written (this one or the `--request-log`) stops vdm cleanly, not a running child."""
+    from vdm.server.logs import check_request_log
+
+    if (problem := check_request_log(request_log)) is not None:
+        sock.close()
+        raise WrapError(problem)
     if log_file is None:
         return None
     try:
@@ -311,10 +322,9 @@ def _become_subreaper() -> None:
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _configure_logging(
-    level: str, handler: logging.Handler | None, secrets: tuple[str, ...]
-) -> None:
-    """The child owns the terminal: vdm's logs go to the `--log-file` handler, or nowhere."""
+def _configure_logging(settings: Settings, handler: logging.Handler | None) -> None:
+    """The child owns the terminal: vdm's logs go to the `--log-file` handler (in the
+    settings' `log_format`), or nowhere."""
     root = logging.getLogger()
     for existing in root.handlers[:]:
         root.removeHandler(existing)
@@ -323,9 +333,11 @@ def _configure_logging(
         root.setLevel(logging.CRITICAL + 1)
         logging.lastResort = None  # no "no handlers" fallback onto the child's screen
         return
-    from vdm.server.serve import configure_logging
+    from vdm.server.logs import configure_logging
 
-    configure_logging(level, handler=handler, secrets=secrets)
+    configure_logging(
+        settings.log_level, handler=handler, secrets=settings.secrets, fmt=settings.log_format
+    )
 
 
 def _report(app: App, report: Report, code: int, duration: float) -> None:

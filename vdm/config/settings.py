@@ -104,6 +104,9 @@ _PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
 _PROVIDER_TABLES = tuple(TABLES.values())
 
 
+#: The log's line formats (`LOG_FORMAT`); vdm/server/logs.py writes them.
+LOG_FORMATS = ("text", "json")
+
 #: The one message for "nothing to route to", naming the fix.
 NO_PROVIDER = (
     "no provider configured: set OPENAI_API_KEY (or {P}_API_KEY and {P}_BASE_URL for any "
@@ -128,9 +131,19 @@ class Settings:
     proxy_api_key: str | None = None
     #: `vdm wrap`: a per-session secret every /v1 request must carry in `x-vdm-session`.
     session_secret: str | None = field(default=None, repr=False)
+    #: `vdm wrap --dashboard`: a random token that opens the dashboard (viewing only; never
+    #: accepted on /v1), handed to the browser in the printed URL's `#key=` fragment.
+    dashboard_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8082
     log_level: str = "INFO"
+    #: The log's line format: "text" (for people) or "json" (one object per line)
+    #: (`LOG_FORMAT`, `--log-format`).
+    log_format: str = "text"
+    #: A JSONL file that gets one object per finished request (`REQUEST_LOG`), with the
+    #: request and response bodies when `request_log_bodies` (`REQUEST_LOG_BODIES`).
+    request_log: str | None = None
+    request_log_bodies: bool = False
     #: The global upstream timeouts; each provider's own are in its `timeouts`.
     timeouts: Timeouts = Timeouts()
     max_retries: int = 2
@@ -195,7 +208,7 @@ class Settings:
         """Every configured secret, for redaction: each provider's `secrets`, vdm's own keys,
         and every credential custom header's value (a provider's `secrets` hold its own)."""
         keys = [k for p in self.providers.values() for k in p.secrets]
-        keys.extend(s for s in (self.proxy_api_key, self.session_secret) if s)
+        keys.extend(s for s in (self.proxy_api_key, self.session_secret, self.dashboard_token) if s)
         keys.extend(
             v.value.strip()
             for var, v in self.values.items()
@@ -286,6 +299,9 @@ class _Builder:
             host=self.get("HOST") or "127.0.0.1",
             port=read_int(self.values, "PORT", 8082),
             log_level=(self.get("LOG_LEVEL") or "INFO").upper(),
+            log_format=self._log_format(),
+            request_log=self.get("REQUEST_LOG") or None,
+            request_log_bodies=read_bool(self.values, "REQUEST_LOG_BODIES"),
             timeouts=timeouts,
             max_retries=max_retries,
             retry_after_cap=limits[0],
@@ -306,6 +322,16 @@ class _Builder:
             failover=failover,
             long_context=long_context,
         )
+
+    def _log_format(self) -> str:
+        found = self.get("LOG_FORMAT", "text").lower()
+        if found not in LOG_FORMATS:
+            where = self.values["LOG_FORMAT"].source
+            raise ConfigError(
+                f"LOG_FORMAT={found!r} ({where}): expected one of {', '.join(LOG_FORMATS)}",
+                var="LOG_FORMAT",
+            )
+        return found
 
     def _proxy_key(self) -> str | None:
         """PROXY_API_KEY; set but blank is an error, never "authentication off"."""

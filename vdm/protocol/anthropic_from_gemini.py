@@ -43,6 +43,7 @@ from vdm.protocol.events import (
     ThinkingStart,
     ToolUseStart,
 )
+from vdm.protocol.reasoning import from_gemini_usage
 from vdm.protocol.signatures import id_with_thought, pack_thought
 from vdm.protocol.sse import SseDecoder, quote_start
 
@@ -132,6 +133,7 @@ class GeminiStreamDecoder:
         self.done = False
         self.finished = False
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        self.reasoning_tokens = 0
         #: Gemini's finish reason, or `BLOCKED:<reason>` for a blocked prompt.
         self.finish_reason: str | None = None
         self.finish_message = ""
@@ -184,6 +186,7 @@ class GeminiStreamDecoder:
         usage = response.get("usageMetadata")
         if usage:
             self.usage = usage_from_gemini(usage)
+            self.reasoning_tokens = from_gemini_usage(usage)
         feedback = response.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
             self.finish_reason = f"BLOCKED:{feedback['blockReason']}"

@@ -23,6 +23,7 @@ from vdm.protocol.anthropic_stream import anthropic_message, new_tool_id
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
+from vdm.protocol.reasoning import from_chat_usage
 from vdm.protocol.signatures import CHAT_REASONING, id_with_thought, safe_tool_id
 from vdm.protocol.sse import SseDecoder, json_event
 
@@ -250,6 +251,7 @@ class ChatStreamDecoder:
         self.finished = False
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        self.reasoning_tokens = 0
         self._sse = SseDecoder()
         self._blocks = Blocks()
         self._tools: dict[int, _ToolCall] = {}
@@ -316,6 +318,7 @@ class ChatStreamDecoder:
         usage = _chunk_usage(chunk)
         if usage:
             self.usage = usage_from_chat(usage)
+            self.reasoning_tokens = from_chat_usage(usage)
         choices = chunk.get("choices")
         if not choices:
             if usage and self.finish_reason is not None:

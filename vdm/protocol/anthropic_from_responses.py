@@ -38,6 +38,7 @@ from vdm.protocol.events import (
     ThinkingStart,
     ToolUseStart,
 )
+from vdm.protocol.reasoning import from_responses_usage
 from vdm.protocol.signatures import pack_reasoning
 from vdm.protocol.sse import SseDecoder, json_event
 
@@ -184,6 +185,7 @@ class ResponsesStreamDecoder:
         self.thinking = thinking
         self.done = False
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        self.reasoning_tokens = 0
         self._sse = SseDecoder()
         self._blocks = Blocks()
         self._items: dict[int, _Item] = {}
@@ -273,6 +275,7 @@ class ResponsesStreamDecoder:
                 continue
             self._whole(index, payload, out)
         self.usage = usage_from_responses(response.get("usage"))
+        self.reasoning_tokens = from_responses_usage(response.get("usage"))
         reason = _stop_reason(response, self._tool_use, self._refusal)
         out.append(MessageEnd(reason, None, self.usage))
         self.done = True

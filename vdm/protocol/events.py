@@ -96,6 +96,8 @@ class StreamDecoder(Protocol):
     done: bool
     #: Anthropic usage so far (`input_tokens` excludes cache reads).
     usage: dict[str, int]
+    #: Reasoning tokens within the output, when the provider says (vdm/protocol/reasoning.py).
+    reasoning_tokens: int
 
     def feed(self, data: bytes) -> list[Event]: ...
 

@@ -1,5 +1,10 @@
 """The pure ASGI application: the edge rules, routing, error rendering, the limit on
-requests served at once, ending in-flight requests at shutdown, lifespan."""
+requests served at once, ending in-flight requests at shutdown, lifespan.
+
+Every request gets a `Trace` (vdm/usage/trace.py) when it arrives: its id is the `request-id`
+response header and is in every log line written while it runs, the response's head carries
+the time vdm itself spent (`x-vdm-overhead-ms`), and when it ends the gateway accounts it and
+writes its one log line (`Gateway.account`), however it ended."""
 
 from __future__ import annotations
 
@@ -11,10 +16,9 @@ from urllib.parse import parse_qsl
 import anyio
 
 from vdm import __version__
-from vdm.config.secrets import safe_url
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.protocol.errors import VdmError, anthropic_error_event
-from vdm.server import messages
+from vdm.server import dashboard, messages, observe
 from vdm.server.asgi import (
     ClientDisconnected,
     Incoming,
@@ -27,8 +31,9 @@ from vdm.server.asgi import (
     send_error,
     send_json,
 )
-from vdm.server.auth import check_session, client_key
+from vdm.server.auth import check_session, client_key, client_label
 from vdm.server.catalog import alias_entries
+from vdm.server.dashboard import check_viewer
 from vdm.server.edge import (
     EdgePolicy,
     check_header_values,
@@ -38,24 +43,46 @@ from vdm.server.edge import (
     cors_headers,
     preflight_headers,
 )
+from vdm.server.passthrough import header_value
 from vdm.server.state import Gateway
+from vdm.usage.trace import ACCOUNTED, REQUEST_ID, Trace, endpoint_of, new_request_id
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
 
 
+#: Where the request's `Trace` is in its ASGI scope.
+TRACE = "vdm.trace"
+#: The response headers naming the request: vdm's id, the upstream's, vdm's own time.
+REQUEST_ID_HEADER = b"request-id"
+UPSTREAM_ID_HEADER = b"x-vdm-upstream-request-id"
+OVERHEAD_HEADER = b"x-vdm-overhead-ms"
+
+
+def trace_of(scope: Scope) -> Trace:
+    trace: Trace = scope[TRACE]
+    return trace
+
+
 def _client_key(gateway: Gateway, scope: Scope) -> str | None:
     """Checks the proxy key (401 before anything else happens) and returns the client's own
-    provider key, if any."""
-    check_session(scope["headers"], gateway.settings.session_secret)
-    return client_key(scope["headers"], gateway.settings.proxy_api_key)
+    provider key, if any; names the client in the request's trace."""
+    settings = gateway.settings
+    check_session(scope["headers"], settings.session_secret)
+    key = client_key(scope["headers"], settings.proxy_api_key)
+    trace_of(scope).client = client_label(settings, key)
+    return key
 
 
 async def _incoming(gateway: Gateway, scope: Scope, receive: Receive) -> Incoming:
     key = _client_key(gateway, scope)
     body = await read_body(receive, scope["headers"], timeout=gateway.settings.body_timeout)
-    return Incoming(body, scope["headers"], key)
+    trace = trace_of(scope)
+    trace.bytes_in = len(body)
+    if trace.response_body is not None:  # the request log keeps bodies
+        trace.request_body = body
+    return Incoming(body, scope["headers"], key, trace)
 
 
 async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,28 +120,36 @@ async def _hello(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -
     await send_bytes(send, 200, b"", [])
 
 
+async def _metrics(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    check_viewer(gateway, scope["headers"])
+    await observe.send_prometheus(gateway, send)
+
+
+async def _running_totals(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    check_viewer(gateway, scope["headers"])
+    query = observe.query_of(scope)
+    if observe.wants_stream(scope):
+        await observe.live_feed(
+            gateway, receive, send, "totals", lambda: observe.running_totals(gateway, query)
+        )
+        return
+    await observe.send_json_payload(send, observe.running_totals(gateway, query))
+
+
+async def _active_requests(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    check_viewer(gateway, scope["headers"])
+    if observe.wants_stream(scope):
+        await observe.live_feed(
+            gateway, receive, send, "active", lambda: observe.active_requests(gateway)
+        )
+        return
+    await observe.send_json_payload(send, observe.active_requests(gateway))
+
+
 def health(settings: Settings, gateway: Gateway | None = None) -> dict[str, object]:
     """Status without secrets: providers, their format and base URL, key counts, and what is
     cooling down (a key, for one model or all, until when) in the running `gateway`."""
-    cooling = gateway.cooling() if gateway is not None else {}
-    providers = {
-        name: {
-            "base_url": safe_url(p.base_url),
-            "api_format": p.api_format,
-            "keys": p.masked_keys,
-            "cooling": [
-                {
-                    "key": c.key,
-                    "model": c.model,
-                    "until": round(c.until, 3),
-                    "seconds_left": round(c.seconds_left, 3),
-                    "status": c.status,
-                }
-                for c in cooling.get(name, [])
-            ],
-        }
-        for name, p in settings.providers.items()
-    }
+    providers = observe.providers(settings, gateway)
     status = "ok" if providers else "unconfigured"
     body: dict[str, object] = {
         "status": status,
@@ -139,6 +174,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("HEAD", "/health"): _health,
     ("HEAD", "/api/hello"): _hello,
     ("GET", "/api/hello"): _hello,
+    ("GET", "/metrics"): _metrics,
+    ("GET", "/metrics/running-totals"): _running_totals,
+    ("GET", "/metrics/active-requests"): _active_requests,
+    **dashboard.ROUTES,
 }
 _PATHS = {path for _, path in ROUTES}
 #: Paths served however busy vdm is: cheap, and what tells a monitor that it is busy.
@@ -172,10 +211,21 @@ class _Response:
     stopped reading) ends the request: its cancel scope is cancelled, which cancels the
     upstream call, and every later write is dropped."""
 
-    __slots__ = ("send", "extra", "started", "finished", "sse", "timeout", "cancel", "stalled")
+    __slots__ = (
+        "send",
+        "trace",
+        "extra",
+        "started",
+        "finished",
+        "sse",
+        "timeout",
+        "cancel",
+        "stalled",
+    )
 
-    def __init__(self, send: Send, timeout: float | None = None) -> None:
+    def __init__(self, send: Send, trace: Trace, timeout: float | None = None) -> None:
         self.send = send
+        self.trace = trace
         self.extra: list[tuple[bytes, bytes]] = []
         self.started = False
         self.finished = False
@@ -191,14 +241,15 @@ class _Response:
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
-            headers = message.get("headers", [])
-            self.sse = any(
-                k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
-            )
-            if self.extra:
-                message = {**message, "headers": [*headers, *self.extra]}
-        elif kind == "http.response.body" and not message.get("more_body", False):
-            self.finished = True
+            message = {**message, "headers": self._head(message)}
+        elif kind == "http.response.body":
+            body = message.get("body", b"")
+            trace = self.trace
+            trace.bytes_out += len(body)
+            if trace.response_body is not None:
+                trace.response_body.append(body)
+            if not message.get("more_body", False):
+                self.finished = True
         if kind != "http.response.body" or not message.get("more_body", False):
             # A head, or a whole answer's (last) write: the socket's buffers take it.
             await self.send(message)
@@ -213,6 +264,28 @@ class _Response:
             )
             if self.cancel is not None:
                 self.cancel.cancel()
+
+    def _head(self, message: Message) -> list[tuple[bytes, bytes]]:
+        """The response's headers with the request's ids and vdm's overhead: an upstream's
+        own `request-id` (relayed by the Anthropic-format path) moves to
+        `x-vdm-upstream-request-id`, vdm's id takes its place."""
+        trace = self.trace
+        trace.status = message["status"]
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in message.get("headers", ()):
+            if name == REQUEST_ID_HEADER:
+                trace.upstream_request_id = value.decode("latin-1")
+                continue
+            if name == b"content-type" and value.startswith(b"text/event-stream"):
+                self.sse = True
+            headers.append((name, value))
+        if trace.upstream_request_id:
+            headers.append((UPSTREAM_ID_HEADER, header_value(trace.upstream_request_id)))
+        overhead = trace.take_overhead() * 1000
+        headers.append((REQUEST_ID_HEADER, trace.request_id.encode()))
+        headers.append((OVERHEAD_HEADER, f"{overhead:.2f}".encode()))
+        headers.extend(self.extra)
+        return headers
 
 
 def _out_of_descriptors() -> VdmError:
@@ -259,7 +332,34 @@ class App:
             path = path[:-1]
         method = scope["method"]
         handler = ROUTES.get((method, path))
-        response = _Response(send, self.settings.send_timeout)
+        endpoint = endpoint_of(path)
+        trace = Trace(new_request_id(), method, path, endpoint)
+        if self.gateway.request_log is not None and self.gateway.request_log.bodies:
+            trace.response_body = []
+        scope[TRACE] = trace
+        token = REQUEST_ID.set(trace.request_id)
+        accounted = endpoint in ACCOUNTED
+        if accounted:
+            self.gateway.active[trace.request_id] = trace
+        try:
+            await self._respond(handler, method, path, scope, receive, send, trace)
+        finally:
+            if accounted:
+                del self.gateway.active[trace.request_id]
+                self.gateway.account(trace)
+            REQUEST_ID.reset(token)
+
+    async def _respond(
+        self,
+        handler: Handler | None,
+        method: str,
+        path: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        trace: Trace,
+    ) -> None:
+        response = _Response(send, trace, self.settings.send_timeout)
         try:
             headers = scope["headers"]
             check_header_values(headers)
@@ -283,6 +383,7 @@ class App:
         except VdmError as exc:
             await self._fail(response, exc)
         except ClientDisconnected:
+            trace.fail("client disconnected", "client_closed")
             return
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
@@ -321,6 +422,7 @@ class App:
     async def _fail(self, response: _Response, error: VdmError) -> None:
         """Report `error`: an error response, or, once the response has started, an SSE
         `error` event that ends the stream (unless it has ended already)."""
+        response.trace.fail(f"error {error.status}", error.error_type, error.message)
         if not response.started:
             await send_error(response, error)
         elif not response.finished:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from vdm.protocol.errors import VdmError, anthropic_error_response
+from vdm.usage.trace import Trace
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +46,8 @@ class Incoming:
     headers: list[tuple[bytes, bytes]]
     #: The client's own provider key, for `!PASSTHRU` providers (see vdm/server/auth.py).
     client_key: str | None = None
+    #: What accounting learns of the request (a detached one when built outside the app).
+    trace: Trace = field(default_factory=lambda: Trace("", "POST", "", "messages"))
 
 
 class ClientDisconnected(Exception):

@@ -11,9 +11,11 @@ and/or `Authorization: Bearer` (OpenAI SDKs, Claude Code's ANTHROPIC_AUTH_TOKEN)
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 
+from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
 
 MISSING_PROXY_KEY = (
@@ -54,6 +56,24 @@ def client_key(headers: Iterable[tuple[bytes, bytes]], proxy_api_key: str | None
     if bearer_is_proxy:
         return x_api_key or None
     raise VdmError(401, WRONG_PROXY_KEY if (x_api_key or bearer) else MISSING_PROXY_KEY)
+
+
+def client_label(settings: Settings, own_key: str | None) -> str:
+    """Who called, for accounting and logs, never a credential: `wrap` (a `vdm wrap`
+    session's child), `key:<hash>` (a client that brought its own provider key), `proxy:<hash>`
+    (a client of the proxy key), or `anonymous`."""
+    if settings.session_secret:
+        return "wrap"
+    if own_key:
+        return "key:" + _fingerprint(own_key)
+    if settings.proxy_api_key:
+        return "proxy:" + _fingerprint(settings.proxy_api_key)
+    return "anonymous"
+
+
+def _fingerprint(secret: str) -> str:
+    """A short, stable, one-way name for `secret` (the first 8 hex digits of its SHA-256)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
 SESSION_HEADER = b"x-vdm-session"

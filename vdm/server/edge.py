@@ -10,7 +10,14 @@ rules keep it from spending the user's keys:
   `127.0.0.1` (any 127/8 address) and `[::1]`, with any port.
 - **Origin**: browsers put `Origin` on every cross-site request and on every POST; vdm's
   clients (SDKs, Claude Code) never send it. A request carrying one is refused unless that
-  origin is configured (`ALLOWED_ORIGINS`); a configured one gets CORS answers.
+  origin is configured (`ALLOWED_ORIGINS`); a configured one gets CORS answers. One more is
+  allowed: vdm's own pages (the dashboard, whose login form POSTs) are served under the
+  request's `Host`, so their Origin is `http://<Host>`. That equality alone would prove
+  nothing (a DNS-rebinding page also sends its own name in both), which is why it counts only
+  when the Host rule above has held, i.e. when the Host is a loopback name: then the page
+  is one vdm itself served on this machine. A server started for a network (`ALLOW_REMOTE`)
+  accepts any Host, so there the dashboard's own address must be listed in
+  `ALLOWED_ORIGINS` for its login to work.
 - **Content-Type**: a POST must be `application/json`. The forms and `text/plain` bodies a
   page may send without a CORS preflight are refused.
 
@@ -109,13 +116,19 @@ def _port(rest: str) -> bool:
 
 def check_origin(headers: Headers, policy: EdgePolicy) -> bytes | None:
     """The request's Origin when it is an allowed one (CORS headers are then due), None when
-    there is none; raises VdmError(403) for any other."""
+    there is none or it is the page's own (`http://<Host>` with a loopback Host); raises
+    VdmError(403) for any other."""
     origin = header(headers, b"origin")
     if origin is None:
         return None
     text = origin.decode("latin-1").strip().lower().rstrip("/")
     if text in policy.allowed_origins:
         return origin
+    host = header(headers, b"host")
+    if host is not None:
+        own = host.decode("latin-1").strip().lower()
+        if text == f"http://{own}" and is_loopback_host(own):
+            return None  # vdm's own page, same origin: no CORS headers are due
     raise VdmError(
         403,
         f"requests from web pages are refused (Origin: {text[:100]}); to let a page at that "

@@ -3,8 +3,9 @@
 It holds the request's head (the model asked for, whether it streams), the route, the
 backend and the codecs' view of the destination (`Target`), the validated request when it is
 translated, the upstream call's key and attempts, the time of the first upstream data, the
-usage and the outcome. Accounting and the request log line read it when the request ends
-(`finish`), whatever way it ended: answered, refused before any upstream was called (an
+usage and the outcome. It writes what it learns to the request's trace (vdm/usage/trace.py),
+which accounting and the request's log line read when the request ends (`finish`),
+whatever way it ended: answered, refused before any upstream was called (an
 unknown provider, a body the translator cannot take), failed before or after the stream
 started, cut by the client, or cancelled by a shutdown. Later middleware hooks attach here
 too.
@@ -33,7 +34,6 @@ from vdm.server.state import Gateway
 from vdm.upstream.backends import Backend, select
 from vdm.upstream.client import Call, UpstreamClient
 from vdm.usage.caller import caller_of
-from vdm.usage.recorder import Request
 
 log = logging.getLogger("vdm.requests")
 
@@ -65,6 +65,9 @@ class Exchange:
         "hops",
         "tried",
         "failovers",
+        "error",
+        "waited",
+        "reasoning_tokens",
     )
 
     route: Route
@@ -108,6 +111,21 @@ class Exchange:
         self.tried: set[str] = set()
         #: How many times this request moved to another route.
         self.failovers = 0
+        #: The error that ended the request, if one did.
+        self.error: VdmError | None = None
+        #: Seconds the calls of routes that failed waited for their upstreams.
+        self.waited = 0.0
+        #: Reasoning tokens the provider counted (within the output tokens), when it says.
+        self.reasoning_tokens = 0
+        trace = incoming.trace
+        trace.requested = head.model
+        trace.stream = head.stream
+        trace.upstream = self.upstream_seconds
+        trace.caller = caller_of(incoming.headers, incoming.body)
+
+    def upstream_seconds(self) -> float:
+        """Seconds this request has waited for upstreams (retries and their waits included)."""
+        return self.waited + self.call.waited
 
     @property
     def routed(self) -> bool:
@@ -135,6 +153,8 @@ class Exchange:
         self.backend, self.target = backend, target
         self.client = gateway.client(route.provider)
         self.route = route  # routed: a body the translator refuses is logged with its route
+        trace = self.incoming.trace
+        trace.provider, trace.model = route.provider.name, route.model
         if backend.translated and self.request is None:
             self.request = validated(MessagesRequest, self.head)
 
@@ -190,6 +210,7 @@ class Exchange:
             self.tried.add(failed_label)
             self.hops.append(failed)
             self.failovers += 1
+            self.waited += self.call.waited
             self.call = Call()
             self.first_data = None
             self.usage = {}
@@ -227,56 +248,46 @@ class Exchange:
     def data_arrived(self) -> None:
         if self.first_data is None:
             self.first_data = time.perf_counter()
+            self.incoming.trace.first_data = self.first_data
+            self.answered()
 
-    def fail(self, outcome: str, detail: str | None = None) -> None:
+    def answered(self) -> None:
+        """The upstream's headers are in: its own request id goes on the response's head."""
+        self.incoming.trace.upstream_request_id = self.call.request_id
+
+    def fail(self, outcome: str, detail: str | None = None, error: VdmError | None = None) -> None:
         """Record what went wrong (the first failure wins)."""
         if self.outcome == "ok":
             self.outcome = outcome
             self.detail = detail
+            self.error = error
 
     def finish(self) -> None:
-        """Account the request and write its log line (a request refused before it was
-        routed too: it shows in `vdm wrap --log-file` with vdm's reason)."""
-        duration = time.perf_counter() - self.started
-        requested = self.requested_model
-        routed = self.routed
-        provider = self.route.provider.name if routed else ""
-        model = self.route.model if routed else requested
-        self.gateway.usage.record(
-            Request(
-                provider,
-                model,
-                self.outcome == "ok",
-                self.usage,
-                None if self.first_data is None else self.first_data - self.started,
-                duration,
-                requested=requested,
-                caller=caller_of(self.incoming.headers, self.incoming.body),
-            )
-        )
-        if not routed:
-            log.info(
-                "%s -> (not routed) %s%s %.0f ms%s",
-                requested,
-                "stream " if self.stream else "",
-                self.outcome,
-                duration * 1000,
-                f": {self.detail}" if self.detail else "",
-            )
-            return
-        degraded = self.target.degraded
-        log.info(
-            "%s -> %s%s:%s %s%s%s %.0f ms%s%s",
-            requested,
-            "".join(f"{hop} -> " for hop in self.hops),
-            provider,
-            model,
-            ""
-            if self.backend.name == self.route.provider.api_format
-            else f"({self.backend.name}) ",
-            "stream " if self.stream else "",
-            self.outcome,
-            duration * 1000,
-            "".join(f" {k.removesuffix('_tokens')}={v}" for k, v in self.usage.items() if v),
-            f" degraded={','.join(sorted(degraded))}" if degraded else "",
-        )
+        """Write what the request did to its trace, which the app accounts and logs once the
+        response has ended (a request refused before it was routed too: it shows in
+        `vdm wrap --log-file` with vdm's reason)."""
+        trace = self.incoming.trace
+        trace.usage = self.usage
+        trace.reasoning_tokens = self.reasoning_tokens
+        trace.first_data = self.first_data
+        trace.retries = max(self.call.attempts - 1, 0)
+        trace.failovers = self.failovers
+        trace.hops = self.hops
+        trace.key = self.call.key
+        if not trace.upstream_request_id:
+            trace.upstream_request_id = self.call.request_id
+        if self.routed:
+            trace.provider, trace.model = self.route.provider.name, self.route.model
+            if self.backend.name != self.route.provider.api_format:
+                trace.notes.append(f"via {self.backend.name}")
+            degraded = self.target.degraded
+            if degraded:
+                trace.notes.append(f"degraded={','.join(sorted(degraded))}")
+        if self.outcome != "ok":
+            error = self.error
+            if error is not None:
+                trace.fail(self.outcome, error.error_type, self.detail or error.message)
+            elif self.outcome == "client disconnected":
+                trace.fail(self.outcome, "client_closed")
+            else:
+                trace.fail(self.outcome, "api_error", self.detail)

@@ -28,6 +28,7 @@ from vdm.protocol.anthropic import CountTokensRequest
 from vdm.protocol.anthropic_head import parse_head, validated
 from vdm.protocol.anthropic_stream import PING, AnthropicStreamEncoder
 from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.reasoning import reasoning_tokens
 from vdm.routing.resolve import resolve
 from vdm.server import passthrough
 from vdm.server.asgi import (
@@ -79,7 +80,7 @@ async def create_message(
                 exchange.fail("client disconnected")
     except VdmError as exc:
         exc = exchange.redacted(exc)
-        exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message)
+        exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message, exc)
         if exchange.routed and not exchange.responded:
             await send_error(served, exc)  # with the route that failed in x-vdm-served-by
             return
@@ -153,6 +154,7 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
             if not exchange.recover(exc):
                 raise
     exchange.usage.update(message["usage"])
+    exchange.reasoning_tokens = reasoning_tokens(exchange.backend.name, reply)
     await send_json(send, 200, message)
     exchange.delivered = True
 
@@ -255,6 +257,7 @@ class _StreamRelay:
         encode = self.encoder.encode
         pending = self.pending
         self.started = True
+        exchange.answered()
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         pending.append(self.encoder.start())
         self.last_sent = time.monotonic()
@@ -284,11 +287,12 @@ class _StreamRelay:
                 log.exception("internal error while relaying a stream")
                 exc = VdmError(500, "internal error in vdm while relaying the stream")
             exc = exchange.redacted(exc)
-            exchange.fail(f"error {exc.status} mid-stream")
+            exchange.fail(f"error {exc.status} mid-stream", error=exc)
             log.warning("stream failed after it started: %s", exc.message)
             pending.append(anthropic_error_event(exc))
         finally:
             exchange.usage = decoder.usage
+            exchange.reasoning_tokens = decoder.reasoning_tokens
         tail = b"".join(pending)
         pending.clear()
         self.closing = True
@@ -309,7 +313,10 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
     from vdm.protocol.tokens import count_tokens as count
 
     head = parse_head(incoming.body)
+    trace = incoming.trace
+    trace.requested = head.model
     route = resolve(head.model, gateway.settings)
+    trace.provider, trace.model = route.provider.name, route.model
     served = (SERVED_BY, header_value(route.label))
     if not backend(route.provider.api_format).translated:
 

@@ -16,16 +16,16 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
 from anyio.abc import TaskGroup
 
-from vdm.config.secrets import install_redaction
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.server.app import App
+from vdm.server.logs import configure_logging as configure_logging  # its old home
 
 log = logging.getLogger("vdm")
 
@@ -39,20 +39,6 @@ RESERVED_DESCRIPTORS = 64
 MIN_REQUESTS, MAX_REQUESTS = 8, 1024
 #: At most one "descriptors ran out" line per this many seconds.
 EXHAUSTED_LOG_SECONDS = 30.0
-
-
-def configure_logging(
-    level: str, handler: logging.Handler | None = None, secrets: Iterable[str] = ()
-) -> None:
-    """vdm's log format at `level`, on stderr or `handler`, with `secrets` (the settings'
-    `secrets`) masked in every record whatever logger it comes from."""
-    handler = handler or logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    install_redaction(handler, secrets)
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
-    # httpx logs every request URL at INFO; keep it quiet unless debugging.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def hypercorn_config(settings: Settings, sock: socket.socket | None = None) -> object:
@@ -214,6 +200,7 @@ async def serve(
 
     async def end_after_grace() -> None:
         await stopping.wait()
+        app.gateway.stopping = True  # live feeds end now, without waiting for the grace
         with anyio.move_on_after(graceful_timeout):
             await hurry.wait()
         ended = app.end_requests()

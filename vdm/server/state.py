@@ -1,15 +1,27 @@
-"""The gateway's long-lived state: settings and one pooled upstream client per provider."""
+"""The gateway's long-lived state: settings, one pooled upstream client per provider, the
+accounting (the recorder, the requests running now, the request log)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import Counter
+
+from vdm import __version__
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.protocol.codec import DEGRADATIONS, ReasoningCache
 from vdm.server.catalog import ModelCatalog
+from vdm.server.logs import RequestLog
 from vdm.upstream.backends import client_for
 from vdm.upstream.client import UpstreamClient
 from vdm.upstream.keys import Cooldown
+from vdm.usage.lines import request_fields, request_line
 from vdm.usage.prices import PriceTable, user_prices
-from vdm.usage.recorder import UsageRecorder
+from vdm.usage.prometheus import VdmCollector, registry
+from vdm.usage.recorder import Request, UsageRecorder
+from vdm.usage.trace import Trace
+
+log = logging.getLogger("vdm.requests")
 
 
 class Gateway:
@@ -28,6 +40,68 @@ class Gateway:
         #: Provider name -> the lasting degradations it needed (codec.DEGRADATIONS), so its
         #: later requests go without what it refused straight away.
         self.degraded: dict[str, set[str]] = {}
+        #: Set when the server starts stopping (vdm/server/serve.py): live feeds (the
+        #: dashboard's SSE) end at their next tick instead of holding up the shutdown.
+        self.stopping = False
+        #: The requests being served now, by request id (their traces fill in as they go).
+        self.active: dict[str, Trace] = {}
+        #: What `GET /metrics` exposes (read from the recorder at each scrape).
+        self.metrics = registry(
+            VdmCollector(
+                self.usage.snapshot, self._active_counts, self._cooling_counts, __version__
+            )
+        )
+        self.request_log = (
+            RequestLog(
+                settings.request_log,
+                bodies=settings.request_log_bodies,
+                secrets=settings.secrets,
+            )
+            if settings.request_log
+            else None
+        )
+
+    def _active_counts(self) -> Counter[str]:
+        return Counter(t.endpoint for t in self.active.values())
+
+    def _cooling_counts(self) -> dict[str, int]:
+        found = self.cooling()
+        return {name: len(found.get(name, [])) for name in self.settings.providers}
+
+    def account(self, trace: Trace) -> None:
+        """Record a finished request, write its log line and its request-log entry."""
+        duration = time.perf_counter() - trace.started
+        cost = self.usage.record(
+            Request(
+                trace.provider,
+                trace.model or trace.requested,
+                trace.ok,
+                trace.usage,
+                trace.ttft,
+                duration,
+                requested=trace.requested,
+                caller=trace.caller,
+                at=trace.at,
+                endpoint=trace.endpoint,
+                status=trace.status,
+                error_type=trace.error_type,
+                error=trace.error,
+                reasoning_tokens=trace.reasoning_tokens,
+                bytes_in=trace.bytes_in,
+                bytes_out=trace.bytes_out,
+                retries=trace.retries,
+                failovers=trace.failovers,
+                request_id=trace.request_id,
+                overhead=trace.overhead,
+            )
+        )
+        fields = request_fields(trace, duration, cost)
+        log.info(request_line(fields, trace.notes), extra={"vdm_request": fields})
+        if self.request_log is not None:
+            response = trace.response_body
+            self.request_log.write(
+                fields, trace.request_body, None if response is None else b"".join(response)
+            )
 
     def degrade(self, provider: str, degradation: str) -> None:
         """Remember a lasting degradation of `provider` (until the server restarts)."""
@@ -50,6 +124,8 @@ class Gateway:
         }
 
     async def aclose(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
         await self.catalog.aclose()
         for client in self._clients.values():
             await client.aclose()

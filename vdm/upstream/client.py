@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -58,6 +59,17 @@ BACKOFF_MAX = 8.0
 #: How much of an error answer is read: error bodies are small, and one that is not must
 #: not hold the call (what is read is relayed).
 _MAX_ERROR_BODY = 1024 * 1024
+#: Where upstreams put their own request id (Anthropic, OpenAI and most others, Bedrock,
+#: Azure, Google), in the order looked at.
+UPSTREAM_ID_HEADERS = (
+    "request-id",
+    "x-request-id",
+    "x-amzn-requestid",
+    "apim-request-id",
+    "x-goog-request-id",
+)
+#: How much of a request body a DEBUG line shows (images would fill the log).
+_DEBUG_BODY = 64 * 1024
 #: An HTTP header name (RFC 9110 token).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -71,6 +83,20 @@ class Call:
     key: str | None = None
     attempts: int = 0
     headers: httpx.Headers | None = None
+    #: Seconds spent waiting for the upstream: until a stream's headers, until a whole
+    #: answer's last byte (retries and their waits included).
+    waited: float = 0.0
+
+    @property
+    def request_id(self) -> str | None:
+        """The upstream's own id of the answer, when its headers name one."""
+        if self.headers is None:
+            return None
+        for name in UPSTREAM_ID_HEADERS:
+            value: str = self.headers.get(name, "")
+            if value:
+                return value[:200]
+        return None
 
 
 def backoff(retry: int, draw: Callable[[float, float], float] = random.uniform) -> float:
@@ -216,17 +242,22 @@ class UpstreamClient:
     ) -> tuple[bytes, httpx.Response]:
         """One call (GET without a body) and its whole non-streamed answer."""
         timer = CallTimer(self.provider)
-        async with self._send(
-            path,
-            body,
-            stream=False,
-            client_key=client_key,
-            headers=headers,
-            call=call,
-            timer=timer,
-            model=model,
-        ) as response:
-            data = await self._read(response, timer)
+        began = time.perf_counter()
+        try:
+            async with self._send(
+                path,
+                body,
+                stream=False,
+                client_key=client_key,
+                headers=headers,
+                call=call,
+                timer=timer,
+                model=model,
+            ) as response:
+                data = await self._read(response, timer)
+        finally:
+            if call is not None:
+                call.waited += time.perf_counter() - began
         return data, response
 
     async def _read(self, response: httpx.Response, timer: CallTimer) -> bytes:
@@ -293,28 +324,36 @@ class UpstreamClient:
         socket has nothing more; on any other transport it is after every read.
         """
         timer = CallTimer(self.provider)
-        async with self._send(
-            path,
-            body,
-            stream=True,
-            client_key=client_key,
-            headers=headers,
-            call=call,
-            timer=timer,
-            model=model,
-        ) as response:
-            network = response.extensions.get("network_stream")
-            if not isinstance(network, AsyncioStream):
-                network = None
-            if network is not None:
-                network.on_idle = on_idle
-            try:
-                # vdm's transport ends a read at the call's deadline; another is checked.
-                other = network is None
-                yield self._reads(response, on_idle if other else None, timer, other)
-            finally:
+        began: float | None = time.perf_counter()
+        try:
+            async with self._send(
+                path,
+                body,
+                stream=True,
+                client_key=client_key,
+                headers=headers,
+                call=call,
+                timer=timer,
+                model=model,
+            ) as response:
+                if call is not None and began is not None:
+                    call.waited += time.perf_counter() - began
+                began = None  # the headers are in: the rest is the stream's time
+                network = response.extensions.get("network_stream")
+                if not isinstance(network, AsyncioStream):
+                    network = None
                 if network is not None:
-                    network.on_idle = None
+                    network.on_idle = on_idle
+                try:
+                    # vdm's transport ends a read at the call's deadline; another is checked.
+                    other = network is None
+                    yield self._reads(response, on_idle if other else None, timer, other)
+                finally:
+                    if network is not None:
+                        network.on_idle = None
+        finally:
+            if call is not None and began is not None:  # no answer: the wait was all upstream
+                call.waited += time.perf_counter() - began
 
     async def _reads(
         self,
@@ -395,6 +434,16 @@ class UpstreamClient:
         was throttled waits for the first to come back, under the same rules. An answer the
         upstream marks `x-should-retry: false` is neither retried nor tried with another
         key. `timer` times the whole call (default: from now)."""
+        if body is not None and log.isEnabledFor(logging.DEBUG):  # the translated request
+            text = body[:_DEBUG_BODY].decode("utf-8", "replace")
+            cut = f" … ({len(body)} bytes)" if len(body) > _DEBUG_BODY else ""
+            log.debug(
+                "to %s %s: %s%s",
+                self.provider.name,
+                path,
+                redact(text, self._redact(client_key)),
+                cut,
+            )
         retries = 0
         tried: list[str] = []
         rejected: VdmError | None = None  # the upstream's answer to the last key tried

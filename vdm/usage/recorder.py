@@ -1,7 +1,11 @@
-"""Counting requests, errors, tokens, cost and latency per provider:model and per agent.
+"""Counting requests, errors, tokens, cost and latency per provider:model, per agent, per
+Claude Code session and per endpoint: the one accounting component (the `vdm wrap` summary,
+`/metrics/*`, Prometheus and the dashboard all read it).
 
-`UsageRecorder.record()` is called once per `/v1/messages` request when it ends (after the
-stream's last byte); `snapshot()` gives a consistent copy for summaries. A request is priced
+`UsageRecorder.record()` is called once per request when it ends (a stream after its last
+byte), whatever path served it: `/v1/messages` (translated or Anthropic-format),
+count_tokens, the models and aliases lists, and requests refused before any routing (their
+`provider` is empty). `snapshot()` gives a consistent copy. A request is priced
 when it is recorded (`Price.cost`: its prompt size and time of day can change the rate), at
 the price of the model it went to and at Anthropic's price of the Claude model the client
 asked for. The recorder holds no I/O and no locks: the server runs on one event loop thread,
@@ -12,18 +16,25 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vdm.usage.caller import NO_CALLER, Caller
 from vdm.usage.prices import CACHE_1H, CACHE_5M, Price, PriceTable
+from vdm.usage.series import LATENCY_BUCKETS, OVERHEAD_BUCKETS, Histogram, Samples, TimeSeries
 
-#: Latency samples kept per provider:model for the p50 (the most recent ones).
-MAX_SAMPLES = 10_000
 #: Distinct session and subagent ids remembered (a long-running server sees unbounded ids;
 #: beyond this many the counts go on, an id seen again after it was dropped counts twice).
 MAX_IDS = 10_000
+#: Distinct provider:model rows kept; beyond, requests count under `OTHER` (model names come
+#: from clients, and metric label sets must stay bounded).
+MAX_MODELS = 500
+OTHER = "(other)"
+#: Claude Code sessions whose own totals are kept (the most recently seen).
+MAX_SESSIONS = 200
+#: Recent errors kept for the dashboard.
+MAX_ERRORS = 50
 
 TOKEN_FIELDS = (
     "input_tokens",
@@ -53,6 +64,20 @@ class Request:
     caller: Caller = NO_CALLER
     #: When it happened (unix time), for time-of-day prices; None: now.
     at: float | None = None
+    #: `messages`, `count_tokens`, `models`, `aliases` or `other` (vdm/usage/trace.py).
+    endpoint: str = "messages"
+    #: The HTTP status answered, and the error's type when it failed.
+    status: int = 200
+    error_type: str | None = None
+    error: str | None = None
+    reasoning_tokens: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    retries: int = 0
+    failovers: int = 0
+    request_id: str = ""
+    #: Seconds vdm itself spent (None: not measured).
+    overhead: float | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +92,11 @@ class Totals:
     cache_creation_input_tokens: int = 0
     cache_creation_5m_input_tokens: int = 0
     cache_creation_1h_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    retries: int = 0
+    failovers: int = 0
     #: Dollars of the priced requests; `unpriced` counts requests with tokens but no price.
     cost: float = 0.0
     priced: int = 0
@@ -87,6 +117,11 @@ class Totals:
         self.cache_creation_input_tokens += usage.get("cache_creation_input_tokens", 0)
         self.cache_creation_5m_input_tokens += usage.get(CACHE_5M, 0)
         self.cache_creation_1h_input_tokens += usage.get(CACHE_1H, 0)
+        self.reasoning_tokens += request.reasoning_tokens
+        self.bytes_in += request.bytes_in
+        self.bytes_out += request.bytes_out
+        self.retries += request.retries
+        self.failovers += request.failovers
         tokens = any(usage.get(k, 0) for k in TOKEN_FIELDS)
         if cost is not None:
             self.cost += cost
@@ -102,17 +137,27 @@ class Totals:
     def copy_totals(self) -> Totals:
         return Totals(*(getattr(self, name) for name in Totals.__slots__))
 
+    def merge(self, other: Totals) -> None:
+        """Add `other`'s figures to these."""
+        for name in Totals.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass(slots=True)
 class ModelUsage(Totals):
-    """Totals of one provider:model."""
+    """Totals of one provider:model, with its latencies."""
 
     provider: str = ""
     model: str = ""
     total_time: float = 0.0
-    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    ttfts: Samples = field(default_factory=Samples)
+    durations: Samples = field(default_factory=Samples)
+    ttft_histogram: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    duration_histogram: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
     #: How often each name the client asked for was routed here.
     requested: Counter[str] = field(default_factory=Counter)
+    #: Failed requests by error type.
+    errors_by_type: Counter[str] = field(default_factory=Counter)
 
     @property
     def key(self) -> str:
@@ -120,30 +165,75 @@ class ModelUsage(Totals):
 
     @property
     def ttft_p50(self) -> float | None:
-        return statistics.median(self.ttfts) if self.ttfts else None
+        values = self.ttfts.values
+        return statistics.median(values) if values else None
 
     def add_timed(self, request: Request, cost: float | None, claude: float | None) -> None:
         self.add(request, cost, claude)
         self.total_time += request.duration
+        self.durations.add(request.duration)
+        self.duration_histogram.observe(request.duration)
         if request.ttft is not None:
-            self.ttfts.append(request.ttft)
+            self.ttfts.add(request.ttft)
+            self.ttft_histogram.observe(request.ttft)
         if request.requested:
             self.requested[request.requested] += 1
+        if not request.ok:
+            self.errors_by_type[request.error_type or "api_error"] += 1
 
     def copy(self) -> ModelUsage:
         row = ModelUsage(provider=self.provider, model=self.model, total_time=self.total_time)
         for name in Totals.__slots__:
             setattr(row, name, getattr(self, name))
-        row.ttfts = deque(self.ttfts, maxlen=MAX_SAMPLES)
+        row.ttfts = self.ttfts.copy()
+        row.durations = self.durations.copy()
+        row.ttft_histogram = self.ttft_histogram.copy()
+        row.duration_histogram = self.duration_histogram.copy()
         row.requested = Counter(self.requested)
+        row.errors_by_type = Counter(self.errors_by_type)
         return row
+
+
+@dataclass(slots=True)
+class SessionUsage(Totals):
+    """Totals of one Claude Code session, per provider:model too."""
+
+    session: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    agents: set[str] = field(default_factory=set)
+    models: dict[tuple[str, str], ModelUsage] = field(default_factory=dict)
+
+    def copy(self) -> SessionUsage:
+        row = SessionUsage(session=self.session, first_seen=self.first_seen)
+        for name in Totals.__slots__:
+            setattr(row, name, getattr(self, name))
+        row.last_seen = self.last_seen
+        row.agents = set(self.agents)
+        row.models = {k: m.copy() for k, m in self.models.items()}
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEntry:
+    """A failed request, for the dashboard's list of recent errors."""
+
+    at: float
+    request_id: str
+    endpoint: str
+    requested: str
+    provider: str
+    model: str
+    status: int
+    type: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A consistent copy of the recorder's totals."""
 
-    #: Per provider:model, most requested first.
+    #: Per provider:model of generation requests (`/v1/messages`), most requested first.
     models: list[ModelUsage]
     #: `main` (the main agent, and requests of other clients) and `subagent`.
     agents: dict[str, Totals]
@@ -152,6 +242,15 @@ class Snapshot:
     subagents: int
     #: Requests per Claude Code request class (`x-claude-code-request-class`).
     request_classes: dict[str, int]
+    #: Requests and errors per endpoint, every endpoint included.
+    endpoints: dict[str, Totals] = field(default_factory=dict)
+    #: Per endpoint and provider:model, for the metrics (generation requests are in `models`).
+    others: list[tuple[str, ModelUsage]] = field(default_factory=list)
+    #: The most recently seen sessions first.
+    session_rows: list[SessionUsage] = field(default_factory=list)
+    errors: list[ErrorEntry] = field(default_factory=list)
+    overhead: Histogram = field(default_factory=lambda: Histogram(OVERHEAD_BUCKETS))
+    started_at: float = 0.0
 
 
 class _Seen:
@@ -170,24 +269,76 @@ class _Seen:
             del self._ids[next(iter(self._ids))]
 
 
+def _row(rows: dict[tuple[str, str], ModelUsage], provider: str, model: str) -> ModelUsage:
+    """The row of provider:model, created unless there are MAX_MODELS already (then OTHER's)."""
+    key = (provider, model)
+    row = rows.get(key)
+    if row is None:
+        if len(rows) >= MAX_MODELS:
+            key = (provider, OTHER) if (provider, OTHER) in rows or provider else ("", OTHER)
+            row = rows.get(key)
+            if row is not None:
+                return row
+        row = rows[key] = ModelUsage(provider=key[0], model=key[1])
+    return row
+
+
 class UsageRecorder:
     """Totals since the server started, priced with `prices` (no cost without one)."""
 
     def __init__(self, prices: PriceTable | None = None) -> None:
         self.prices = prices
+        self.started_at = time.time()
         self._models: dict[tuple[str, str], ModelUsage] = {}
+        self._others: dict[str, dict[tuple[str, str], ModelUsage]] = {}
+        self._endpoints: dict[str, Totals] = {}
         self._agents = {"main": Totals(), "subagent": Totals()}
         self._classes: Counter[str] = Counter()
         self._sessions = _Seen()
         self._subagents = _Seen()
+        self._session_rows: OrderedDict[str, SessionUsage] = OrderedDict()
+        self._errors: deque[ErrorEntry] = deque(maxlen=MAX_ERRORS)
+        self._overhead = Histogram(OVERHEAD_BUCKETS)
+        self.series = TimeSeries()
 
-    def record(self, request: Request) -> None:
+    def record(self, request: Request) -> float | None:
+        """Account `request`; returns its cost (None: no price known)."""
         cost, claude = self._costs(request)
-        key = (request.provider, request.model)
-        totals = self._models.get(key)
+        endpoint = request.endpoint
+        totals = self._endpoints.get(endpoint)
         if totals is None:
-            totals = self._models[key] = ModelUsage(provider=request.provider, model=request.model)
-        totals.add_timed(request, cost, claude)
+            totals = self._endpoints[endpoint] = Totals()
+        totals.add(request, cost, claude)
+        if request.overhead is not None:
+            self._overhead.observe(request.overhead)
+        now = time.time()
+        if not request.ok:
+            self._errors.appendleft(
+                ErrorEntry(
+                    request.at if request.at is not None else now,
+                    request.request_id,
+                    endpoint,
+                    request.requested,
+                    request.provider,
+                    request.model,
+                    request.status,
+                    request.error_type or "api_error",
+                    request.error or "",
+                )
+            )
+        usage = request.usage
+        self.series.add(
+            now,
+            request.ok,
+            usage.get("input_tokens", 0) + usage.get("cache_read_input_tokens", 0),
+            usage.get("output_tokens", 0),
+            cost or 0.0,
+        )
+        if endpoint != "messages":
+            rows = self._others.setdefault(endpoint, {})
+            _row(rows, request.provider, request.model).add_timed(request, cost, claude)
+            return cost
+        _row(self._models, request.provider, request.model).add_timed(request, cost, claude)
         caller = request.caller
         self._agents[caller.role].add(request, cost, claude)
         if caller.request_class is not None:
@@ -195,6 +346,27 @@ class UsageRecorder:
         self._sessions.add(caller.session)
         if caller.subagent:
             self._subagents.add(caller.agent)
+        if caller.session is not None:
+            self._add_session(caller, request, cost, claude, now)
+        return cost
+
+    def _add_session(
+        self, caller: Caller, request: Request, cost: float | None, claude: float | None, now: float
+    ) -> None:
+        assert caller.session is not None
+        rows = self._session_rows
+        row = rows.get(caller.session)
+        if row is None:
+            row = rows[caller.session] = SessionUsage(session=caller.session, first_seen=now)
+            if len(rows) > MAX_SESSIONS:
+                rows.popitem(last=False)
+        else:
+            rows.move_to_end(caller.session)
+        row.last_seen = now
+        row.add(request, cost, claude)
+        if caller.subagent and caller.agent:
+            row.agents.add(caller.agent)
+        _row(row.models, request.provider, request.model).add_timed(request, cost, claude)
 
     def _costs(self, request: Request) -> tuple[float | None, float | None]:
         if self.prices is None:
@@ -211,10 +383,19 @@ class UsageRecorder:
         """A copy of the totals."""
         rows = [m.copy() for m in self._models.values()]
         rows.sort(key=lambda m: (-m.requests, m.key))
+        others = [
+            (endpoint, m.copy()) for endpoint, found in self._others.items() for m in found.values()
+        ]
         return Snapshot(
             models=rows,
             agents={role: totals.copy_totals() for role, totals in self._agents.items()},
             sessions=self._sessions.count,
             subagents=self._subagents.count,
             request_classes=dict(self._classes),
+            endpoints={name: t.copy_totals() for name, t in self._endpoints.items()},
+            others=others,
+            session_rows=[row.copy() for row in reversed(self._session_rows.values())],
+            errors=list(self._errors),
+            overhead=self._overhead.copy(),
+            started_at=self.started_at,
         )

@@ -44,7 +44,16 @@ def _tokens_dict(totals: Totals) -> dict[str, Any]:
         "output_tokens": totals.output_tokens,
         "cache_read_input_tokens": totals.cache_read_input_tokens,
         "cache_creation_input_tokens": totals.cache_creation_input_tokens,
+        "reasoning_tokens": totals.reasoning_tokens,
+        "retries": totals.retries,
+        "failovers": totals.failovers,
+        "bytes_in": totals.bytes_in,
+        "bytes_out": totals.bytes_out,
     }
+
+
+def _ms_or_none(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def _costs_dict(totals: Totals) -> dict[str, Any]:
@@ -56,15 +65,19 @@ def _costs_dict(totals: Totals) -> dict[str, Any]:
     }
 
 
-def _model_dict(row: ModelUsage) -> dict[str, Any]:
-    ttft = row.ttft_p50
+def model_dict(row: ModelUsage) -> dict[str, Any]:
+    """One provider:model's figures, JSON-ready."""
     return {
         "provider": row.provider,
         "model": row.model,
         **_tokens_dict(row),
+        "errors_by_type": dict(row.errors_by_type.most_common()),
         "cache_creation_5m_input_tokens": row.cache_creation_5m_input_tokens,
         "cache_creation_1h_input_tokens": row.cache_creation_1h_input_tokens,
-        "ttft_p50_ms": None if ttft is None else round(ttft * 1000, 1),
+        "ttft_p50_ms": _ms_or_none(row.ttft_p50),
+        "ttft_p95_ms": _ms_or_none(row.ttfts.percentile(0.95)),
+        "latency_p50_ms": _ms_or_none(row.durations.percentile(0.5)),
+        "latency_p95_ms": _ms_or_none(row.durations.percentile(0.95)),
         "total_time_s": round(row.total_time, 3),
         # All of a row's requests have the same price, or none.
         "cost_usd": _dollars_or_none(row.cost, row.priced),
@@ -75,11 +88,10 @@ def _model_dict(row: ModelUsage) -> dict[str, Any]:
 
 def summary_dict(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
     """The summary as JSON-ready data; `extra` (exit code, duration) goes at the top level."""
-    models = [_model_dict(row) for row in snapshot.models]
+    models = [model_dict(row) for row in snapshot.models]
     total = Totals()
     for row in snapshot.models:
-        for name in Totals.__slots__:
-            setattr(total, name, getattr(total, name) + getattr(row, name))
+        total.merge(row)
     total_dict: dict[str, Any] = {
         **_tokens_dict(total),
         "total_time_s": round(sum(row.total_time for row in snapshot.models), 3),
@@ -99,6 +111,10 @@ def summary_dict(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
         "agents": agents,
         "sessions": snapshot.sessions,
         "request_classes": snapshot.request_classes,
+        "endpoints": {
+            name: {"requests": t.requests, "errors": t.errors}
+            for name, t in sorted(snapshot.endpoints.items())
+        },
     }
 
 
@@ -202,6 +218,13 @@ def summary_text(data: dict[str, Any]) -> str:
 
 def _footer(data: dict[str, Any], total: dict[str, Any]) -> list[str]:
     lines: list[str] = []
+    others = [
+        f"{group['requests']} {name}" + (f" ({group['errors']} failed)" if group["errors"] else "")
+        for name, group in data.get("endpoints", {}).items()
+        if name != "messages" and group["requests"]
+    ]
+    if others:
+        lines.append("  other requests: " + ", ".join(others))
     sessions = data.get("sessions", 0)
     if sessions:
         subagents = total.get("subagents", 0)
