@@ -302,6 +302,9 @@ def test_the_summary_shows_the_model_tokens_and_cost_and_the_json_matches(
     assert model["cost_usd"] == pytest.approx((2000 * 2.5 + 68 * 10 + 400 * 1.25) / 1e6)
     assert 0 < model["ttft_p50_ms"] <= model["total_time_s"] * 1000
     assert data["total"]["requests"] == 2
+    # The same accounting as /metrics: every endpoint counted, the client a label.
+    assert data["endpoints"]["messages"] == {"requests": 2, "errors": 0}
+    assert model["latency_p50_ms"] > 0 and model["errors_by_type"] == {}
 
 
 def test_quiet_prints_no_summary_but_still_writes_the_json(

@@ -7,8 +7,8 @@ httpx or the official anthropic SDK as the client:
   byte (C5); only a body that is not a JSON object with a `model` is refused;
 - an Anthropic-format upstream's errors come back unchanged: status, body bytes, type,
   `retry-after`, `x-should-retry` (C9), the upstream's `request-id` as
-  `x-vdm-upstream-request-id` beside vdm's own `request-id`; its rate-limit headers only when the key
-  is the client's own (C16); an answer marked `x-should-retry: false` is not retried;
+  `x-vdm-upstream-request-id` beside vdm's own `request-id`; its rate-limit headers only when
+  the key is the client's own (C16); an answer marked `x-should-retry: false` is not retried;
 - every answer that retrying cannot fix says `x-should-retry: false` (C15);
 - request headers: every `anthropic-*`, `user-agent`, `x-stainless-*` forwarded, never
   credentials or Claude Code's hints (C4, C6);

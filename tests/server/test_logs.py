@@ -357,3 +357,22 @@ def test_journal_socket_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.delenv("VDM_JOURNAL_SOCKET")
     assert journal_socket() == "/run/systemd/journal/socket"
     assert os.sep in journal_socket()
+
+
+def test_logging_settings_come_from_toml_and_the_environment(tmp_path: Path) -> None:
+    from vdm.config.settings import ConfigError, Settings
+
+    (tmp_path / "vandamme-config.toml").write_text(
+        'log-format = "json"\nrequest-log = "requests.jsonl"\nrequest-log-bodies = true\n'
+    )
+    settings = Settings.load({"HOME": str(tmp_path)}, tmp_path)
+    assert (settings.log_format, settings.request_log) == ("json", "requests.jsonl")
+    assert settings.request_log_bodies
+    default = Settings.from_mapping({})
+    assert (default.log_format, default.request_log, default.request_log_bodies) == (
+        "text",
+        None,
+        False,
+    )
+    with pytest.raises(ConfigError, match="LOG_FORMAT='yaml'.*text, json"):
+        Settings.from_mapping({"LOG_FORMAT": "yaml"})

@@ -8,6 +8,7 @@ official anthropic SDK and httpx are the clients.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -31,6 +32,8 @@ from tests.harness import RunningVdm, running_vdm
 
 OPENAI_KEY = "sk-openai-metrics-secret-1111"
 ANT_KEY = "sk-ant-metrics-secret-2222"
+#: How vdm names a client that sends `x-api-key: unused` (and no proxy key is set).
+CLIENT = "key:" + hashlib.sha256(b"unused").hexdigest()[:8]
 SESSION = "3f0c2a5e-5b2c-4c8e-9a57-metrics-test"
 
 
@@ -175,6 +178,8 @@ def test_counters_and_histograms_after_scripted_traffic(
     assert _value(samples, "vdm_bytes_total", endpoint="messages", direction="out") > 0
     assert _value(samples, "vdm_agent_requests_total", role="main") == 6
     assert _value(samples, "vdm_sessions_total") == 1
+    assert _value(samples, "vdm_key_requests_total", provider="openai", key="sk-…1111") == 4
+    assert _value(samples, "vdm_client_requests_total", client=CLIENT) == 8
     assert any(s.name == "process_resident_memory_bytes" for s in samples)
     # Metric scrapes and health checks are not the gateway's work: not counted.
     assert not [
@@ -198,6 +203,11 @@ def test_running_totals_with_filters(vdm: RunningVdm, fake: FakeOpenAI, ant: Fak
     assert mini["latency_p95_ms"] >= mini["latency_p50_ms"] > 0
     assert data["endpoints"]["count_tokens"]["requests"] == 1
     assert data["sessions"] == 1
+    keys = {(k["provider"], k["key"]): k for k in data["keys"]}
+    assert keys[("openai", "sk-…1111")]["requests"] == 4  # the upstream calls made with it
+    assert keys[("anthropic", "sk-…2222")]["requests"] >= 1
+    # No proxy key: the key the client sent names it (a one-way hash, never the key).
+    assert [c["client"] for c in data["clients"]] == [CLIENT]
     only = _totals_now(vdm, 8, provider="anthropic")
     assert [m["provider"] for m in only["models"]] == ["anthropic"]
     assert only["total"]["cache_read_input_tokens"] == 300

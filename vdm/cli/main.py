@@ -240,6 +240,12 @@ def wrap(
     log_format: LogFormatOption = None,
     request_log: RequestLogPath = None,
     request_log_bodies: RequestLogBodies = False,
+    dashboard: bool = typer.Option(
+        False,
+        "--dashboard",
+        help="Print the session's live dashboard URL (with a view-only token) before "
+        "starting COMMAND.",
+    ),
 ) -> None:
     """Run COMMAND (default: claude) with a private proxy: vdm wrap -- claude --model fast."""
     import ipaddress
@@ -272,6 +278,7 @@ def wrap(
             log_file=log_file,
             check=not (no_check or _truthy(os.environ.get("VDM_NO_CHECK", ""))),
             log_options=LogOptions(None, log_format, _path(request_log), request_log_bodies),
+            dashboard=dashboard,
         )
     except ConfigError as exc:
         typer.echo(f"vdm: configuration error: {exc}", err=True)

@@ -209,9 +209,12 @@ def wrap(
     log_file: Path | None = None,
     check: bool = True,
     log_options: LogOptions | None = None,
+    dashboard: bool = False,
 ) -> int:
     """Run `command` behind a session proxy; returns the exit code for vdm. With `check`,
-    the pre-flight (vdm/cli/preflight.py) runs first and may refuse to start the child."""
+    the pre-flight (vdm/cli/preflight.py) runs first and may refuse to start the child.
+    With `dashboard`, the dashboard's URL is printed first, carrying a token that opens it
+    (and nothing else) in the fragment, which the browser never sends to a server."""
     from vdm.cli.common import NO_PROVIDER, bind_socket
     from vdm.server.edge import is_loopback_address
     from vdm.usage.prices import user_prices
@@ -245,6 +248,10 @@ def wrap(
     env = child_env(environ, session, settings, command)
     if check:
         _preflight(settings, command, env, sock)
+    if dashboard:
+        settings = replace(settings, dashboard_token=secrets.token_urlsafe(24))
+        link = f"{session.url}/dashboard/#key={settings.dashboard_token}"
+        print(f"vdm: dashboard {link}", file=sys.stderr)  # noqa: T201
     handler = _open_log(log_file, sock, settings.request_log)
     _become_subreaper()
     signals = _Signals()

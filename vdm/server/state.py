@@ -93,10 +93,16 @@ class Gateway:
                 failovers=trace.failovers,
                 request_id=trace.request_id,
                 overhead=trace.overhead,
+                key=trace.key,
+                client=trace.client,
             )
         )
+        logged = log.isEnabledFor(logging.INFO)
+        if not logged and self.request_log is None:
+            return
         fields = request_fields(trace, duration, cost)
-        log.info(request_line(fields, trace.notes), extra={"vdm_request": fields})
+        if logged:
+            log.info(request_line(fields, trace.notes), extra={"vdm_request": fields})
         if self.request_log is not None:
             response = trace.response_body
             self.request_log.write(

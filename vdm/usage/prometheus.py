@@ -18,6 +18,8 @@ never labels (they are in the JSON views); nothing here is a secret.
     vdm_request_duration_seconds{endpoint, provider, model}   histogram
     vdm_overhead_seconds                           histogram of vdm's own time per request
     vdm_active_requests{endpoint}, vdm_keys_cooling{provider}
+    vdm_key_requests_total{provider, key}          key: masked (`sk-…1234`), at most 200
+    vdm_client_requests_total{client}              `wrap`, `proxy:<hash>`, `key:<hash>`, `anonymous`
     vdm_agent_requests_total{role}, vdm_sessions_total, vdm_build_info{version}
     process_*                                      prometheus-client's process collector
 """
@@ -175,6 +177,22 @@ class VdmCollector(Collector):
         for provider, n in sorted(self.cooling().items()):
             cooling.add_metric([provider], n)
         yield cooling
+        keys = CounterMetricFamily(
+            "vdm_key_requests",
+            "Upstream requests per provider key (masked)",
+            labels=["provider", "key"],
+        )
+        for (provider, key), totals in sorted(snap.keys.items()):
+            keys.add_metric([provider, key], totals.requests)
+        yield keys
+        clients = CounterMetricFamily(
+            "vdm_client_requests",
+            "Requests per client (a label, never a credential)",
+            labels=["client"],
+        )
+        for client, totals in sorted(snap.clients.items()):
+            clients.add_metric([client], totals.requests)
+        yield clients
         agents = CounterMetricFamily(
             "vdm_agent_requests", "Generation requests by Claude Code agent role", labels=["role"]
         )

@@ -19,6 +19,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from vdm.usage.caller import NO_CALLER, Caller
 from vdm.usage.prices import CACHE_1H, CACHE_5M, Price, PriceTable
@@ -35,6 +36,8 @@ OTHER = "(other)"
 MAX_SESSIONS = 200
 #: Recent errors kept for the dashboard.
 MAX_ERRORS = 50
+#: Distinct provider keys and clients counted apart (beyond, they are not itemised).
+MAX_LABELS = 200
 
 TOKEN_FIELDS = (
     "input_tokens",
@@ -78,6 +81,9 @@ class Request:
     request_id: str = ""
     #: Seconds vdm itself spent (None: not measured).
     overhead: float | None = None
+    #: The provider key used (masked) and who called (a label: vdm/server/auth.py).
+    key: str | None = None
+    client: str = ""
 
 
 @dataclass(slots=True)
@@ -251,6 +257,9 @@ class Snapshot:
     errors: list[ErrorEntry] = field(default_factory=list)
     overhead: Histogram = field(default_factory=lambda: Histogram(OVERHEAD_BUCKETS))
     started_at: float = 0.0
+    #: Per (provider, masked key) and per client label.
+    keys: dict[tuple[str, str], Totals] = field(default_factory=dict)
+    clients: dict[str, Totals] = field(default_factory=dict)
 
 
 class _Seen:
@@ -283,6 +292,17 @@ def _row(rows: dict[tuple[str, str], ModelUsage], provider: str, model: str) -> 
     return row
 
 
+def _tally(
+    rows: dict[Any, Totals], key: Any, request: Request, cost: float | None, claude: float | None
+) -> None:
+    row = rows.get(key)
+    if row is None:
+        if len(rows) >= MAX_LABELS:
+            return
+        row = rows[key] = Totals()
+    row.add(request, cost, claude)
+
+
 class UsageRecorder:
     """Totals since the server started, priced with `prices` (no cost without one)."""
 
@@ -299,6 +319,8 @@ class UsageRecorder:
         self._session_rows: OrderedDict[str, SessionUsage] = OrderedDict()
         self._errors: deque[ErrorEntry] = deque(maxlen=MAX_ERRORS)
         self._overhead = Histogram(OVERHEAD_BUCKETS)
+        self._keys: dict[tuple[str, str], Totals] = {}
+        self._clients: dict[str, Totals] = {}
         self.series = TimeSeries()
 
     def record(self, request: Request) -> float | None:
@@ -309,6 +331,10 @@ class UsageRecorder:
         if totals is None:
             totals = self._endpoints[endpoint] = Totals()
         totals.add(request, cost, claude)
+        if request.key:
+            _tally(self._keys, (request.provider, request.key), request, cost, claude)
+        if request.client:
+            _tally(self._clients, request.client, request, cost, claude)
         if request.overhead is not None:
             self._overhead.observe(request.overhead)
         now = time.time()
@@ -398,4 +424,6 @@ class UsageRecorder:
             errors=list(self._errors),
             overhead=self._overhead.copy(),
             started_at=self.started_at,
+            keys={k: t.copy_totals() for k, t in self._keys.items()},
+            clients={k: t.copy_totals() for k, t in self._clients.items()},
         )

@@ -9,12 +9,22 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vdm.usage.recorder import ModelUsage, SessionUsage, Snapshot
+from vdm.usage.recorder import ModelUsage, SessionUsage, Snapshot, Totals
 from vdm.usage.summary import model_dict, summary_dict
 from vdm.usage.trace import Trace
 
 #: Sessions and errors listed on the dashboard.
 MAX_LISTED = 50
+
+
+def _brief(totals: Totals) -> dict[str, Any]:
+    return {
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cost_usd": round(totals.cost, 6) if totals.priced else None,
+    }
 
 
 def _matches(row: ModelUsage, provider: str | None, model: str | None) -> bool:
@@ -47,6 +57,12 @@ def running_totals(
         )
     )
     return {
+        "keys": [
+            {"provider": provider_name, "key": key, **_brief(t)}
+            for (provider_name, key), t in sorted(snapshot.keys.items())
+            if provider is None or provider_name == provider
+        ],
+        "clients": [{"client": name, **_brief(t)} for name, t in sorted(snapshot.clients.items())],
         "version": version,
         "started_at": round(snapshot.started_at, 3),
         "uptime_s": round(time.time() - snapshot.started_at, 3),

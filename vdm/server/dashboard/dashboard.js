@@ -196,7 +196,7 @@
       const name = modelName(m.provider, m.model);
       const types = Object.entries(m.errors_by_type || {}).map(([k, v]) => k + ": " + v).join(", ");
       return el("tr", { "data-model": name }, [
-        el("td", { class: "model", text: name }),
+        el("td", { class: "model", title: name, text: name }),
         el("td", { class: "num", text: exact(m.requests) }),
         el("td", { class: "num" + (m.errors ? " bad" : ""), title: types || null, text: exact(m.errors) }),
         el("td", { class: "num", title: exact(m.input_tokens), text: num(m.input_tokens) }),
@@ -332,10 +332,9 @@
         el("div", { class: "keys", text: p.keys.length + (p.keys.length === 1 ? " key: " : " keys: ") + p.keys.join(", ") }),
         cooling.length ? el("ul", { class: "cooling" }, cooling.map((c) => el("li", null, [
           el("span", { class: "mono", text: c.key }),
-          el("span", { text: c.model ? "for " + c.model : "all models" }),
+          el("span", { class: "what", title: c.model || null, text: c.model ? "for " + c.model : "all models" }),
           el("span", { class: "pill bad", text: String(c.status) }),
-          el("span", { class: "muted", "data-left": c.seconds_left, text: "back in " + duration(Math.ceil(c.seconds_left)) }),
-          el("span", { class: "muted", text: "(" + clock(c.until) + ")" }),
+          el("span", { class: "muted when", title: "until " + clock(c.until), "data-left": c.seconds_left, text: "back in " + duration(Math.ceil(c.seconds_left)) }),
         ]))) : null,
       ]);
     });
