@@ -508,9 +508,15 @@ def test_the_wheel_holds_every_package_data_file_and_entry_point(tmp_path: Path)
     expected = {
         str(p.relative_to(REPO))
         for p in (REPO / "vdm").rglob("*")
-        if p.suffix in (".py", ".toml", ".typed") and "__pycache__" not in p.parts
+        if p.suffix in (".py", ".toml", ".typed", ".html", ".css", ".js")
+        and "__pycache__" not in p.parts
     }
     assert {"vdm/config/defaults.toml", "vdm/usage/prices.toml", "vdm/py.typed"} <= expected
+    # The dashboard's page is package data too: a wheel without it serves a 500.
+    dashboard = {
+        f"vdm/server/dashboard/{name}" for name in ("index.html", "dashboard.css", "dashboard.js")
+    }
+    assert dashboard <= expected
     assert expected - names == set()
     info = f"vandamme_proxy-{__version__}.dist-info"
     entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()

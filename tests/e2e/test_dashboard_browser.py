@@ -13,11 +13,16 @@ The run saves a screenshot to tests/artifacts/dashboard.png for people to look a
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -221,6 +226,7 @@ def test_the_dashboard_shows_the_traffic_in_a_real_browser(
     assert failed_id in dom.texts
     text = " ".join(dom.texts)
     assert "model overloaded" in text
+    assert "favicon" not in text  # the page names its icon: the browser asks vdm for none
     # K1 is cooling for gpt-4o, masked; no key in full anywhere on the page.
     assert mask(K1) in text and "back in" in text
     for secret in (K1, K2, ANT_KEY, PROXY_KEY):
@@ -247,3 +253,153 @@ def test_without_a_credential_the_browser_gets_the_key_form(
     dom = _dom(dumped.stdout)
     assert "hidden" in dom.element("main") and "hidden" not in dom.element("login")
     assert dom.rows == {}
+
+
+# --- live: the DevTools protocol over a pipe ------------------------------------------------
+
+
+_TRAMPOLINE = """
+import os, sys
+read_end, write_end = int(sys.argv[1]), int(sys.argv[2])
+if write_end == 3:  # the first dup2 would close it
+    write_end = os.dup(write_end)
+os.dup2(read_end, 3)
+os.dup2(write_end, 4)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+class _DevTools:
+    """Chromium driven over `--remote-debugging-pipe` (NUL-separated JSON on its fds 3 and
+    4): no WebSocket client needed, and the page's SSE stays open while the test reads the
+    DOM, which `--dump-dom` cannot do."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        assert CHROMIUM is not None
+        to_browser, commands = os.pipe()
+        replies, from_browser = os.pipe()
+        args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-devtools'}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        # A trampoline puts the pipe's ends where Chromium looks for them, then becomes it
+        # (a shell cannot: its redirections take one-digit descriptors only).
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _TRAMPOLINE,
+                str(to_browser),
+                str(from_browser),
+                CHROMIUM,
+                *args,
+            ],
+            pass_fds=(to_browser, from_browser),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=clean_env(HOME=str(tmp_path)),
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self._out = os.fdopen(commands, "wb", buffering=0)
+        self._in = os.fdopen(replies, "rb", buffering=0)
+        self._buffer = b""
+        self._id = 0
+        self._session: str | None = None
+
+    def call(self, method: str, params: dict[str, object] | None = None) -> dict[str, Any]:
+        self._id += 1
+        message: dict[str, object] = {"id": self._id, "method": method, "params": params or {}}
+        if self._session is not None:
+            message["sessionId"] = self._session
+        self._out.write(json.dumps(message).encode() + b"\0")
+        for _ in range(10_000):  # events come before the reply; bounded
+            while b"\0" not in self._buffer:
+                chunk = self._in.read(1 << 16)
+                assert chunk, "chromium closed its DevTools pipe"
+                self._buffer += chunk
+            raw, _, self._buffer = self._buffer.partition(b"\0")
+            reply = json.loads(raw)
+            if reply.get("id") == self._id:
+                assert "error" not in reply, reply["error"]
+                result: dict[str, Any] = reply["result"]
+                return result
+        raise AssertionError(f"no reply to {method}")
+
+    def open(self, url: str) -> None:
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        attached = self.call(
+            "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}
+        )
+        self._session = attached["sessionId"]
+        self.call("Page.navigate", {"url": url})
+
+    def js(self, expression: str) -> Any:
+        found = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return found["result"].get("value")
+
+    def wait_for(self, expression: str, expected: Any, seconds: float = 8.0) -> Any:
+        deadline = time.monotonic() + seconds
+        value = None
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value == expected:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"{expression} is {value!r}, not {expected!r}, after {seconds} s")
+
+    def close(self) -> None:
+        self._out.close()
+        self._in.close()
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+MODEL_ROWS = "[...document.querySelectorAll('tr[data-model]')].map(r => r.dataset.model).sort()"
+
+
+def test_the_page_updates_live_and_filters_by_session(
+    tmp_path: Path, upstreams: tuple[FakeOpenAI, FakeAnthropic]
+) -> None:
+    openai_fake, ant = upstreams
+    hi = [{"role": "user", "content": "hi"}]
+    with running_vdm(_env(openai_fake, ant)) as vdm:
+        browser = _DevTools(tmp_path)
+        try:
+            browser.open(f"{vdm.url}/dashboard/#key={PROXY_KEY}")
+            browser.wait_for("document.getElementById('conn-text').textContent", "live")
+            assert browser.js("location.hash") == ""  # the key left the address bar
+            assert browser.js(MODEL_ROWS) == []
+
+            def client(session: str) -> anthropic.Anthropic:
+                headers = {"x-claude-code-session-id": session}
+                return anthropic.Anthropic(
+                    base_url=vdm.url, api_key=PROXY_KEY, max_retries=0, default_headers=headers
+                )
+
+            # Traffic after the page loaded shows up without a reload.
+            client("session-a").messages.create(model="fast", max_tokens=5, messages=hi)
+            client("session-b").messages.create(
+                model="claude:claude-sonnet-4-5", max_tokens=5, messages=hi
+            )
+            both = ["claude:claude-sonnet-4-5", "openai:gpt-4o-mini"]
+            browser.wait_for(MODEL_ROWS, both)
+            # A click on a session narrows the models table to it; a second one clears it.
+            browser.wait_for("document.querySelectorAll('tr[data-session]').length", 2)
+            browser.js("document.querySelector('tr[data-session=\"session-b\"]').click()")
+            browser.wait_for(MODEL_ROWS, ["claude:claude-sonnet-4-5"])
+            browser.js("document.querySelector('tr[data-session=\"session-b\"]').click()")
+            browser.wait_for(MODEL_ROWS, both)
+        finally:
+            browser.close()

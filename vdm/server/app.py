@@ -334,11 +334,12 @@ class App:
         handler = ROUTES.get((method, path))
         endpoint = endpoint_of(path)
         trace = Trace(new_request_id(), method, path, endpoint)
-        if self.gateway.request_log is not None and self.gateway.request_log.bodies:
-            trace.response_body = []
         scope[TRACE] = trace
         token = REQUEST_ID.set(trace.request_id)
         accounted = endpoint in ACCOUNTED
+        request_log = self.gateway.request_log
+        if accounted and request_log is not None and request_log.bodies:
+            trace.response_body = []  # not for live feeds: they never end
         if accounted:
             self.gateway.active[trace.request_id] = trace
         try:

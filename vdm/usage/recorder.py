@@ -352,7 +352,12 @@ class UsageRecorder:
                     request.error or "",
                 )
             )
+        if endpoint != "messages":
+            rows = self._others.setdefault(endpoint, {})
+            _row(rows, request.provider, request.model).add_timed(request, cost, claude)
+            return cost
         usage = request.usage
+        # The charts show generation requests, as the totals beside them do.
         self.series.add(
             now,
             request.ok,
@@ -360,10 +365,6 @@ class UsageRecorder:
             usage.get("output_tokens", 0),
             cost or 0.0,
         )
-        if endpoint != "messages":
-            rows = self._others.setdefault(endpoint, {})
-            _row(rows, request.provider, request.model).add_timed(request, cost, claude)
-            return cost
         _row(self._models, request.provider, request.model).add_timed(request, cost, claude)
         caller = request.caller
         self._agents[caller.role].add(request, cost, claude)

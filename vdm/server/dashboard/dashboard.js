@@ -126,8 +126,9 @@
     return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
 
+  // `provider:model`; a request that failed before routing has no provider: its name alone.
   function modelName(provider, model) {
-    return (provider || "?") + ":" + (model || "?");
+    return provider ? provider + ":" + (model || "?") : model || "?";
   }
 
   // --- sections -----------------------------------------------------------------------------
@@ -242,7 +243,7 @@
       const y = PAD_T + (H - PAD_T - PAD_B) * f;
       g.appendChild(svg("line", { class: "grid", x1: PAD_L, x2: W, y1: y, y2: y }));
     }
-    const top = svg("text", { class: "axis", x: W - 2, y: PAD_T + 9, "text-anchor": "end" });
+    const top = svg("text", { class: "axis", x: PAD_L + 2, y: PAD_T + 9 });
     top.textContent = maxLabel;
     const left = svg("text", { class: "axis", x: PAD_L, y: H - 2 });
     left.textContent = "−" + (seconds >= 3600 ? "60 min" : Math.round(seconds / 60) + " min");
@@ -380,7 +381,7 @@
       el("td", { class: "num", text: num(s.cache_read_input_tokens) }),
       el("td", { class: "num", text: exact(s.subagents) }),
       el("td", { class: "num", text: cost(s.cost_usd) }),
-      el("td", { class: "wrap mono", text: (s.models || []).join(", ") }),
+      el("td", { class: "list mono", title: (s.models || []).join("\n"), text: (s.models || []).join(", ") }),
       el("td", { class: "num", title: new Date(s.last_seen * 1000).toLocaleString(), text: ago(s.last_seen) }),
     ]));
     $("session-count").textContent = state.sessions.length ? "(" + state.sessions.length + ")" : "";
@@ -454,17 +455,18 @@
 
   function openEvents() {
     if (source) source.close();
-    source = new EventSource(EVENTS_URL);
-    source.addEventListener("state", (event) => {
+    const opened = (source = new EventSource(EVENTS_URL));
+    opened.addEventListener("state", (event) => {
       sseFailures = 0;
       stopPolling();
       connection("live", "live");
       render(JSON.parse(event.data));
     });
-    source.addEventListener("error", () => {
+    opened.addEventListener("error", () => {
+      if (opened !== source) return;  // replaced or closed since
       sseFailures += 1;
-      if (source.readyState === EventSource.CLOSED || sseFailures >= SSE_FAILURES_BEFORE_POLLING) {
-        source.close();
+      if (opened.readyState === EventSource.CLOSED || sseFailures >= SSE_FAILURES_BEFORE_POLLING) {
+        opened.close();
         source = null;
         startPolling();
       } else {
