@@ -28,6 +28,14 @@ SHARED = REPO.parent / "shared"
 PROTOCOL = SHARED / "protocol"
 
 
+def free_port() -> int:
+    """A loopback port free now (for a process that binds it itself: another may take it in
+    between, which is why the in-process harness binds its socket and hands it over)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class RunningVdm:
     url: str

@@ -25,19 +25,13 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.harness import clean_env
+from tests.harness import clean_env, free_port
 from tests.server.test_logs import parse_journal
 from vdm.config.secrets import mask
 
 VDM = [sys.executable, "-m", "vdm.cli"]
 KEY = "sk-log-options-key-0123456789"
 BODY = {"model": "gpt-4o", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -56,7 +50,7 @@ class Server:
 def vdm_server(tmp_path: Path, fake: FakeOpenAI, *options: str, **env: str) -> Iterator[Server]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*VDM, "server", "start", "--port", str(port), *options],
         env=clean_env(
@@ -151,7 +145,7 @@ def test_systemd_sends_the_request_line_to_the_journal(tmp_path: Path, fake: Fak
 
 def _start(tmp_path: Path, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*VDM, "server", "start", "--port", str(_free_port()), *options],
+        [*VDM, "server", "start", "--port", str(free_port()), *options],
         env=clean_env(HOME=str(tmp_path), OPENAI_API_KEY=KEY, **env),
         cwd=tmp_path,
         capture_output=True,

@@ -14,21 +14,15 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.harness import clean_env
-from vdm.cli.common import bind_socket
+from tests.harness import clean_env, free_port
 
 CONFIG = '[openai.aliases]\nfast = "{target}"\n'
-
-
-def _free_port() -> int:
-    with bind_socket("127.0.0.1", 0) as sock:
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def reloading(tmp_path: Path, fake: FakeOpenAI) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     (tmp_path / "vandamme-config.toml").write_text(CONFIG.format(target="gpt-4o-mini"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "vdm.cli", "server", "start", "--reload", "--port", str(port)],
         env=clean_env(HOME=str(tmp_path), OPENAI_API_KEY="sk-up", OPENAI_BASE_URL=fake.base_url),

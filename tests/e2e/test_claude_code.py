@@ -11,7 +11,6 @@ install is never hidden by a silent skip.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from tests.fakes.openai_upstream import (
     stream_chunks,
 )
 from tests.fakes.scripts import reply_to, text_of, tool_names
-from tests.harness import REPO, clean_env
+from tests.harness import REPO, clean_env, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -64,12 +63,6 @@ class VdmProcess:
             return f"<cannot read vdm log: {exc}>"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _vdm_executable() -> Path:
     exe = REPO / ".venv" / "bin" / "vdm"
     return exe if exe.is_file() else Path(sys.executable).with_name("vdm")
@@ -84,7 +77,7 @@ def start_vdm(env: Mapping[str, str], tmp_path: Path) -> Iterator[VdmProcess]:
     workdir = tmp_path / "vdm-cwd"  # no stray .env or vandamme-config.toml
     home.mkdir()
     workdir.mkdir()
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "vdm.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

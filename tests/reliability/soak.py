@@ -76,7 +76,7 @@ from tests.fakes.openai_upstream import (
     completion,
     stream_chunks,
 )
-from tests.harness import REPO, clean_env
+from tests.harness import REPO, clean_env, free_port
 
 __all__ = [
     "SoakConfig",
@@ -229,12 +229,6 @@ def faulty_upstreams(config: SoakConfig) -> Iterator[Upstreams]:
 # --------------------------------------------------------------------------------------------
 # vdm as a process
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def health_ok(port: int, timeout: float = 1.0) -> bool:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Recorded, Reply, SseReply, stream_chunks
-from tests.harness import REPO, clean_env
+from tests.harness import REPO, clean_env, free_port
 
 GRACE = 2.0
 #: The short stream lasts about 1 s after its first event; the long one about 12 s.
@@ -45,12 +45,6 @@ def _vdm() -> Path:
     return exe if exe.is_file() else Path(sys.executable).with_name("vdm")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -67,7 +61,7 @@ def vdm_server(fake: FakeOpenAI, tmp_path: Path) -> Iterator[Server]:
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
     cwd.mkdir()
-    port = _free_port()
+    port = free_port()
     env = clean_env(
         HOME=str(home),
         OPENAI_API_KEY="sk-shutdown-test-1234",

@@ -123,12 +123,15 @@ def _scripted_traffic(vdm: RunningVdm, fake: FakeOpenAI, ant: FakeAnthropic) -> 
             client.messages.create(**_hello("nowhere:model"))
 
 
-def _totals_now(vdm: RunningVdm, count: int, **query: str) -> dict[str, Any]:
+def _totals_now(
+    vdm: RunningVdm, count: int, headers: dict[str, str] | None = None, **query: str
+) -> dict[str, Any]:
     """The running totals once `count` requests are accounted (a stream is accounted just
     after its client has read the end)."""
     deadline = time.monotonic() + 5
     while True:
-        data = httpx.get(f"{vdm.url}/metrics/running-totals", params=query, timeout=5).json()
+        url = f"{vdm.url}/metrics/running-totals"
+        data = httpx.get(url, params=query, headers=headers, timeout=5).json()
         done = sum(e["requests"] for e in data["endpoints"].values())
         if done >= count or time.monotonic() > deadline:
             return data  # type: ignore[no-any-return]
@@ -324,3 +327,157 @@ def test_metrics_need_the_proxy_key_when_one_is_set(fake: FakeOpenAI) -> None:
             assert refused.status_code == 401, path
             bearer = {"authorization": "Bearer proxy-key-for-metrics"}
             assert httpx.get(f"{vdm.url}{path}", headers=bearer, timeout=5).status_code == 200
+
+
+def test_overhead_excludes_the_upstreams_time(
+    vdm: RunningVdm, fake: FakeOpenAI, ant: FakeAnthropic
+) -> None:
+    """An upstream that takes 300 ms: what vdm reports as its own time stays far below it,
+    on the translated JSON and stream paths, a retried call and Anthropic's count_tokens."""
+    slow = 0.3
+    fake.enqueue(JsonReply(completion("Hi"), delay=slow))
+    fake.enqueue(SseReply(stream_chunks("Hi there"), pauses={0: slow}))
+    fake.enqueue(JsonReply({"error": {"message": "busy", "type": "server_error"}}, status=503))
+    fake.enqueue(JsonReply(completion("Hi"), delay=slow))
+    ant.enqueue(JsonReply({"input_tokens": 7}, delay=slow))
+    headers = {"content-type": "application/json"}
+    calls = [
+        ("/v1/messages", _hello("fast")),
+        ("/v1/messages", _hello("fast", stream=True)),
+        ("/v1/messages", _hello("fast")),
+        ("/v1/messages/count_tokens", {"model": "anthropic:claude-haiku-4-5", **_hello("x")}),
+    ]
+    for path, body in calls:
+        if path.endswith("count_tokens"):
+            body = {**body, "model": "anthropic:claude-haiku-4-5"}
+            body.pop("max_tokens")
+        response = httpx.post(f"{vdm.url}{path}", json=body, headers=headers, timeout=10)
+        assert response.status_code == 200, (path, response.text)
+        overhead = float(response.headers["x-vdm-overhead-ms"])
+        assert overhead < 150, (path, overhead)  # the upstream alone took 300 ms
+
+
+def test_every_log_line_of_a_request_carries_its_id(vdm: RunningVdm, fake: FakeOpenAI) -> None:
+    """The upstream's 503 is retried: the retry's log line, written deep in the upstream
+    client, carries the id of the response the client got."""
+    from vdm.server.logs import TextFormatter
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))  # formatted where the record is made
+
+    handler = Collect()
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger("vdm")
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        fake.enqueue(JsonReply({"error": {"message": "busy", "type": "server_error"}}, status=503))
+        fake.enqueue(JsonReply(completion("Hi")))
+        response = httpx.post(f"{vdm.url}/v1/messages", json=_hello("fast"), timeout=10)
+        assert response.status_code == 200
+        request_id = response.headers["request-id"]
+        deadline = time.monotonic() + 5
+        while not any(request_id + " " in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.01)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    (retry,) = [line for line in lines if "retry 1 of 2" in line]
+    assert f"[{request_id}]" in retry
+    assert any(line.split(": ", 1)[1].startswith(request_id) for line in lines)
+
+
+def test_failovers_and_cancelled_requests_are_counted(fake: FakeOpenAI, other: FakeOpenAI) -> None:
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "OTHER_API_KEY": "sk-other-metrics-3333",
+        "OTHER_BASE_URL": other.base_url,
+        "OPENAI_ALIAS_FAST": "model-a, other:model-b",
+        "MAX_RETRIES": "0",
+    }
+    with running_vdm(env) as vdm:
+        fake.enqueue(JsonReply({"error": {"message": "slow down", "type": "rate"}}, status=429))
+        other.enqueue(JsonReply(completion("from b")))
+        response = httpx.post(f"{vdm.url}/v1/messages", json=_hello("fast"), timeout=10)
+        assert response.headers["x-vdm-served-by"] == "other:model-b"
+        # A client that leaves mid-stream: cancelled, not an error.
+        other.enqueue(SseReply(stream_chunks("a long answer", pieces=5), delay=0.5))
+        with httpx.stream(
+            "POST", f"{vdm.url}/v1/messages", json=_hello("other:model-b", stream=True), timeout=10
+        ) as stream:
+            next(stream.iter_raw())
+        data = _totals_now(vdm, 2)
+        deadline = time.monotonic() + 5
+        while data["total"]["requests"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            data = _totals_now(vdm, 2)
+        row = {m["model"]: m for m in data["models"]}["model-b"]
+        assert (row["requests"], row["failovers"], row["errors"], row["cancelled"]) == (2, 1, 0, 1)
+        samples = _samples(vdm)
+        assert _value(samples, "vdm_failovers_total", provider="other", model="model-b") == 1
+        cancelled = "vdm_requests_cancelled_total"
+        assert _value(samples, cancelled, provider="other", model="model-b") == 1
+        state = httpx.get(f"{vdm.url}/dashboard/api/state", timeout=5).json()
+        assert state["recent_errors"] == []  # neither the failover nor the client's leaving
+
+
+def test_no_proxy_key_session_or_client_key_leaks(fake: FakeOpenAI, ant: FakeAnthropic) -> None:
+    proxy, client_key = "proxy-secret-metrics-4444", "sk-ant-client-own-metrics-5555"
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "ANTHROPIC_API_KEY": "!PASSTHRU",
+        "ANTHROPIC_BASE_URL": ant.base_url,
+        "PROXY_API_KEY": proxy,
+    }
+    auth = {"authorization": f"Bearer {proxy}"}
+    with running_vdm(env) as vdm:
+        ant.enqueue(AnthropicSseReply(anthropic_stream_events("Hi")))
+        headers = {**auth, "x-api-key": client_key}
+        body = _hello("anthropic:claude-haiku-4-5", stream=True)
+        with httpx.stream(
+            "POST", f"{vdm.url}/v1/messages", json=body, headers=headers, timeout=10
+        ) as r:
+            r.read()
+        httpx.post(f"{vdm.url}/v1/messages", json=_hello("fast"), headers=auth, timeout=10)
+        data = _totals_now(vdm, 2, auth)
+        clients = {c["client"] for c in data["clients"]}
+        assert clients == {"proxy", "key:" + hashlib.sha256(client_key.encode()).hexdigest()[:8]}
+        texts = [
+            httpx.get(f"{vdm.url}{path}", headers=auth, timeout=5).text
+            for path in ("/metrics", "/metrics/running-totals", "/dashboard/api/state")
+        ]
+        for text in texts:
+            for secret in (proxy, client_key, client_key[-12:], proxy[-12:]):
+                assert secret not in text
+
+
+def test_a_cors_preflight_has_an_id_and_is_not_counted(fake: FakeOpenAI) -> None:
+    origin = "http://localhost:5173"
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake.base_url}
+    with running_vdm(env, allowed_origins=(origin,)) as vdm:
+        response = httpx.options(
+            f"{vdm.url}/v1/messages",
+            headers={"origin": origin, "access-control-request-method": "POST"},
+            timeout=5,
+        )
+        assert response.status_code == 204
+        assert response.headers["request-id"].startswith("req_vdm_")
+        data = httpx.get(f"{vdm.url}/metrics/running-totals", timeout=5).json()
+        assert data["endpoints"] == {} and data["models"] == []
+
+
+def test_long_model_names_are_cut_in_the_figures(vdm: RunningVdm, fake: FakeOpenAI) -> None:
+    name = "gpt-" + "x" * 2000
+    response = httpx.post(f"{vdm.url}/v1/messages", json=_hello(f"openai:{name}"), timeout=10)
+    assert response.status_code == 200
+    data = _totals_now(vdm, 1)
+    (row,) = data["models"]
+    assert row["model"] == name[:128] and list(row["requested"]) == [f"openai:{name}"[:128]]
+    assert name not in httpx.get(f"{vdm.url}/metrics", timeout=5).text

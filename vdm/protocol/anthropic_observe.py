@@ -49,6 +49,8 @@ class AnthropicStreamObserver:
         self.stop_reason: str | None = None
         self.complete = False
         self.error: str | None = None
+        #: The type of the upstream's `error` event (`overloaded_error`, ...).
+        self.error_type: str | None = None
 
     def feed(self, data: bytes) -> None:
         for event in self._decoder.feed(data):
@@ -75,6 +77,8 @@ class AnthropicStreamObserver:
             else:
                 error = payload.get("error")
                 self.error = str(error.get("message")) if isinstance(error, dict) else "error"
+                kind = error.get("type") if isinstance(error, dict) else None
+                self.error_type = kind if isinstance(kind, str) else "api_error"
 
     @property
     def ended_cleanly(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -43,6 +44,7 @@ from vdm.server.edge import (
     cors_headers,
     preflight_headers,
 )
+from vdm.server.logs import MAX_BODY
 from vdm.server.passthrough import header_value
 from vdm.server.state import Gateway
 from vdm.usage.trace import ACCOUNTED, REQUEST_ID, Trace, endpoint_of, new_request_id
@@ -99,7 +101,14 @@ async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: 
 async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     key = _client_key(gateway, scope)
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-    await send_json(send, 200, await gateway.catalog.models(query, key))
+    # The catalog asks providers for their lists (once, then cached): its time is counted as
+    # upstream time, not vdm's overhead.
+    trace = trace_of(scope)
+    began = time.perf_counter()
+    answer = await gateway.catalog.models(query, key)
+    waited = time.perf_counter() - began
+    trace.upstream = lambda: waited
+    await send_json(send, 200, answer)
 
 
 async def _aliases(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,7 +190,18 @@ ROUTES: dict[tuple[str, str], Handler] = {
 }
 _PATHS = {path for _, path in ROUTES}
 #: Paths served however busy vdm is: cheap, and what tells a monitor that it is busy.
-_UNLIMITED = frozenset({"/health", "/api/hello"})
+_UNLIMITED = frozenset(
+    {
+        "/health",
+        "/api/hello",
+        # Observing (live feeds stay open): never counted against the request limit.
+        "/metrics",
+        "/metrics/running-totals",
+        "/metrics/active-requests",
+        "/dashboard/api/state",
+        "/dashboard/api/events",
+    }
+)
 #: The request limit's default, when the server does not set one (vdm/server/serve.py does).
 DEFAULT_MAX_REQUESTS = 1000
 SHUTTING_DOWN = "vdm is shutting down: the request was ended after the shutdown grace period"
@@ -246,8 +266,8 @@ class _Response:
             body = message.get("body", b"")
             trace = self.trace
             trace.bytes_out += len(body)
-            if trace.response_body is not None:
-                trace.response_body.append(body)
+            if trace.response_body is not None and trace.bytes_out - len(body) <= MAX_BODY:
+                trace.response_body.append(body)  # the request log keeps at most this much
             if not message.get("more_body", False):
                 self.finished = True
         if kind != "http.response.body" or not message.get("more_body", False):
@@ -332,7 +352,7 @@ class App:
             path = path[:-1]
         method = scope["method"]
         handler = ROUTES.get((method, path))
-        endpoint = endpoint_of(path)
+        endpoint = "preflight" if method == "OPTIONS" else endpoint_of(path)
         trace = Trace(new_request_id(), method, path, endpoint)
         scope[TRACE] = trace
         token = REQUEST_ID.set(trace.request_id)
@@ -345,10 +365,14 @@ class App:
         try:
             await self._respond(handler, method, path, scope, receive, send, trace)
         finally:
-            if accounted:
-                del self.gateway.active[trace.request_id]
-                self.gateway.account(trace)
-            REQUEST_ID.reset(token)
+            try:
+                if accounted:
+                    del self.gateway.active[trace.request_id]
+                    self.gateway.account(trace)
+            except Exception:
+                log.exception("accounting failed for %s %s", method, path)
+            finally:
+                REQUEST_ID.reset(token)
 
     async def _respond(
         self,
@@ -368,7 +392,7 @@ class App:
             origin = check_origin(headers, self.policy)
             if origin is not None:
                 if method == "OPTIONS":
-                    await send_bytes(send, 204, b"", preflight_headers(origin, headers))
+                    await send_bytes(response, 204, b"", preflight_headers(origin, headers))
                     return
                 response.extra = cors_headers(origin)
             if handler is None:

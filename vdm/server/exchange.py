@@ -67,6 +67,7 @@ class Exchange:
         "failovers",
         "error",
         "waited",
+        "attempts",
         "reasoning_tokens",
     )
 
@@ -113,8 +114,10 @@ class Exchange:
         self.failovers = 0
         #: The error that ended the request, if one did.
         self.error: VdmError | None = None
-        #: Seconds the calls of routes that failed waited for their upstreams.
+        #: Seconds the calls of routes that failed waited for their upstreams, and their
+        #: HTTP attempts.
         self.waited = 0.0
+        self.attempts = 0
         #: Reasoning tokens the provider counted (within the output tokens), when it says.
         self.reasoning_tokens = 0
         trace = incoming.trace
@@ -211,8 +214,12 @@ class Exchange:
             self.hops.append(failed)
             self.failovers += 1
             self.waited += self.call.waited
+            self.attempts += self.call.attempts
             self.call = Call()
             self.first_data = None
+            trace = self.incoming.trace
+            trace.first_data = trace.upstream_request_id = None
+            trace.route_started = time.perf_counter()
             self.usage = {}
             log.info("%s; failing over to %s", failed, route.label)
             return True
@@ -270,7 +277,7 @@ class Exchange:
         trace.usage = self.usage
         trace.reasoning_tokens = self.reasoning_tokens
         trace.first_data = self.first_data
-        trace.retries = max(self.call.attempts - 1, 0)
+        trace.retries = max(self.attempts + self.call.attempts - 1 - self.failovers, 0)
         trace.failovers = self.failovers
         trace.hops = self.hops
         trace.key = self.call.key

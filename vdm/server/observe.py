@@ -77,8 +77,23 @@ def providers(settings: Settings, gateway: Gateway | None = None) -> dict[str, d
     }
 
 
+#: Seconds a dashboard state is reused: every open dashboard's feed ticks each second, and
+#: one state (a snapshot, percentiles sorted per model) serves them all.
+STATE_REUSE_S = 0.5
+
+
 def dashboard_state(gateway: Gateway) -> dict[str, Any]:
-    """Everything the dashboard shows, in one payload."""
+    """Everything the dashboard shows, in one payload (built at most every `STATE_REUSE_S`)."""
+    now = time.monotonic()
+    cached = gateway.dashboard_cache
+    if cached is not None and now - cached[0] < STATE_REUSE_S:
+        return cached[1]
+    state = _dashboard_state(gateway)
+    gateway.dashboard_cache = (now, state)
+    return state
+
+
+def _dashboard_state(gateway: Gateway) -> dict[str, Any]:
     snapshot = gateway.usage.snapshot()
     return {
         "running_totals": totals_view(snapshot, {}, __version__),

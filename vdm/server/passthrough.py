@@ -35,7 +35,7 @@ from vdm.protocol.signatures import is_vdm_signature
 from vdm.protocol.sse import quote_start
 from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Incoming, Send, send_bytes
 from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
-from vdm.upstream.client import UpstreamClient
+from vdm.upstream.client import Call, UpstreamClient
 
 if TYPE_CHECKING:
     from vdm.server.exchange import Exchange
@@ -203,13 +203,21 @@ async def count_tokens(
     client: UpstreamClient, model: str, incoming: Incoming, head: Head
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """The provider's own count of the client's request, and the headers to answer with."""
-    body, headers = await client.post_bytes(
-        COUNT_TOKENS_PATH,
-        with_model(incoming.body, head.model, model, head.data),
-        client_key=incoming.client_key,
-        headers=forwarded_headers(incoming.headers),
-        model=model,
-    )
+    call = Call()
+    trace = incoming.trace
+    trace.upstream = lambda: call.waited
+    try:
+        body, headers = await client.post_bytes(
+            COUNT_TOKENS_PATH,
+            with_model(incoming.body, head.model, model, head.data),
+            client_key=incoming.client_key,
+            headers=forwarded_headers(incoming.headers),
+            call=call,
+            model=model,
+        )
+    finally:
+        trace.key = call.key
+        trace.retries = max(call.attempts - 1, 0)
     try:
         data = json.loads(body)
     except ValueError:
@@ -308,7 +316,7 @@ class Passthrough:
                     log.exception("internal error while relaying a stream")
                     exc = VdmError(500, "internal error in vdm while relaying the stream")
                 exc = exchange.redacted(exc)
-                exchange.fail(f"error {exc.status} mid-stream")
+                exchange.fail(f"error {exc.status} mid-stream", error=exc)
                 log.warning("stream failed after it started: %s", exc.message)
                 pending.append(redactor.flush())
                 if last and not last.endswith((b"\n\n", b"\r\n\r\n")):
@@ -317,7 +325,12 @@ class Passthrough:
             finally:
                 exchange.usage = observer.usage
             if observer.error is not None:
-                exchange.fail("upstream error mid-stream")
+                exchange.fail(
+                    "upstream error mid-stream",
+                    error=VdmError(
+                        502, observer.error, error_type=observer.error_type or "api_error"
+                    ),
+                )
             body = b"".join(pending)
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": False})

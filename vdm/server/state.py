@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 from vdm import __version__
 from vdm.config.settings import ProviderConfig, Settings
@@ -22,6 +23,8 @@ from vdm.usage.recorder import Request, UsageRecorder
 from vdm.usage.trace import Trace
 
 log = logging.getLogger("vdm.requests")
+#: Model names are counted cut to this length (they come from clients, and are metric labels).
+MAX_NAME = 128
 
 
 class Gateway:
@@ -45,6 +48,8 @@ class Gateway:
         self.stopping = False
         #: The requests being served now, by request id (their traces fill in as they go).
         self.active: dict[str, Trace] = {}
+        #: The dashboard's last state and when it was built (vdm/server/observe.py).
+        self.dashboard_cache: tuple[float, dict[str, Any]] | None = None
         #: What `GET /metrics` exposes (read from the recorder at each scrape).
         self.metrics = registry(
             VdmCollector(
@@ -74,12 +79,12 @@ class Gateway:
         cost = self.usage.record(
             Request(
                 trace.provider,
-                trace.model or trace.requested,
+                (trace.model or trace.requested)[:MAX_NAME],
                 trace.ok,
                 trace.usage,
-                trace.ttft,
+                trace.model_ttft,
                 duration,
-                requested=trace.requested,
+                requested=trace.requested[:MAX_NAME],
                 caller=trace.caller,
                 at=trace.at,
                 endpoint=trace.endpoint,

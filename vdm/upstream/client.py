@@ -496,6 +496,8 @@ class UpstreamClient:
                     if call is not None:
                         call.headers = response.headers
                     break
+                if call is not None:
+                    call.headers = response.headers  # the upstream's id of its refusal
                 data = await self._error_body(response)
                 error = error_from_response(
                     self.provider.name,

@@ -4,7 +4,7 @@ log and the journal) and its one human-readable log line.
     req_vdm_4f… wrap fast -> openai:gpt-4o-mini stream ok input=1204 output=87
     cache_read_input=1024 ttft=412ms 1.31s overhead=0.62ms $0.0004
 
-Nothing here is a credential: the client is a label (`wrap`, `proxy:<hash>`), the key a
+Nothing here is a credential: the client is a label (`wrap`, `proxy`, `key:<hash>`), the key a
 masked one.
 """
 

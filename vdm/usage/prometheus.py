@@ -9,6 +9,7 @@ never labels (they are in the JSON views); nothing here is a secret.
 
     vdm_requests_total{endpoint, provider, model}
     vdm_request_errors_total{endpoint, provider, model, type}
+    vdm_requests_cancelled_total{endpoint, provider, model}   the client left first
     vdm_tokens_total{provider, model, kind}        kind: input, output, cache_read,
                                                    cache_write, reasoning
     vdm_cost_usd_total{provider, model}
@@ -19,7 +20,7 @@ never labels (they are in the JSON views); nothing here is a secret.
     vdm_overhead_seconds                           histogram of vdm's own time per request
     vdm_active_requests{endpoint}, vdm_keys_cooling{provider}
     vdm_key_requests_total{provider, key}          key: masked (`sk-…1234`), at most 200
-    vdm_client_requests_total{client}              `wrap`, `proxy:<hash>`, `key:<hash>`, `anonymous`
+    vdm_client_requests_total{client}              `wrap`, `proxy`, `key:<hash>`, `anonymous`
     vdm_agent_requests_total{role}, vdm_sessions_total, vdm_build_info{version}
     process_*                                      prometheus-client's process collector
 """
@@ -55,7 +56,6 @@ ERROR_TYPES = frozenset(
         "overloaded_error",
         "timeout_error",
         "billing_error",
-        "client_closed",
     }
 )
 _TOKEN_KINDS = (
@@ -105,6 +105,11 @@ class VdmCollector(Collector):
             "Requests that failed, by error type",
             labels=["endpoint", "provider", "model", "type"],
         )
+        cancelled = CounterMetricFamily(
+            "vdm_requests_cancelled",
+            "Requests the client gave up on before the answer was complete",
+            labels=["endpoint", "provider", "model"],
+        )
         tokens = CounterMetricFamily(
             "vdm_tokens", "Tokens by kind", labels=["provider", "model", "kind"]
         )
@@ -132,6 +137,8 @@ class VdmCollector(Collector):
         for endpoint, row in _rows(snap):
             labels = [endpoint, row.provider, row.model]
             requests.add_metric(labels, row.requests)
+            if row.cancelled:
+                cancelled.add_metric(labels, row.cancelled)
             for kind, n in row.errors_by_type.items():
                 errors.add_metric([*labels, kind if kind in ERROR_TYPES else "other"], n)
             duration.add_metric(
@@ -149,7 +156,7 @@ class VdmCollector(Collector):
             retries.add_metric(pair, row.retries)
             failovers.add_metric(pair, row.failovers)
             ttft.add_metric(pair, _buckets(row.ttft_histogram), row.ttft_histogram.total)
-        yield from (requests, errors, tokens, cost, retries, failovers, ttft, duration)
+        yield from (requests, errors, cancelled, tokens, cost, retries, failovers, ttft, duration)
         yield from self._others(snap)
 
     def _others(self, snap: Snapshot) -> Iterator[Metric]:
@@ -179,7 +186,7 @@ class VdmCollector(Collector):
         yield cooling
         keys = CounterMetricFamily(
             "vdm_key_requests",
-            "Upstream requests per provider key (masked)",
+            "Requests served with each provider key (masked; the last key a request used)",
             labels=["provider", "key"],
         )
         for (provider, key), totals in sorted(snap.keys.items()):

@@ -14,7 +14,6 @@ and a record is a few additions and two cached price lookups.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
@@ -30,8 +29,13 @@ from vdm.usage.series import LATENCY_BUCKETS, OVERHEAD_BUCKETS, Histogram, Sampl
 MAX_IDS = 10_000
 #: Distinct provider:model rows kept; beyond, requests count under `OTHER` (model names come
 #: from clients, and metric label sets must stay bounded).
-MAX_MODELS = 500
+MAX_MODELS = 200
 OTHER = "(other)"
+#: Distinct names counted in one row's `requested`, and distinct request classes.
+MAX_NAMES = 50
+#: The error type of a request the client gave up on (Claude Code's Esc): counted as
+#: cancelled, not as an error.
+CLIENT_CLOSED = "client_closed"
 #: Claude Code sessions whose own totals are kept (the most recently seen).
 MAX_SESSIONS = 200
 #: Recent errors kept for the dashboard.
@@ -92,6 +96,8 @@ class Totals:
 
     requests: int = 0
     errors: int = 0
+    #: Requests the client gave up on before the answer was complete.
+    cancelled: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
@@ -115,7 +121,10 @@ class Totals:
     def add(self, request: Request, cost: float | None, claude_cost: float | None) -> None:
         self.requests += 1
         if not request.ok:
-            self.errors += 1
+            if request.error_type == CLIENT_CLOSED:
+                self.cancelled += 1
+            else:
+                self.errors += 1
         usage = request.usage
         self.input_tokens += usage.get("input_tokens", 0)
         self.output_tokens += usage.get("output_tokens", 0)
@@ -171,8 +180,7 @@ class ModelUsage(Totals):
 
     @property
     def ttft_p50(self) -> float | None:
-        values = self.ttfts.values
-        return statistics.median(values) if values else None
+        return self.ttfts.summary()[0]
 
     def add_timed(self, request: Request, cost: float | None, claude: float | None) -> None:
         self.add(request, cost, claude)
@@ -183,16 +191,18 @@ class ModelUsage(Totals):
             self.ttfts.add(request.ttft)
             self.ttft_histogram.observe(request.ttft)
         if request.requested:
-            self.requested[request.requested] += 1
-        if not request.ok:
+            _count(self.requested, request.requested)
+        if not request.ok and request.error_type != CLIENT_CLOSED:
             self.errors_by_type[request.error_type or "api_error"] += 1
 
     def copy(self) -> ModelUsage:
+        """A copy of the figures. The latency samples are shared, not copied (up to 10,000
+        each): a snapshot is read at once, on the event loop that records."""
         row = ModelUsage(provider=self.provider, model=self.model, total_time=self.total_time)
         for name in Totals.__slots__:
             setattr(row, name, getattr(self, name))
-        row.ttfts = self.ttfts.copy()
-        row.durations = self.durations.copy()
+        row.ttfts = self.ttfts
+        row.durations = self.durations
         row.ttft_histogram = self.ttft_histogram.copy()
         row.duration_histogram = self.duration_histogram.copy()
         row.requested = Counter(self.requested)
@@ -278,6 +288,13 @@ class _Seen:
             del self._ids[next(iter(self._ids))]
 
 
+def _count(counter: Counter[str], name: str) -> None:
+    """Count `name`, or OTHER once MAX_NAMES names are counted (names come from clients)."""
+    if name not in counter and len(counter) >= MAX_NAMES:
+        name = OTHER
+    counter[name] += 1
+
+
 def _row(rows: dict[tuple[str, str], ModelUsage], provider: str, model: str) -> ModelUsage:
     """The row of provider:model, created unless there are MAX_MODELS already (then OTHER's)."""
     key = (provider, model)
@@ -338,7 +355,7 @@ class UsageRecorder:
         if request.overhead is not None:
             self._overhead.observe(request.overhead)
         now = time.time()
-        if not request.ok:
+        if not request.ok and request.error_type != CLIENT_CLOSED:
             self._errors.appendleft(
                 ErrorEntry(
                     request.at if request.at is not None else now,
@@ -369,7 +386,7 @@ class UsageRecorder:
         caller = request.caller
         self._agents[caller.role].add(request, cost, claude)
         if caller.request_class is not None:
-            self._classes[caller.request_class] += 1
+            _count(self._classes, caller.request_class)
         self._sessions.add(caller.session)
         if caller.subagent:
             self._subagents.add(caller.agent)

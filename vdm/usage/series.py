@@ -77,16 +77,16 @@ class Samples:
     def add(self, value: float) -> None:
         self.values.append(value)
 
-    def percentile(self, q: float) -> float | None:
-        """The `q` quantile (0..1) by the nearest-rank method; None without samples."""
+    def summary(self, q: float = 0.95) -> tuple[float | None, float | None]:
+        """The median (the mean of the middle two of an even count) and the `q` quantile by
+        the nearest-rank method, from one sort; None without samples."""
         if not self.values:
-            return None
+            return None, None
         ordered = sorted(self.values)
-        rank = max(math.ceil(q * len(ordered)) - 1, 0)
-        return ordered[rank]
-
-    def copy(self) -> Samples:
-        return Samples(self.values)
+        n = len(ordered)
+        middle = n // 2
+        median = ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return median, ordered[max(math.ceil(q * n) - 1, 0)]
 
 
 #: The figures each time bucket adds up.

@@ -40,6 +40,7 @@ def _tokens_dict(totals: Totals) -> dict[str, Any]:
     return {
         "requests": totals.requests,
         "errors": totals.errors,
+        "cancelled": totals.cancelled,
         "input_tokens": totals.input_tokens,
         "output_tokens": totals.output_tokens,
         "cache_read_input_tokens": totals.cache_read_input_tokens,
@@ -67,6 +68,8 @@ def _costs_dict(totals: Totals) -> dict[str, Any]:
 
 def model_dict(row: ModelUsage) -> dict[str, Any]:
     """One provider:model's figures, JSON-ready."""
+    ttft_p50, ttft_p95 = row.ttfts.summary()
+    latency_p50, latency_p95 = row.durations.summary()
     return {
         "provider": row.provider,
         "model": row.model,
@@ -74,10 +77,10 @@ def model_dict(row: ModelUsage) -> dict[str, Any]:
         "errors_by_type": dict(row.errors_by_type.most_common()),
         "cache_creation_5m_input_tokens": row.cache_creation_5m_input_tokens,
         "cache_creation_1h_input_tokens": row.cache_creation_1h_input_tokens,
-        "ttft_p50_ms": _ms_or_none(row.ttft_p50),
-        "ttft_p95_ms": _ms_or_none(row.ttfts.percentile(0.95)),
-        "latency_p50_ms": _ms_or_none(row.durations.percentile(0.5)),
-        "latency_p95_ms": _ms_or_none(row.durations.percentile(0.95)),
+        "ttft_p50_ms": _ms_or_none(ttft_p50),
+        "ttft_p95_ms": _ms_or_none(ttft_p95),
+        "latency_p50_ms": _ms_or_none(latency_p50),
+        "latency_p95_ms": _ms_or_none(latency_p95),
         "total_time_s": round(row.total_time, 3),
         # All of a row's requests have the same price, or none.
         "cost_usd": _dollars_or_none(row.cost, row.priced),

@@ -92,6 +92,9 @@ class Trace:
     #: `perf_counter()` when the first upstream data arrived (the whole answer when not
     #: streaming), for the time to first token.
     first_data: float | None = None
+    #: `perf_counter()` when the route that serves started (after a failover, later than
+    #: `started`): a model's own time to first token is counted from there.
+    route_started: float | None = None
     upstream_request_id: str | None = None
     retries: int = 0
     failovers: int = 0
@@ -114,7 +117,16 @@ class Trace:
 
     @property
     def ttft(self) -> float | None:
+        """Seconds from the request's arrival to the first upstream data (what the client
+        waited)."""
         return None if self.first_data is None else self.first_data - self.started
+
+    @property
+    def model_ttft(self) -> float | None:
+        """Seconds from the serving route's start to its first data (what the model took)."""
+        if self.first_data is None:
+            return None
+        return self.first_data - (self.route_started or self.started)
 
     def take_overhead(self) -> float:
         """The overhead now (the response's head is being sent); remembered."""
