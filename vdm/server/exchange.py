@@ -274,6 +274,10 @@ class Exchange:
         response has ended (a request refused before it was routed too: it shows in
         `vdm wrap --log-file` with vdm's reason)."""
         trace = self.incoming.trace
+        # The trace no longer asks this exchange for its upstream time: the reference would
+        # make a cycle (exchange → incoming → trace → exchange) that keeps a request's body
+        # and validated copy alive until the cyclic garbage collector runs.
+        trace.upstream = None
         trace.usage = self.usage
         trace.reasoning_tokens = self.reasoning_tokens
         trace.first_data = self.first_data
