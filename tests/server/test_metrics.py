@@ -421,6 +421,12 @@ def test_failovers_and_cancelled_requests_are_counted(fake: FakeOpenAI, other: F
         assert (row["requests"], row["failovers"], row["errors"], row["cancelled"]) == (2, 1, 0, 1)
         samples = _samples(vdm)
         assert _value(samples, "vdm_failovers_total", provider="other", model="model-b") == 1
+        left = "vdm_failed_over_total"
+        assert (
+            _value(samples, left, provider="openai", model="model-a", type="rate_limit_error") == 1
+        )
+        model_a = {m["model"]: m for m in data["models"]}["model-a"]
+        assert model_a["requests"] == 0 and model_a["failed_over"] == {"rate_limit_error": 1}
         cancelled = "vdm_requests_cancelled_total"
         assert _value(samples, cancelled, provider="other", model="model-b") == 1
         state = httpx.get(f"{vdm.url}/dashboard/api/state", timeout=5).json()

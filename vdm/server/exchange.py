@@ -200,6 +200,7 @@ class Exchange:
         else:
             return False
         failed_label = self.served_by
+        failed_route = self.route
         failed = f"{failed_label} failed ({error.status})"
         while candidates:
             route = candidates.pop(0)
@@ -212,6 +213,10 @@ class Exchange:
                 continue
             self.tried.add(failed_label)
             self.hops.append(failed)
+            # The route that failed is counted too (its provider's health, "why was it slow").
+            self.incoming.trace.left.append(
+                (failed_route.provider.name, failed_route.model, error.error_type)
+            )
             self.failovers += 1
             self.waited += self.call.waited
             self.attempts += self.call.attempts

@@ -100,6 +100,7 @@ class Gateway:
                 overhead=trace.overhead,
                 key=trace.key,
                 client=trace.client,
+                left=tuple((p, m[:MAX_NAME], t) for p, m, t in trace.left),
             )
         )
         logged = log.isEnabledFor(logging.INFO)

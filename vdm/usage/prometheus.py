@@ -14,6 +14,7 @@ never labels (they are in the JSON views); nothing here is a secret.
                                                    cache_write, reasoning
     vdm_cost_usd_total{provider, model}
     vdm_upstream_retries_total{provider, model}, vdm_failovers_total{provider, model}
+    vdm_failed_over_total{provider, model, type}   the route a failover left, and why
     vdm_bytes_total{endpoint, direction}           direction: in, out
     vdm_time_to_first_token_seconds{provider, model}   histogram
     vdm_request_duration_seconds{endpoint, provider, model}   histogram
@@ -124,6 +125,11 @@ class VdmCollector(Collector):
         failovers = CounterMetricFamily(
             "vdm_failovers", "Requests served after failing over", labels=["provider", "model"]
         )
+        left = CounterMetricFamily(
+            "vdm_failed_over",
+            "Requests that left this route for the next of their failover chain",
+            labels=["provider", "model", "type"],
+        )
         ttft = HistogramMetricFamily(
             "vdm_time_to_first_token_seconds",
             "Seconds from a request's arrival to the first upstream data",
@@ -155,8 +161,21 @@ class VdmCollector(Collector):
                 cost.add_metric(pair, row.cost)
             retries.add_metric(pair, row.retries)
             failovers.add_metric(pair, row.failovers)
+            for kind, n in row.failed_over.items():
+                left.add_metric([*pair, kind if kind in ERROR_TYPES else "other"], n)
             ttft.add_metric(pair, _buckets(row.ttft_histogram), row.ttft_histogram.total)
-        yield from (requests, errors, cancelled, tokens, cost, retries, failovers, ttft, duration)
+        yield from (
+            requests,
+            errors,
+            cancelled,
+            tokens,
+            cost,
+            retries,
+            failovers,
+            left,
+            ttft,
+            duration,
+        )
         yield from self._others(snap)
 
     def _others(self, snap: Snapshot) -> Iterator[Metric]:

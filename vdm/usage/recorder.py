@@ -88,6 +88,8 @@ class Request:
     #: The provider key used (masked) and who called (a label: vdm/server/auth.py).
     key: str | None = None
     client: str = ""
+    #: The routes failed over from before the one that served: (provider, model, error type).
+    left: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -173,6 +175,9 @@ class ModelUsage(Totals):
     requested: Counter[str] = field(default_factory=Counter)
     #: Failed requests by error type.
     errors_by_type: Counter[str] = field(default_factory=Counter)
+    #: Times a request left this route for the next of its failover chain, by error type
+    #: (those requests are counted where they were served).
+    failed_over: Counter[str] = field(default_factory=Counter)
 
     @property
     def key(self) -> str:
@@ -207,6 +212,7 @@ class ModelUsage(Totals):
         row.duration_histogram = self.duration_histogram.copy()
         row.requested = Counter(self.requested)
         row.errors_by_type = Counter(self.errors_by_type)
+        row.failed_over = Counter(self.failed_over)
         return row
 
 
@@ -383,6 +389,8 @@ class UsageRecorder:
             cost or 0.0,
         )
         _row(self._models, request.provider, request.model).add_timed(request, cost, claude)
+        for provider, model, kind in request.left:
+            _count(_row(self._models, provider, model).failed_over, kind)
         caller = request.caller
         self._agents[caller.role].add(request, cost, claude)
         if caller.request_class is not None:

@@ -75,6 +75,7 @@ def model_dict(row: ModelUsage) -> dict[str, Any]:
         "model": row.model,
         **_tokens_dict(row),
         "errors_by_type": dict(row.errors_by_type.most_common()),
+        "failed_over": dict(row.failed_over.most_common()),
         "cache_creation_5m_input_tokens": row.cache_creation_5m_input_tokens,
         "cache_creation_1h_input_tokens": row.cache_creation_1h_input_tokens,
         "ttft_p50_ms": _ms_or_none(ttft_p50),
@@ -168,7 +169,8 @@ def _row(label: str, group: dict[str, Any], ttft: str, time: str, cost: str) -> 
 
 def summary_text(data: dict[str, Any]) -> str:
     """`summary_dict`'s data as an aligned table (no trailing newline)."""
-    models = data["models"]
+    # A route that only failed over (no request served) is in the JSON, not in the table.
+    models = [m for m in data["models"] if m["requests"]]
     if not models:
         return "vdm: no requests went through the session proxy"
     total = data["total"]

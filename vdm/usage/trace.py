@@ -100,6 +100,8 @@ class Trace:
     failovers: int = 0
     #: The routes that failed before the one that served: "groq:x failed (429)".
     hops: list[str] = field(default_factory=list)
+    #: The routes failed over from: (provider, model, error type).
+    left: list[tuple[str, str, str]] = field(default_factory=list)
     #: Words for the log line ("via responses", "degraded=no_tools").
     notes: list[str] = field(default_factory=list)
     caller: Caller = NO_CALLER
