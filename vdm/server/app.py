@@ -316,6 +316,35 @@ def _out_of_descriptors() -> VdmError:
     )
 
 
+#: What a WebSocket upgrade is answered: Codex tries `GET /v1/responses` over a WebSocket
+#: first and falls back to `POST /v1/responses` on a 404 (a 500 or a hang would cost it
+#: retries), in the OpenAI error shape Codex reads.
+WEBSOCKET_REFUSAL = (
+    b'{"error":{"message":"vdm does not serve WebSockets: send POST %s over HTTP",'
+    b'"type":"invalid_request_error","param":null,"code":"websocket_not_supported"}}'
+)
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a WebSocket upgrade at once with a plain HTTP 404 (ASGI's denial response, when
+    the server has it; else the handshake is closed, which the client sees as a 403)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    path = header_value(scope.get("path", "/"))
+    body = WEBSOCKET_REFUSAL % path
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID_HEADER, new_request_id().encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
 class App:
     """vdm's ASGI application."""
 
@@ -345,6 +374,8 @@ class App:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await _refuse_websocket(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
