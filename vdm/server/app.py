@@ -33,7 +33,7 @@ from vdm.server.asgi import (
     send_json,
 )
 from vdm.server.auth import check_session, client_key, client_label
-from vdm.server.catalog import alias_entries
+from vdm.server.catalog import alias_entries, openai_list
 from vdm.server.dashboard import check_viewer
 from vdm.server.edge import (
     EdgePolicy,
@@ -108,7 +108,19 @@ async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) 
     answer = await gateway.catalog.models(query, key)
     waited = time.perf_counter() - began
     trace.upstream = lambda: waited
-    await send_json(send, 200, answer)
+    await send_json(send, 200, openai_list(answer) if _openai_client(scope) else answer)
+
+
+def _openai_client(scope: Scope) -> bool:
+    """An OpenAI SDK client: `Authorization: Bearer` and no `anthropic-version` (which every
+    Anthropic SDK and Claude Code send)."""
+    bearer = anthropic = False
+    for name, value in scope["headers"]:
+        if name == b"anthropic-version":
+            anthropic = True
+        elif name == b"authorization" and value[:7].lower() == b"bearer ":
+            bearer = True
+    return bearer and not anthropic
 
 
 async def _aliases(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:

@@ -76,6 +76,36 @@ def _iso(created: Any) -> str:
     return _EPOCH
 
 
+def openai_list(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A `GET /v1/models` answer in OpenAI's list shape (`object: list`, entries with
+    `object: model`, `created` in unix seconds, `owned_by`: the provider of a
+    `provider:model` id, its picker prefix `claude-vdm/` aside, else `vdm`), for OpenAI SDK
+    clients; the descriptions ride along."""
+    data = []
+    for entry in answer.get("data", []):
+        model_id = entry["id"]
+        head, sep, _ = model_id.partition(":")
+        provider = head.rsplit("/", 1)[-1]  # `claude-vdm/openai:gpt-4o` is openai's
+        try:
+            created = int(
+                datetime.datetime.strptime(entry.get("created_at", _EPOCH), "%Y-%m-%dT%H:%M:%SZ")
+                .replace(tzinfo=datetime.UTC)
+                .timestamp()
+            )
+        except ValueError:
+            created = 0
+        data.append(
+            {
+                "id": model_id,
+                "object": "model",
+                "created": created,
+                "owned_by": provider if sep else "vdm",
+                "description": entry.get("description", ""),
+            }
+        )
+    return {"object": "list", "data": data}
+
+
 def _entry(
     model_id: str, display: str, text: str, window: int | None, created: str = _EPOCH
 ) -> Entry:
