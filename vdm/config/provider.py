@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vdm.config.names import looks_like_provider, provider_key
+from vdm.config.names import env_prefix, looks_like_provider, provider_key
 from vdm.config.secrets import is_credential_name, mask
 from vdm.config.timeouts import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, Timeouts
 from vdm.protocol.capabilities import family_of
@@ -130,3 +130,37 @@ def chain_warnings(
                 f"configured; it is skipped (configured: {', '.join(providers) or 'none'})"
             )
     return warnings
+
+
+#: Claude Code's model families, mapped by the legacy variables.
+LEGACY_FAMILIES = {"SMALL_MODEL": "haiku", "MIDDLE_MODEL": "sonnet", "BIG_MODEL": "opus"}
+#: Claude Code's model names all start so (`claude-sonnet-4-5-20250929`, `claude-opus-4-6`).
+CLAUDE_PREFIX = "claude-"
+
+
+def claude_warning(
+    default: ProviderConfig, aliases: Iterable[Alias], fallbacks: Iterable[Alias]
+) -> str | None:
+    """A warning when Claude Code's model names would reach the default provider unchanged:
+    no alias of yours and no fallback of the default provider matches `claude-haiku`,
+    `claude-sonnet` or `claude-opus` (docs/routing.md). An Anthropic-format provider is
+    assumed to know them (Anthropic itself, a Claude gateway; DeepSeek's and Kimi's
+    Anthropic endpoints map them to their own models)."""
+    if default.api_format == "anthropic":
+        return None
+    mapping = [a.name for a in aliases]
+    mapping += [a.name for a in fallbacks if a.provider == default.name]
+    families = LEGACY_FAMILIES.values()
+    unmapped = [f for f in families if not any(n in f"{CLAUDE_PREFIX}{f}" for n in mapping)]
+    if not unmapped:
+        return None
+    p = env_prefix(default.name)
+    legacy = {family: var for var, family in LEGACY_FAMILIES.items()}
+    names = ", ".join(f"{CLAUDE_PREFIX}{f}-…" for f in unmapped)
+    variables = ", ".join(f"{p}_ALIAS_{f.upper()}=<model>" for f in unmapped)
+    return (
+        f"Claude Code's model names ({names}) reach provider {default.name!r} unchanged: no "
+        f"alias maps them to one of its models. Map them with {variables}, with "
+        f'[{default.name}.aliases] in vandamme-config.toml ({unmapped[0]} = "<model>"), or '
+        f"with {' / '.join(legacy[f] for f in unmapped)}"
+    )

@@ -27,12 +27,14 @@ from vdm.config.provider import (
     AUTH_SCHEMES,
     DEFAULT_AUTH,
     FORMAT_NAMES,
+    LEGACY_FAMILIES,
     PASSTHRU,
     Alias,
     ApiFormat,
     Auth,
     ProviderConfig,
     chain_warnings,
+    claude_warning,
 )
 from vdm.config.secrets import is_credential_name
 from vdm.config.sources import (
@@ -87,10 +89,6 @@ log = logging.getLogger(__name__)
 
 #: Variables that end in _API_KEY but do not name a provider.
 NOT_PROVIDERS = frozenset({"PROXY"})
-#: Claude Code's model families, mapped by the legacy variables.
-LEGACY_FAMILIES = {"SMALL_MODEL": "haiku", "MIDDLE_MODEL": "sonnet", "BIG_MODEL": "opus"}
-#: Claude Code's model names all start so (`claude-sonnet-4-5-20250929`, `claude-opus-4-6`).
-CLAUDE_PREFIX = "claude-"
 
 _KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
 _ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
@@ -288,7 +286,7 @@ class _Builder:
         self.warnings.extend(chain_warnings(providers, aliases, fallbacks, failover, long_context))
         if default is not None:
             self.warnings.extend(self._implicit_default(providers, default))
-            unmapped = _claude_warning(providers[default], aliases, fallbacks)
+            unmapped = claude_warning(providers[default], aliases, fallbacks)
             self.warnings.extend([unmapped] if unmapped else [])
         return Settings(
             providers={name: providers[name] for name in order},
@@ -568,34 +566,6 @@ class _Builder:
     def _source(self, var: str) -> str:
         found = self.values.get(var)
         return found.source if found is not None else "unset"
-
-
-def _claude_warning(
-    default: ProviderConfig, aliases: Iterable[Alias], fallbacks: Iterable[Alias]
-) -> str | None:
-    """A warning when Claude Code's model names would reach the default provider unchanged:
-    no alias of yours and no fallback of the default provider matches `claude-haiku`,
-    `claude-sonnet` or `claude-opus` (docs/routing.md). An Anthropic-format provider is
-    assumed to know them (Anthropic itself, a Claude gateway; DeepSeek's and Kimi's
-    Anthropic endpoints map them to their own models)."""
-    if default.api_format == "anthropic":
-        return None
-    mapping = [a.name for a in aliases]
-    mapping += [a.name for a in fallbacks if a.provider == default.name]
-    families = LEGACY_FAMILIES.values()
-    unmapped = [f for f in families if not any(n in f"{CLAUDE_PREFIX}{f}" for n in mapping)]
-    if not unmapped:
-        return None
-    p = env_prefix(default.name)
-    legacy = {family: var for var, family in LEGACY_FAMILIES.items()}
-    names = ", ".join(f"{CLAUDE_PREFIX}{f}-…" for f in unmapped)
-    variables = ", ".join(f"{p}_ALIAS_{f.upper()}=<model>" for f in unmapped)
-    return (
-        f"Claude Code's model names ({names}) reach provider {default.name!r} unchanged: no "
-        f"alias maps them to one of its models. Map them with {variables}, with "
-        f'[{default.name}.aliases] in vandamme-config.toml ({unmapped[0]} = "<model>"), or '
-        f"with {' / '.join(legacy[f] for f in unmapped)}"
-    )
 
 
 #: Formats that share one base URL (OpenAI's Chat Completions and Responses).
