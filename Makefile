@@ -1,11 +1,14 @@
-# vdm — developer commands. Everything installs into .venv (Python) and .venv/node (Claude Code).
+# vdm — developer commands. Everything installs into .venv (Python) and .venv/node (Claude Code,
+# Codex CLI).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
+CODEX_VERSION := 0.169.0
+CODEX := $(VENV)/node/node_modules/.bin/codex
 
-.PHONY: install install-claude run wrap test compat check bench soak fuzz completions dist clean
+.PHONY: install install-claude install-codex run wrap test compat check bench soak fuzz completions dist clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +26,23 @@ $(CLAUDE):
 			@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION); \
 	else echo "npm not found: the Claude Code end-to-end tests will be skipped"; fi
 
+# The real Codex CLI, pinned, for its end-to-end test (tests/e2e/test_codex.py; needs npm).
+install-codex: $(CODEX)
+$(CODEX):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(VENV)/node && npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
+			@openai/codex@$(CODEX_VERSION); \
+	else echo "npm not found: the Codex end-to-end test will be skipped"; fi
+
 run: install
 	$(VENV)/bin/vdm server start
 
 # The main job: Claude Code behind a private proxy, e.g. make wrap ARGS="--model openai:gpt-4o".
 # Uses the pinned Claude Code from .venv/node, or the `claude` on PATH when npm is missing.
-wrap: install install-claude
+wrap: install install-claude install-codex
 	PATH="$(CURDIR)/$(VENV)/node/node_modules/.bin:$$PATH" $(VENV)/bin/vdm wrap -- claude $(ARGS)
 
-test: install install-claude
+test: install install-claude install-codex
 	$(PY) -m pytest -q
 
 # The compatibility matrix (tests/compat): every provider family's fake x Claude-Code-shaped

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.compat.checks import Check
 from tests.compat.families import Family
+from tests.compat.openai_checks import Client
 from tests.harness import REPO
 
 DOCUMENT = REPO / "docs" / "compatibility.md"
@@ -26,10 +27,58 @@ only when every assertion of the check held; ❌ means that combination fails to
 output says why)."""
 
 
+_CLIENTS_INTRO = """\
+The same families, with OpenAI clients in front of vdm instead of Claude Code: the official
+`openai` SDK calls `POST /v1/chat/completions` (an application's request: a system message,
+two function tools, `tool_choice: "auto"`) and `POST /v1/responses` (requests shaped like
+Codex CLI 0.169's: `developer` messages, function tools with `strict: false`, a `namespace`
+tool, `web_search`, `store: false`, `reasoning: {"summary": "auto"}`, `include:
+["reasoning.encrypted_content"]`, `prompt_cache_key`), against the same strict fakes with
+the same scripts. Where the provider speaks the client's dialect (*forwarded*), vdm sends
+the client's body on with the model renamed and the fields the provider refuses left out;
+anywhere else (*translated*) it converts the request to its canonical form and the answer
+back (docs/protocol.md, "OpenAI frontends")."""
+
+
+def _clients_table(
+    families: Sequence[Family],
+    clients: Sequence[Client],
+    outcomes: Mapping[tuple[str, str, str], bool],
+) -> list[str]:
+    """The client matrix: one row per family, each client's checks side by side."""
+    head, rule, rows = ["provider family"], ["---"], []
+    for client in clients:
+        head += [f"{client.name}: via"] + [c.title for c in client.checks]
+        rule += ["---"] * (1 + len(client.checks))
+    for family in families:
+        cells = [family.name]
+        for client in clients:
+            forwarded = family.script().dialect == client.dialect
+            cells.append("forwarded" if forwarded else "translated")
+            cells += [
+                PASS if outcomes.get((client.id, family.id, c.id)) else FAIL for c in client.checks
+            ]
+        rows.append("| " + " | ".join(cells) + " |")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|", *rows]
+    total = len(families) * sum(len(c.checks) for c in clients)
+    passed = sum(1 for ok in outcomes.values() if ok)
+    lines += ["", f"{passed} of {total} client checks pass.", ""]
+    for client in clients:
+        lines += [f"### {client.name}", "", "| check | what it asserts |", "|---|---|"]
+        lines += [f"| {c.title} | {c.legend} |" for c in client.checks]
+        lines.append("")
+    return lines
+
+
 def render(
-    families: Sequence[Family], checks: Sequence[Check], outcomes: Mapping[tuple[str, str], bool]
+    families: Sequence[Family],
+    checks: Sequence[Check],
+    outcomes: Mapping[tuple[str, str], bool],
+    clients: Sequence[Client] = (),
+    client_outcomes: Mapping[tuple[str, str, str], bool] | None = None,
 ) -> str:
-    """The whole document for `outcomes`, keyed by (family id, check id)."""
+    """The whole document for `outcomes`, keyed by (family id, check id), and
+    `client_outcomes`, keyed by (client id, family id, check id)."""
     lines = [
         "# Compatibility matrix",
         "",
@@ -49,13 +98,18 @@ def render(
     lines += ["", f"{passed} of {len(families) * len(checks)} checks pass.", ""]
     lines += ["## The checks", "", "| check | what it asserts |", "|---|---|"]
     lines += [f"| {c.title} | {c.legend} |" for c in checks]
+    if clients:
+        lines += ["", "## OpenAI clients", "", _CLIENTS_INTRO, ""]
+        lines += _clients_table(families, clients, client_outcomes or {})
+        lines.pop()
     lines += ["", "## The fakes' strict rules", ""]
     lines += [f"- **{f.name}**: {f.rules}." for f in families]
     lines += [
         "",
         "The fakes live in tests/fakes/ (`chat_rules.py` for the Chat Completions providers,",
         "`responses_upstream.py`, `gemini_upstream.py`, `anthropic_upstream.py`); the checks in",
-        "tests/compat/checks.py.",
+        "tests/compat/checks.py (Claude Code), tests/compat/chat_client.py and",
+        "tests/compat/responses_client.py (OpenAI clients).",
         "",
     ]
     return "\n".join(lines)

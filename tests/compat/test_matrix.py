@@ -1,11 +1,12 @@
 """The compatibility matrix: every check (tests/compat/checks.py) against every provider
-family (tests/compat/families.py), then docs/compatibility.md rendered from the outcomes.
+family (tests/compat/families.py), then docs/compatibility.md rendered from the outcomes,
+the OpenAI clients' (tests/compat/test_clients.py, run first) included.
 
 One fake and one vdm per family, shared by its checks (a module-scoped fixture: pytest runs
 a family's checks together). The last test compares the rendered document with the committed
 one, and fails with "run `make compat`" when they differ; `VDM_COMPAT_WRITE=1` (what `make
-compat` sets) writes it instead. It does either only when every (family, check) ran, so a
-`-k` subset never rewrites or judges the document.
+compat` sets) writes it instead. It does either only when every (family, check) and every
+(client, family, check) ran, so a `-k` subset never rewrites or judges the document.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from tests.compat import report
 from tests.compat.checks import CHECKS, Check, Stand
+from tests.compat.clients import CLIENT_OUTCOMES, CLIENTS
 from tests.compat.families import FAMILIES, Family
 from tests.harness import running_vdm
 
@@ -53,7 +55,10 @@ def test_document() -> None:
     missing = expected - OUTCOMES.keys()
     if missing:
         pytest.skip(f"{len(missing)} of {len(expected)} (family, check) pairs did not run")
-    text = report.render(FAMILIES, CHECKS, OUTCOMES)
+    cells = {(k.id, f.id, c.id) for k in CLIENTS for f in FAMILIES for c in k.checks}
+    if absent := cells - CLIENT_OUTCOMES.keys():
+        pytest.skip(f"{len(absent)} of {len(cells)} (client, family, check) cells did not run")
+    text = report.render(FAMILIES, CHECKS, OUTCOMES, CLIENTS, CLIENT_OUTCOMES)
     if os.environ.get("VDM_COMPAT_WRITE") == "1":
         report.write(text)
         return

@@ -466,7 +466,9 @@ def responses_auto_reply(request: Recorded) -> Reply:
 #: Top-level parameters of `POST /v1/responses` (openai-python ResponseCreateParams).
 PARAMETERS = frozenset(
     {
-        "access_programs", "background", "background_options", "context_management",
+        # `client_metadata`: Codex 0.169 sends it to OpenAI's API on every turn.
+        "access_programs", "background", "background_options", "client_metadata",
+        "context_management",
         "conversation", "image", "include", "input", "instructions", "max_output_tokens",
         "max_tool_calls", "metadata", "model", "moderation", "parallel_tool_calls",
         "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",

@@ -10,7 +10,8 @@ it) makes sure the model it will ask for resolves and its provider takes the key
 a refused key is one line and exit 1, not a child retrying for minutes.
 
 The child gets a random per-session secret in `ANTHROPIC_CUSTOM_HEADERS`; the session proxy
-refuses /v1 requests without it, so no other local process can spend the user's keys.
+refuses /v1 requests without it, so no other local process can spend the user's keys. A Codex
+child gets a provider of its own instead, through `-c` overrides (vdm/cli/wrap_codex.py).
 Ctrl-C in the terminal reaches the child (same foreground process group) and is ignored by
 vdm; SIGTERM and SIGHUP sent to vdm are forwarded to the child.
 """
@@ -245,7 +246,7 @@ def wrap(
     _, price_problems = user_prices(settings.prices)
     for line in (*settings.problems, *settings.warnings, *price_problems):
         print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201
-    env = child_env(environ, session, settings, command)
+    argv, env = _child(command, environ, session, settings)
     if check:
         _preflight(settings, command, env, sock)
     if dashboard:
@@ -257,7 +258,7 @@ def wrap(
     signals = _Signals()
     try:
         try:
-            process = subprocess.Popen(list(command), env=env)
+            process = subprocess.Popen(argv, env=env)
         except OSError as exc:
             sock.close()
             raise WrapError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
@@ -276,14 +277,30 @@ def wrap(
     return code
 
 
+def _child(
+    command: Sequence[str], environ: Mapping[str, str], session: Session, settings: Settings
+) -> tuple[list[str], dict[str, str]]:
+    """The child's argv and environment: Codex gets a provider of its own
+    (vdm/cli/wrap_codex.py), any other command Claude Code's variables."""
+    from vdm.cli import wrap_codex
+
+    if wrap_codex.is_codex(command):
+        argv = wrap_codex.child_argv(command, session.url, SESSION_HEADER)
+        return argv, wrap_codex.child_env(environ, session.url, session.secret, PLACEHOLDER_KEY)
+    return list(command), child_env(environ, session, settings, command)
+
+
 def _preflight(
     settings: Settings, command: Sequence[str], env: Mapping[str, str], sock: socket.socket
 ) -> None:
     """The models the child will ask for resolve and their providers take the key: else
     stop before the child starts (the child's environment says what Claude Code will use)."""
-    from vdm.cli import preflight
+    from vdm.cli import preflight, wrap_codex
 
-    names = preflight.wanted_models(command, env, Path.cwd())
+    if wrap_codex.is_codex(command):
+        names = wrap_codex.wanted_models(command, env)
+    else:
+        names = preflight.wanted_models(command, env, Path.cwd())
     outcome = preflight.check(settings, names, cache=preflight.Cache(preflight.cache_path(env)))
     for line in outcome.warnings:
         print(f"vdm wrap: warning: {line}", file=sys.stderr)  # noqa: T201

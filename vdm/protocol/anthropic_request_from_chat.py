@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from vdm.protocol.errors import VdmError
-from vdm.protocol.signatures import safe_tool_id
+from vdm.protocol.signatures import echoed_tool_id
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,17 @@ def wants_usage_chunk(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def messages_request_from_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """The Anthropic Messages body for a Chat Completions request body."""
+def check_choices(body: dict[str, Any]) -> None:
+    """VdmError(400) for `n` other than 1: vdm answers one choice, whichever the provider
+    (a forwarded request too, so that failing over to another dialect changes nothing)."""
     n = body.get("n")
     if n is not None and n != 1:
         raise _bad("n", f"only n=1 is supported (got {n!r})")
+
+
+def messages_request_from_chat(body: dict[str, Any]) -> dict[str, Any]:
+    """The Anthropic Messages body for a Chat Completions request body."""
+    check_choices(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("model", "a model name is required")
@@ -97,7 +103,7 @@ def messages_request_from_chat(body: dict[str, Any]) -> dict[str, Any]:
     _response_format(body.get("response_format"), system, out)
     if system:
         out["system"] = system
-    _thinking(body.get("reasoning_effort"), out, asked)
+    apply_thinking(body.get("reasoning_effort"), out, asked)
     if body.get("stream") is True:
         out["stream"] = True
     user = body.get("safety_identifier") or body.get("user")
@@ -175,7 +181,7 @@ class _Conversation:
         if not isinstance(call_id, str) or not call_id:
             raise _bad(f"messages[{i}].tool_call_id", "required in a tool message")
         blocks = _blocks(content, f"messages[{i}].content")
-        call_id = safe_tool_id(call_id)
+        call_id = echoed_tool_id(call_id)
         if call_id not in self._awaiting:
             # A result without its call: Anthropic would refuse a dangling tool_result.
             log.debug("messages[%d] answers no pending tool call %r: kept as text", i, call_id)
@@ -191,7 +197,7 @@ class _Conversation:
         blocks.extend({"type": "text", "text": t} for t in texts if t)
         calls = message.get("tool_calls")
         for j, call in enumerate(calls if isinstance(calls, list) else []):
-            blocks.append(_tool_use(call, f"messages[{i}].tool_calls[{j}]"))
+            blocks.append(tool_use_block(call, f"messages[{i}].tool_calls[{j}]"))
         if all(b["type"] in _THINKING for b in blocks):
             log.debug("messages[%d] is an empty assistant turn: dropped", i)
             return
@@ -228,9 +234,9 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "image_url":
             image = part.get("image_url")
             url = image if isinstance(image, str) else _get(image, "url")
-            blocks.append({"type": "image", "source": _source(url, f"{at}.image_url.url")})
+            blocks.append({"type": "image", "source": media_source(url, f"{at}.image_url.url")})
         elif kind == "file":
-            blocks.append(_document(part.get("file"), f"{at}.file"))
+            blocks.append(document_block(part.get("file"), f"{at}.file"))
         elif kind == "input_audio":
             raise _bad(f"{at}.input_audio", "audio input is not supported")
         else:
@@ -243,7 +249,7 @@ def _texts(content: Any, where: str) -> list[str]:
     return [b["text"] for b in _blocks(content, where) if b["type"] == "text"]
 
 
-def _source(url: Any, where: str) -> dict[str, Any]:
+def media_source(url: Any, where: str) -> dict[str, Any]:
     """The Anthropic source of an http(s) URL or a base64 data URL."""
     if not isinstance(url, str) or not url:
         raise _bad(where, "required")
@@ -255,14 +261,14 @@ def _source(url: Any, where: str) -> dict[str, Any]:
     return {"type": "base64", "media_type": match["type"] or "image/png", "data": match["data"]}
 
 
-def _document(file: Any, where: str) -> dict[str, Any]:
+def document_block(file: Any, where: str) -> dict[str, Any]:
     """A `file` part (a PDF sent inline) as a document block."""
     if _get(file, "file_id"):
         raise _bad(f"{where}.file_id", "uploaded files are not supported; send file_data")
     raw = _get(file, "file_data")
     if isinstance(raw, str) and raw and not raw.startswith("data:"):
         raw = f"data:application/pdf;base64,{raw}"  # the SDK documents bare base64 too (a PDF)
-    block = {"type": "document", "source": _source(raw, f"{where}.file_data")}
+    block = {"type": "document", "source": media_source(raw, f"{where}.file_data")}
     if isinstance(title := _get(file, "filename"), str):
         block["title"] = title
     return block
@@ -284,7 +290,7 @@ def _thinking_blocks(raw: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_use(call: Any, where: str) -> dict[str, Any]:
+def tool_use_block(call: Any, where: str) -> dict[str, Any]:
     """A tool call as a tool_use block. Arguments that are not a JSON object stay visible as
     `{"_raw_arguments": s}`: the client's schema check then fails loudly, where `{}` would run
     the tool silently without them."""
@@ -299,7 +305,7 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         arguments = raw
     if not isinstance(arguments, dict):
         arguments = {"_raw_arguments": raw}
-    return {"type": "tool_use", "id": safe_tool_id(call_id), "name": name, "input": arguments}
+    return {"type": "tool_use", "id": echoed_tool_id(call_id), "name": name, "input": arguments}
 
 
 def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
@@ -369,7 +375,7 @@ def _response_format(raw: Any, system: list[dict[str, Any]], out: dict[str, Any]
         log.debug("response_format of type %r is unknown: dropped", kind)
 
 
-def _thinking(effort: Any, out: dict[str, Any], asked: int | None) -> None:
+def apply_thinking(effort: Any, out: dict[str, Any], asked: int | None) -> None:
     """`reasoning_effort` as a thinking budget within Anthropic's bounds, giving way where it
     conflicts with the rest of the request (see the module docstring)."""
     if effort is None or effort == "none":

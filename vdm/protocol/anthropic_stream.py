@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.events import (
     BlockStop,
     Event,
@@ -102,8 +103,17 @@ class AnthropicStreamEncoder:
             },
         )
 
-    def encode(self, events: Iterable[Event], out: list[bytes]) -> None:
-        """Append the bytes of `events` to `out`."""
+    def keepalive(self) -> bytes:
+        """What keeps the client waiting during a long upstream silence."""
+        return PING
+
+    def error(self, exc: VdmError) -> bytes:
+        """A failure after the stream started: an SSE `error` event, which ends it."""
+        return anthropic_error_event(exc)
+
+    def encode(self, events: Iterable[Event], out: list[bytes], reasoning_tokens: int = 0) -> None:
+        """Append the bytes of `events` to `out` (Anthropic streams carry no reasoning count:
+        `reasoning_tokens` is for other dialects' encoders)."""
         for event in events:
             if isinstance(event, TextDelta):
                 out.append(

@@ -17,13 +17,14 @@ per event, no pydantic.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import SHOULD_RETRY, VdmError
 from vdm.protocol.events import (
     Event,
     InputJsonDelta,
@@ -237,6 +238,10 @@ class ChatStreamEncoder:
         out.append(DONE)
         self.finished = True
 
+    def keepalive(self) -> bytes:
+        """An SSE comment for a long upstream silence (the SDK skips comments)."""
+        return KEEPALIVE
+
     def error(self, exc: VdmError) -> bytes:
         """A failure after the stream started: an error chunk, which makes the SDK raise
         `APIError`, then `[DONE]`; never a silent close. Nothing once the stream is over."""
@@ -350,3 +355,37 @@ def openai_error_dict(exc: VdmError) -> dict[str, Any]:
 def openai_error_body(exc: VdmError) -> bytes:
     """The error body as compact JSON bytes."""
     return dumps(openai_error_dict(exc)).encode()
+
+
+def openai_error_response(
+    exc: VdmError, dialects: frozenset[str] = frozenset({"openai", "responses"})
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """(status, body, headers) of the HTTP answer to an OpenAI client for `exc`: an upstream
+    of one of `dialects` (the client's own) answered in OpenAI's envelope is relayed as it
+    came, so the client's recovery, which matches the provider's code and wording, works;
+    anything else is rendered in the envelope, with vdm's headers (`retry-after`, ...) and
+    `x-should-retry`."""
+    upstream = exc.upstream
+    if upstream is not None and upstream.dialect in dialects and _openai_enveloped(upstream.body):
+        status, body, headers = upstream.status, upstream.body, list(upstream.headers)
+        headers = [h for h in headers if h[0] != b"content-type"]
+    else:
+        status, body = openai_status(exc.status), openai_error_body(exc)
+        headers = [
+            (k.lower().encode(), v.encode("latin-1", "replace")) for k, v in exc.headers.items()
+        ]
+    headers.insert(0, (b"content-type", b"application/json"))
+    if not any(name == b"x-should-retry" for name, _ in headers):
+        should = SHOULD_RETRY.get(status)
+        if should is not None:
+            headers.append((b"x-should-retry", should.encode()))
+    return status, body, headers
+
+
+def _openai_enveloped(body: bytes) -> bool:
+    """Whether `body` is an error in OpenAI's envelope (`{"error": {"message": …}}`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("error"), dict)

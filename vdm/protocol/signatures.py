@@ -13,6 +13,8 @@ an Anthropic signature:
   on a thought or text part.
 - `tool_use.id` `<base>_vdmg1_` + base64url(signature): the Gemini thought signature of that
   function call.
+- reasoning item `encrypted_content` `vdm-th1:` + base64url(JSON `{"t", "s"}` or `{"r"}`):
+  a whole thinking block, handed to a Responses client (Codex), which sends it back.
 - `tool_use.id` `vdmid_` + base64url(id): a provider's tool call id that Anthropic would refuse
   (Kimi's `functions.Bash:0`), so a session that switches to Claude keeps working; the Chat
   encoder sends the provider its own id back.
@@ -35,6 +37,8 @@ VDM_PREFIX = "vdm-"
 CHAT_REASONING = "vdm-rc1"
 RESPONSES_PREFIX = "vdm-rs1:"
 GEMINI_PREFIX = "vdm-g1:"
+#: A whole thinking block in a Responses reasoning item's `encrypted_content` (Codex).
+THINKING_PREFIX = "vdm-th1:"
 #: Separates a tool id's base from the Gemini thought signature it carries.
 GEMINI_ID_MARK = "_vdmg1_"
 #: Starts a tool id that carries a provider's id outside Anthropic's alphabet.
@@ -82,6 +86,44 @@ def unpack_reasoning(signature: str | None) -> tuple[str, str | None] | None:
         return None
     ec = payload.get("ec")
     return payload["id"], ec if isinstance(ec, str) else None
+
+
+# --- thinking blocks carried by a Responses client (Codex) ----------------------------------
+
+
+def pack_thinking(block: dict[str, Any]) -> str:
+    """A reasoning item's `encrypted_content` for a Responses client: the canonical thinking
+    block, whole (Anthropic needs it byte-exact with its signature; the `summary` a client
+    sends back is not guaranteed intact), as `vdm-th1:` + base64url(JSON `{"t", "s"}`), or
+    `{"r"}` for a redacted block."""
+    if block.get("type") == "redacted_thinking":
+        payload: dict[str, Any] = {"r": block.get("data", "")}
+    else:
+        payload = {"t": block.get("thinking", ""), "s": block.get("signature", "")}
+    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return THINKING_PREFIX + _b64url(raw)
+
+
+def unpack_thinking(encrypted_content: Any) -> dict[str, Any] | None:
+    """The thinking (or redacted_thinking) block a `pack_thinking` value carries; None for
+    anything else (another gateway's or OpenAI's own encrypted content)."""
+    if not isinstance(encrypted_content, str) or not encrypted_content.startswith(THINKING_PREFIX):
+        return None
+    raw = _unb64url(encrypted_content[len(THINKING_PREFIX) :])
+    if raw is None:
+        return None
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("r"), str):
+        return {"type": "redacted_thinking", "data": payload["r"]}
+    thinking, signature = payload.get("t"), payload.get("s")
+    if not isinstance(thinking, str) or not isinstance(signature, str):
+        return None
+    return {"type": "thinking", "thinking": thinking, "signature": signature}
 
 
 # --- Gemini thought signatures ---------------------------------------------------------------
@@ -135,6 +177,16 @@ def safe_tool_id(tool_id: str) -> str:
     if _ANTHROPIC_ID.fullmatch(tool_id) and not tool_id.startswith(TOOL_ID_PREFIX):
         return tool_id
     return TOOL_ID_PREFIX + _b64url(tool_id.encode())
+
+
+def echoed_tool_id(tool_id: str) -> str:
+    """A tool call id from an OpenAI client's history, as the canonical form holds it.
+
+    The client echoes the ids vdm's answers gave it, and those are canonical ids already
+    (`vdmid_…` included: encoding one again would hide the provider's own id from
+    `restore_tool_id`); only an id outside Anthropic's alphabet, which the client made up
+    itself, is encoded (`safe_tool_id`)."""
+    return tool_id if _ANTHROPIC_ID.fullmatch(tool_id) else safe_tool_id(tool_id)
 
 
 def restore_tool_id(tool_id: str) -> str:

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
 
 
+#: The paths of OpenAI clients: their errors are in OpenAI's shape.
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/responses"})
 #: Where the request's `Trace` is in its ASGI scope.
 TRACE = "vdm.trace"
 #: The response headers naming the request: vdm's id, the upstream's, vdm's own time.
@@ -90,6 +92,20 @@ async def _incoming(gateway: Gateway, scope: Scope, receive: Receive) -> Incomin
 async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     incoming = await _incoming(gateway, scope, receive)
     await messages.create_message(gateway, incoming, receive, send)
+
+
+async def _chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    from vdm.server.chat_frontend import chat_completions
+
+    incoming = await _incoming(gateway, scope, receive)
+    await chat_completions(gateway, incoming, receive, send)
+
+
+async def _responses(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    from vdm.server.responses_frontend import responses
+
+    incoming = await _incoming(gateway, scope, receive)
+    await responses(gateway, incoming, receive, send)
 
 
 async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -189,6 +205,8 @@ def health(settings: Settings, gateway: Gateway | None = None) -> dict[str, obje
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/messages"): _messages,
     ("POST", "/v1/messages/count_tokens"): _count_tokens,
+    ("POST", "/v1/chat/completions"): _chat_completions,
+    ("POST", "/v1/responses"): _responses,
     ("GET", "/v1/models"): _models,
     ("GET", "/v1/aliases"): _aliases,
     ("GET", "/health"): _health,
@@ -253,11 +271,14 @@ class _Response:
         "timeout",
         "cancel",
         "stalled",
+        "openai",
     )
 
     def __init__(self, send: Send, trace: Trace, timeout: float | None = None) -> None:
         self.send = send
         self.trace = trace
+        #: An OpenAI client's endpoint: errors in OpenAI's shape.
+        self.openai = trace.path in OPENAI_PATHS
         self.extra: list[tuple[bytes, bytes]] = []
         self.started = False
         self.finished = False
@@ -355,6 +376,14 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     ]
     await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
+def _openai_stream_tail(path: str, error: VdmError) -> bytes:
+    if path == "/v1/responses":
+        from vdm.server import responses_frontend as frontend
+    else:
+        from vdm.server import chat_frontend as frontend  # type: ignore[no-redef]
+    return frontend.stream_tail(error)
 
 
 class App:
@@ -490,11 +519,22 @@ class App:
     async def _fail(self, response: _Response, error: VdmError) -> None:
         """Report `error`: an error response, or, once the response has started, an SSE
         `error` event that ends the stream (unless it has ended already)."""
-        response.trace.fail(f"error {error.status}", error.error_type, error.message)
+        trace = response.trace
+        trace.fail(f"error {error.status}", error.error_type, error.message)
         if not response.started:
-            await send_error(response, error)
+            if response.openai:
+                from vdm.server.chat_frontend import send_openai_error
+
+                await send_openai_error(response, error)
+            else:
+                await send_error(response, error)
         elif not response.finished:
-            tail = anthropic_error_event(error) if response.sse else b""
+            tail = b""
+            if response.sse:
+                if response.openai:
+                    tail = _openai_stream_tail(trace.path, error)
+                else:
+                    tail = anthropic_error_event(error)
             await response({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -1,4 +1,6 @@
-"""One request, one object: the exchange owns the lifecycle of a `/v1/messages` call.
+"""One request, one object: the exchange owns the lifecycle of a generation request
+(`/v1/messages`, `/v1/chat/completions`, `/v1/responses`: its `Frontend` is the client's
+dialect, vdm/server/frontend.py).
 
 It holds the request's head (the model asked for, whether it streams), the route, the
 backend and the codecs' view of the destination (`Target`), the validated request when it is
@@ -30,6 +32,7 @@ from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
 from vdm.routing.resolve import Route, resolve
 from vdm.server.asgi import Incoming
+from vdm.server.frontend import AnthropicFrontend, Frontend
 from vdm.server.state import Gateway
 from vdm.upstream.backends import Backend, select
 from vdm.upstream.client import Call, UpstreamClient
@@ -39,10 +42,11 @@ log = logging.getLogger("vdm.requests")
 
 
 class Exchange:
-    """The lifecycle of one `/v1/messages` request."""
+    """The lifecycle of one generation request."""
 
     __slots__ = (
         "gateway",
+        "frontend",
         "incoming",
         "head",
         "requested_model",
@@ -76,15 +80,19 @@ class Exchange:
     target: Target
     client: UpstreamClient
 
-    def __init__(self, gateway: Gateway, incoming: Incoming, head: Head) -> None:
+    def __init__(
+        self, gateway: Gateway, incoming: Incoming, head: Head, frontend: Frontend | None = None
+    ) -> None:
         self.gateway = gateway
+        #: The client's dialect (Anthropic when not given).
+        self.frontend: Frontend = frontend if frontend is not None else AnthropicFrontend(head.data)
         self.incoming = incoming
         self.head = head
         #: The model the client asked for (an alias, `provider:model`, a Claude name, ...).
         self.requested_model = head.model
         self.stream = head.stream
-        #: The validated request: only when it is translated (`backend.translated`); an
-        #: Anthropic-format provider gets the client's body as it is.
+        #: The validated canonical request: only when it is translated; a provider that
+        #: speaks the client's dialect (`forwarded`) gets the client's body as it is.
         self.request: MessagesRequest | None = None
         self.started = time.perf_counter()
         #: The upstream call: which key it used, how many attempts it took.
@@ -158,8 +166,18 @@ class Exchange:
         self.route = route  # routed: a body the translator refuses is logged with its route
         trace = self.incoming.trace
         trace.provider, trace.model = route.provider.name, route.model
-        if backend.translated and self.request is None:
-            self.request = validated(MessagesRequest, self.head)
+        if not self.forwarded and self.request is None:
+            canonical = self.frontend.canonical()
+            head = self.head
+            if canonical is not head.data:
+                head = Head(head.model, head.stream, canonical)
+            self.request = validated(MessagesRequest, head)
+
+    @property
+    def forwarded(self) -> bool:
+        """The current route's provider speaks the client's dialect: the client's body is
+        forwarded (only its model renamed), not translated."""
+        return self.backend.name == self.frontend.dialect
 
     @property
     def secrets(self) -> tuple[str, ...]:

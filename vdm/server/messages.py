@@ -26,8 +26,7 @@ from anyio.abc import TaskGroup
 
 from vdm.protocol.anthropic import CountTokensRequest
 from vdm.protocol.anthropic_head import parse_head, validated
-from vdm.protocol.anthropic_stream import PING, AnthropicStreamEncoder
-from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.errors import VdmError
 from vdm.protocol.reasoning import reasoning_tokens
 from vdm.routing.resolve import resolve
 from vdm.server import passthrough
@@ -41,11 +40,18 @@ from vdm.server.asgi import (
     Send,
     run_until_disconnect,
     send_bytes,
-    send_error,
     send_json,
 )
 from vdm.server.exchange import Exchange
-from vdm.server.passthrough import SERVED_BY, end_cut_stream, header_value, not_what_it_claims
+from vdm.server.frontend import AnthropicFrontend
+from vdm.server.passthrough import (
+    SERVED_BY,
+    SHUTTING_DOWN,
+    end_cut_stream,
+    header_value,
+    not_what_it_claims,
+)
+from vdm.server.relay import OpenAIForward
 from vdm.server.state import Gateway
 from vdm.upstream.backends import backend
 
@@ -65,13 +71,20 @@ _ANSWER_SHAPES: dict[str, tuple[str, type, bool]] = {
     "openai": ("choices", list, True),
     "responses": ("output", list, True),
     "gemini": ("candidates", list, False),
+    "anthropic": ("content", list, True),
 }
 
 
 async def create_message(
     gateway: Gateway, incoming: Incoming, receive: Receive, send: Send
 ) -> None:
-    exchange = Exchange(gateway, incoming, parse_head(incoming.body))
+    """`POST /v1/messages`: an Anthropic client's request."""
+    head = parse_head(incoming.body)
+    await serve(Exchange(gateway, incoming, head, AnthropicFrontend(head.data)), receive, send)
+
+
+async def serve(exchange: Exchange, receive: Receive, send: Send) -> None:
+    """Serve one generation request, in its frontend's dialect, to its end."""
     served = _served_send(exchange, send)
     try:
         exchange.resolve()
@@ -82,7 +95,8 @@ async def create_message(
         exc = exchange.redacted(exc)
         exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message, exc)
         if exchange.routed and not exchange.responded:
-            await send_error(served, exc)  # with the route that failed in x-vdm-served-by
+            # With the route that failed in x-vdm-served-by.
+            await exchange.frontend.send_error(served, exc, exchange.stream)
             return
         raise
     except Exception:
@@ -124,8 +138,11 @@ async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
 
 def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[None]]:
     """The call to the exchange's current route, by its backend and the request's kind."""
-    if not exchange.backend.translated:
-        call = passthrough.Passthrough(exchange)
+    if exchange.forwarded:
+        forward = (
+            passthrough.Passthrough if exchange.frontend.dialect == "anthropic" else OpenAIForward
+        )
+        call = forward(exchange)
         return partial(call.stream if exchange.stream else call.answer, send)
     if exchange.stream:
         return _StreamRelay(exchange, send, exchange.gateway.settings.ping_interval).run
@@ -155,7 +172,8 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 raise
     exchange.usage.update(message["usage"])
     exchange.reasoning_tokens = reasoning_tokens(exchange.backend.name, reply)
-    await send_json(send, 200, message)
+    answer = exchange.frontend.answer(message, exchange.requested_model, exchange.reasoning_tokens)
+    await send_json(send, 200, answer)
     exchange.delivered = True
 
 
@@ -188,19 +206,20 @@ def _decoded(exchange: Exchange, reply: Any) -> dict[str, Any]:
 
 
 class _StreamRelay:
-    """Relays one upstream stream as Anthropic SSE: the backend's decoder turns provider
-    bytes into canonical events, the Anthropic encoder turns those into client bytes.
+    """Relays one upstream stream in the client's dialect: the backend's decoder turns
+    provider bytes into canonical events, the frontend's encoder turns those into client
+    bytes.
 
     Errors before the upstream answered propagate as VdmError (a normal JSON error response);
-    errors after the stream started become an SSE `error` event and the stream is closed.
-    The answer is complete when the decoder is `done`: the client's response ends there
-    (`message_stop`), whatever the upstream does next.
+    errors after the stream started end it the client's dialect's way (an Anthropic `error`
+    event, a Chat error chunk, `response.failed`). The answer is complete when the decoder is
+    `done`: the client's response ends there, whatever the upstream does next.
     """
 
     def __init__(self, exchange: Exchange, send: Send, interval: float) -> None:
         self.exchange = exchange
         self.decoder = exchange.backend.stream_decoder(exchange.translated, exchange.target)
-        self.encoder = AnthropicStreamEncoder(exchange.requested_model)
+        self.encoder = exchange.frontend.stream_encoder(exchange.requested_model)
         self.send = send
         self.interval = interval
         self.last_sent = time.monotonic()
@@ -210,12 +229,14 @@ class _StreamRelay:
         self.started = False
 
     async def _ping(self) -> None:
-        """`ping` events while the upstream is silent, so clients do not give up."""
+        """Keep-alives (`ping` events, ...) while the upstream is silent, so clients do not
+        give up."""
         while not self.closing:
             await anyio.sleep(max(self.interval - (time.monotonic() - self.last_sent), 0.01))
             if not self.closing and time.monotonic() - self.last_sent >= self.interval:
                 self.last_sent = time.monotonic()
-                await self.send({"type": "http.response.body", "body": PING, "more_body": True})
+                body = self.encoder.keepalive()
+                await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _flush(self) -> None:
         """Send the events translated so far in one ASGI message."""
@@ -265,17 +286,17 @@ class _StreamRelay:
         try:
             async for read in reads:
                 exchange.data_arrived()
-                encode(decoder.feed(read), pending)
+                encode(decoder.feed(read), pending, decoder.reasoning_tokens)
                 if decoder.done:
                     break  # the final events go out together with these
                 if len(pending) >= _MAX_PENDING:
                     await self._flush()
-            encode(decoder.finish(), pending)
+            encode(decoder.finish(), pending, decoder.reasoning_tokens)
         except anyio.get_cancelled_exc_class():
             # The client left (nobody reads this), or the server's grace period ended: the
             # client must not take the cut for the end of the answer.
             self.closing = True
-            await end_cut_stream(send, pending)
+            await end_cut_stream(send, pending, tail=self.encoder.error(SHUTTING_DOWN))
             raise
         except Exception as exc:  # after the 200 the only way to report is in-stream
             if isinstance(exc, _SHAPE_ERRORS):
@@ -289,7 +310,7 @@ class _StreamRelay:
             exc = exchange.redacted(exc)
             exchange.fail(f"error {exc.status} mid-stream", error=exc)
             log.warning("stream failed after it started: %s", exc.message)
-            pending.append(anthropic_error_event(exc))
+            pending.append(self.encoder.error(exc))
         finally:
             exchange.usage = decoder.usage
             exchange.reasoning_tokens = decoder.reasoning_tokens

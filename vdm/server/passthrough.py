@@ -112,14 +112,17 @@ def _message_of(provider: str, body: bytes) -> dict[str, Any]:
     return data
 
 
-async def end_cut_stream(send: Send, pending: list[bytes], partial: bytes = b"") -> None:
+async def end_cut_stream(
+    send: Send, pending: list[bytes], partial: bytes = b"", tail: bytes | None = None
+) -> None:
     """End a started stream whose task is being cancelled (the server's shutdown grace period
-    ran out, or the client left) with what was ready and an `error` event: shielded from the
+    ran out, or the client left) with what was ready and an error (`tail`, in the client's
+    dialect; an Anthropic `error` event by default): shielded from the
     cancellation and bounded in time. `partial` is the last upstream read, when it may end
     mid-event (the event is then closed so the error is read as one)."""
     if partial and not partial.endswith((b"\n\n", b"\r\n\r\n")):
         pending.append(b"\n\n")
-    pending.append(anthropic_error_event(SHUTTING_DOWN))
+    pending.append(anthropic_error_event(SHUTTING_DOWN) if tail is None else tail)
     body = b"".join(pending)
     pending.clear()
     with anyio.move_on_after(CUT_SEND_SECONDS, shield=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vdm.usage.trace import Trace
+from vdm.usage.trace import GENERATION, Trace
 
 _TOKENS = tuple(
     (name, name.removesuffix("_tokens"))
@@ -97,7 +97,7 @@ def request_line(fields: dict[str, Any], notes: list[str] | None = None) -> str:
         parts.append("stream")
     parts.append(fields["outcome"])  # a failure's names its status ("error 502")
     parts.extend(f"{short}={fields[name]}" for name, short in _TOKENS if fields.get(name))
-    if fields["ttft_ms"] is not None and fields["endpoint"] == "messages":
+    if fields["ttft_ms"] is not None and fields["endpoint"] in GENERATION:
         parts.append(f"ttft={_duration(fields['ttft_ms'])}")
     parts.append(_duration(fields["duration_ms"]))
     if fields["overhead_ms"] is not None:

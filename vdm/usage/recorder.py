@@ -23,6 +23,7 @@ from typing import Any
 from vdm.usage.caller import NO_CALLER, Caller
 from vdm.usage.prices import CACHE_1H, CACHE_5M, Price, PriceTable
 from vdm.usage.series import LATENCY_BUCKETS, OVERHEAD_BUCKETS, Histogram, Samples, TimeSeries
+from vdm.usage.trace import GENERATION
 
 #: Distinct session and subagent ids remembered (a long-running server sees unbounded ids;
 #: beyond this many the counts go on, an id seen again after it was dropped counts twice).
@@ -375,7 +376,7 @@ class UsageRecorder:
                     request.error or "",
                 )
             )
-        if endpoint != "messages":
+        if endpoint not in GENERATION:
             rows = self._others.setdefault(endpoint, {})
             _row(rows, request.provider, request.model).add_timed(request, cost, claude)
             return cost

@@ -11,6 +11,7 @@ from typing import Any
 
 from vdm.usage.prices import claude_model
 from vdm.usage.recorder import ModelUsage, Snapshot, Totals
+from vdm.usage.trace import GENERATION
 
 _COLUMNS = (
     ("provider:model", "<"),
@@ -226,7 +227,7 @@ def _footer(data: dict[str, Any], total: dict[str, Any]) -> list[str]:
     others = [
         f"{group['requests']} {name}" + (f" ({group['errors']} failed)" if group["errors"] else "")
         for name, group in data.get("endpoints", {}).items()
-        if name != "messages" and group["requests"]
+        if name not in GENERATION and group["requests"]
     ]
     if others:
         lines.append("  other requests: " + ", ".join(others))

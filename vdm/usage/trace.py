@@ -32,6 +32,8 @@ ID_PREFIX = "req_vdm_"
 ENDPOINTS: dict[str, str] = {
     "/v1/messages": "messages",
     "/v1/messages/count_tokens": "count_tokens",
+    "/v1/chat/completions": "chat_completions",
+    "/v1/responses": "responses",
     "/v1/models": "models",
     "/v1/aliases": "aliases",
     "/health": "health",
@@ -41,7 +43,12 @@ ENDPOINTS: dict[str, str] = {
 }
 #: Endpoints whose requests are the gateway's work (accounted); the others (health checks,
 #: metric scrapes, the dashboard) only get a request id.
-ACCOUNTED = frozenset({"messages", "count_tokens", "models", "aliases", "other"})
+ACCOUNTED = frozenset(
+    {"messages", "chat_completions", "responses", "count_tokens", "models", "aliases", "other"}
+)
+#: Endpoints that ask a model for an answer, in each client dialect: counted per model (tokens,
+#: cost, time to first token), the others only per endpoint.
+GENERATION = frozenset({"messages", "chat_completions", "responses"})
 
 
 def new_request_id() -> str:

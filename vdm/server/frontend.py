@@ -1,0 +1,93 @@
+"""The client's side of a request: which dialect it speaks, and how its answers are written.
+
+A generation request enters in one of three dialects, Anthropic Messages (`/v1/messages`),
+OpenAI Chat Completions (`/v1/chat/completions`) and OpenAI Responses (`/v1/responses`), and
+goes out to a provider in that provider's. The middle of the path (vdm/server/messages.py and
+vdm/server/exchange.py: routing, failover, retries, accounting) is the same for all three:
+a `Frontend` is what differs, one per request.
+
+- When the provider speaks the client's dialect (`dialect`), the client's body is forwarded
+  with only its model renamed, and the answer relayed (vdm/server/passthrough.py for
+  Anthropic, vdm/server/relay.py for OpenAI's dialects).
+- Otherwise the request is converted once to the canonical (Anthropic) form (`canonical`),
+  the provider's backend encodes it and decodes the answer into canonical events or a whole
+  message, and the frontend writes those in the client's dialect (`stream_encoder`,
+  `answer`).
+- Errors are written in the client's dialect too (`send_error`), before or during a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from vdm.protocol.anthropic_stream import AnthropicStreamEncoder
+from vdm.protocol.errors import VdmError
+from vdm.protocol.events import Event
+from vdm.server.asgi import Send, send_error
+
+
+class StreamEncoder(Protocol):
+    """Canonical events -> the client's stream bytes."""
+
+    def start(self) -> bytes:
+        """The stream's first bytes, sent as soon as the upstream answers."""
+        ...
+
+    def encode(self, events: Iterable[Event], out: list[bytes], reasoning_tokens: int = 0) -> None:
+        """Append the bytes of `events` to `out`; `reasoning_tokens` is the decoder's count
+        so far, for the usage written at the end."""
+        ...
+
+    def error(self, exc: VdmError) -> bytes:
+        """The bytes that end the stream with `exc` (after it started)."""
+        ...
+
+    def keepalive(self) -> bytes:
+        """What keeps the client waiting during a long upstream silence."""
+        ...
+
+
+class Frontend(Protocol):
+    """One request's client dialect."""
+
+    #: The backend (`{P}_API_FORMAT` dialect) that speaks the client's dialect.
+    dialect: str
+
+    def canonical(self) -> dict[str, Any]:
+        """The request as an Anthropic Messages body (VdmError(400) if it cannot be one);
+        asked only when the provider speaks another dialect."""
+        ...
+
+    def stream_encoder(self, model: str) -> StreamEncoder:
+        """A fresh encoder for one streamed answer, naming `model` (the client's)."""
+        ...
+
+    def answer(self, message: dict[str, Any], model: str, reasoning_tokens: int) -> dict[str, Any]:
+        """The client's whole answer for a canonical (Anthropic) message."""
+        ...
+
+    async def send_error(self, send: Send, exc: VdmError, stream: bool) -> None:
+        """Answer `exc` before the response started (`stream`: the client asked for one)."""
+        ...
+
+
+class AnthropicFrontend:
+    """Anthropic Messages clients (Claude Code, the Anthropic SDKs)."""
+
+    dialect = "anthropic"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def canonical(self) -> dict[str, Any]:
+        return self.data
+
+    def stream_encoder(self, model: str) -> StreamEncoder:
+        return AnthropicStreamEncoder(model)
+
+    def answer(self, message: dict[str, Any], model: str, reasoning_tokens: int) -> dict[str, Any]:
+        return message
+
+    async def send_error(self, send: Send, exc: VdmError, stream: bool) -> None:
+        await send_error(send, exc)
