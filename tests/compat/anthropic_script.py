@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tests.fakes.anthropic_rules import sign
 from tests.fakes.anthropic_upstream import (
     AnthropicSseReply,
     FakeAnthropic,
@@ -33,7 +34,7 @@ from tests.fakes.openai_upstream import (
 )
 from tests.fakes.scripts import ToolCall, ToolResult, Usage
 
-_MODEL = "claude-sonnet-4-5"
+_MODEL = "claude-sonnet-4-6"
 
 
 def _body(request: Recorded) -> dict[str, Any]:
@@ -54,8 +55,9 @@ def _text(content: Any) -> str:
 
 
 def signature(reasoning: str) -> str:
-    """An opaque signature standing for `reasoning`, as Anthropic seals a thinking block."""
-    return "EqQBCkYIBxgCKkB" + hashlib.sha256(reasoning.encode()).hexdigest()[:64]
+    """An opaque signature standing for `reasoning`, as Anthropic seals a thinking block (the
+    strict fake's own seal, so a block carried back unchanged passes its check)."""
+    return sign(reasoning)
 
 
 class Anthropic:

@@ -213,10 +213,11 @@ FAMILIES: tuple[Family, ...] = (
         "anthropic",
         "Anthropic (passthrough)",
         "anthropic",
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
         Anthropic,
-        "Messages API, no validation of its own: the checks require the client's body to "
-        "arrive unchanged but for the model name",
+        "Messages API: thinking signatures, thinking mode and effort per model, `max_tokens` "
+        "ceilings; the checks require the client's body to arrive unchanged but for the "
+        "model name",
         auth="x-api-key",
         passthrough=True,
     ),

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
+from tests.fakes.anthropic_rules import check as check_rules
+from tests.fakes.anthropic_rules import sign
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
     HangReply,
@@ -112,8 +114,9 @@ def _tool_use_block(spec: ToolCallSpec) -> tuple[str, str, str]:
 
 
 def _signature(thinking: str) -> str:
-    """A deterministic stand-in for the opaque signature that seals a thinking block."""
-    return "EqQBCkYIBxgCKkBf4ke" + hashlib.sha256(thinking.encode()).hexdigest()[:48]
+    """A deterministic stand-in for the opaque signature that seals a thinking block (the
+    rules check it: `tests.fakes.anthropic_rules.sign`)."""
+    return sign(thinking)
 
 
 def _usage(
@@ -361,9 +364,14 @@ class FakeAnthropic(FakeOpenAI):
 
     _thread_name = "fake-anthropic"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True, strict: bool = True
+    ) -> None:
         super().__init__(host, port, record=record)
         self._default = anthropic_auto_reply
+        #: Refuse what the real API refuses (`tests.fakes.anthropic_rules`) before any
+        #: scripted reply; off only for a test that sends odd bodies on purpose.
+        self.strict = strict
         #: What ``POST /v1/messages/count_tokens`` answers as ``input_tokens``.
         self.count_tokens_result = 42
 
@@ -375,6 +383,9 @@ class FakeAnthropic(FakeOpenAI):
     def _route(self, request: Recorded) -> Reply:
         method, path = request.method, request.path
         if method == "POST" and path == "/v1/messages":
+            rejected = check_rules(request.json) if self.strict else None
+            if rejected is not None:
+                return JsonReply(rejected[1], status=rejected[0])
             return self._next_reply(request)
         if method == "POST" and path == "/v1/messages/count_tokens":
             return JsonReply({"input_tokens": self.count_tokens_result})

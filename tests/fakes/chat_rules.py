@@ -169,11 +169,63 @@ def _openai_response_format(body: dict[str, Any]) -> Rejection | None:
 _OPENAI_TOOLS_NEED_RESPONSES = re.compile(r"^gpt-(5\.([4-9]|\d{2,})|[6-9])(?!.*-chat)")
 
 
+#: What each message role takes (openai-python `types/chat/*_message_param.py`).
+_OPENAI_MESSAGE_FIELDS = {
+    "developer": frozenset({"role", "content", "name"}),
+    "system": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset(
+        {"role", "content", "name", "tool_calls", "function_call", "refusal", "audio"}
+    ),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "function": frozenset({"role", "content", "name"}),
+}
+#: Tool call ids: "Invalid 'messages[2].tool_calls[0].id': string too long. Expected a string
+#: with maximum length 40, but got a string with length 44 instead." (agno-agi/agno#5382,
+#: Portkey-AI/gateway#1062 on Azure, openclaw/openclaw#875 through OpenRouter).
+_OPENAI_TOOL_ID_MAX = 40
+
+
+def _openai_too_long(param: str, length: int) -> dict[str, Any]:
+    message = (
+        f"Invalid '{param}': string too long. Expected a string with maximum length "
+        f"{_OPENAI_TOOL_ID_MAX}, but got a string with length {length} instead."
+    )
+    error = _openai_error(message, param)
+    error["error"]["code"] = "string_above_max_length"
+    return error
+
+
+def _openai_messages(body: dict[str, Any]) -> Rejection | None:
+    """Unknown message properties ("Unknown parameter: 'messages[1].thinking_blocks'.", as
+    for `input[1].metadata` on Responses: microsoft/agent-framework#2203; older replies
+    said "Additional properties are not allowed ('id' was unexpected) - 'messages.0'"), and
+    tool call ids over 40 characters, in the calls and in the tool messages."""
+    for index, message in enumerate(_messages(body)):
+        allowed = _OPENAI_MESSAGE_FIELDS.get(str(message.get("role")))
+        for key in message:
+            if allowed is not None and key not in allowed:
+                error = _openai_error(f"Unknown parameter: 'messages[{index}].{key}'.")
+                error["error"].update(param=f"messages[{index}].{key}", code="unknown_parameter")
+                return 400, error
+        ids = [
+            (f"messages[{index}].tool_calls[{n}].id", call.get("id"))
+            for n, call in enumerate(message.get("tool_calls") or ())
+            if isinstance(call, dict)
+        ]
+        if message.get("role") == "tool":
+            ids.append((f"messages[{index}].tool_call_id", message.get("tool_call_id")))
+        for param, tool_id in ids:
+            if isinstance(tool_id, str) and len(tool_id) > _OPENAI_TOOL_ID_MAX:
+                return 400, _openai_too_long(param, len(tool_id))
+    return None
+
+
 def openai(body: dict[str, Any], path: str) -> Rejection | None:
     model = str(body.get("model") or "")
     if not path.endswith("/chat/completions"):
         return None
-    refused = _openai_response_format(body)
+    refused = _openai_messages(body) or _openai_response_format(body)
     if refused or not body.get("tools"):
         return refused
     refused = _openai_name(body)

@@ -45,6 +45,7 @@ from typing import Any, Literal, Self, TypeAlias, cast
 
 from tests.fakes.chat_rules import RULES as CHAT_RULES
 from tests.fakes.chat_rules import check as check_rules
+from tests.fakes.model_limits import chat_rejection
 
 __all__ = [
     "FakeOpenAI",
@@ -1082,6 +1083,10 @@ class FakeOpenAI:
                 rejected = check_rules(self.rules, request.json, path)
                 if rejected is not None:
                     return JsonReply(rejected[1], status=rejected[0])
+            # Output ceilings per model (tests/fakes/model_limits.py), OpenAI's without rules.
+            rejected = chat_rejection(self.rules or "openai", request.json)
+            if rejected is not None:
+                return JsonReply(rejected[1], status=rejected[0])
             return self._next_reply(request)
         if method == "GET" and path.endswith("/models"):
             return _MODELS

@@ -124,7 +124,9 @@ def test_sdk_stream_default(fake: FakeAnthropic, client: anthropic.Anthropic) ->
 
 
 def test_default_stream_wire_grammar(fake: FakeAnthropic) -> None:
-    resp = _post_raw(fake, {"model": "claude-sonnet-4-5", "messages": MESSAGES, "stream": True})
+    resp = _post_raw(
+        fake, {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": MESSAGES, "stream": True}
+    )
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "text/event-stream"
     assert b"[DONE]" not in resp.content
@@ -182,7 +184,7 @@ def test_stream_events_arrive_byte_for_byte(fake: FakeAnthropic) -> None:
         "Ça marche — 👍", thinking="hmm", tool_use=("f", '{"a":[1,2]}'), pieces=3
     )
     fake.enqueue(AnthropicSseReply(events))
-    resp = _post_raw(fake, {"model": "m", "messages": MESSAGES, "stream": True})
+    resp = _post_raw(fake, {"model": "m", "max_tokens": 64, "messages": MESSAGES, "stream": True})
     assert split_sse_events(resp.content) == events
     assert _event_names(resp.content).count("content_block_stop") == 3
 
@@ -357,7 +359,8 @@ def test_cut_stream_drops_the_connection_before_message_stop(fake: FakeAnthropic
     received = b""
     with httpx.Client(base_url=fake.base_url, timeout=5) as http:
         with pytest.raises(httpx.RemoteProtocolError):
-            with http.stream("POST", "/v1/messages", json={"stream": True}) as resp:
+            body = {"model": "m", "max_tokens": 64, "messages": MESSAGES, "stream": True}
+            with http.stream("POST", "/v1/messages", json=body) as resp:
                 for chunk in resp.iter_bytes():
                     received += chunk
     assert received == b"".join(events[:3])

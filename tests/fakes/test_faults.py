@@ -247,10 +247,14 @@ def test_status_in_openai_shape(fake: FakeOpenAI, http: httpx.Client, code: int)
     assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
 
 
+#: A body the (strict) fake Anthropic takes, so that the fault, not a rule, answers it.
+ANTHROPIC_BODY = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
 def test_status_in_anthropic_and_gemini_shapes() -> None:
     with FakeAnthropic() as ant, httpx.Client(base_url=ant.url, timeout=5) as client:
         ant.enqueue(faults.status(529, dialect="anthropic"))
-        resp = client.post("/v1/messages", json={})
+        resp = client.post("/v1/messages", json=ANTHROPIC_BODY)
         assert resp.status_code == 529
         assert resp.json()["type"] == "error"
         assert resp.json()["error"]["type"] == "overloaded_error"
@@ -346,7 +350,7 @@ def test_faulty_as_default_of_each_fake() -> None:
         ant.default = faults.faulty(
             random.Random(0), anthropic_auto_reply, 1.0, ["rate_limited"], dialect="anthropic"
         )
-        resp = client.post("/v1/messages", json={"model": "m", "stream": True})
+        resp = client.post("/v1/messages", json={**ANTHROPIC_BODY, "stream": True})
         assert resp.status_code == 429
         assert resp.json()["error"]["type"] == "rate_limit_error"
     with FakeResponses() as rsp, httpx.Client(base_url=rsp.base_url, timeout=5) as client:

@@ -13,6 +13,7 @@ def target(
     requested: str | None = None,
     max_tokens_limit: int | None = None,
     cache: ReasoningCache | None = None,
+    max_tokens_default: bool = False,
 ) -> Target:
     return Target(
         family=family,
@@ -21,4 +22,5 @@ def target(
         requested=requested or model,
         max_tokens_limit=max_tokens_limit,
         reasoning_cache=cache,
+        max_tokens_default=max_tokens_default,
     )

@@ -28,6 +28,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -252,20 +253,61 @@ def test_unknown_block_and_delta_types_are_dropped_not_errors(
     assert "brand_new_event" in caplog.text
 
 
-def test_redacted_thinking_is_dropped_without_a_gap() -> None:
-    # Canonical events have no form for its opaque data: see the module's docstring.
+def test_redacted_thinking_is_kept_whole_for_the_client_to_send_back() -> None:
+    # Anthropic wants it back unchanged in a tool loop with thinking on: never dropped.
     reads = [
         head(),
-        start(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}),
+        start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(0, type="thinking_delta", thinking="Let me see."),
+        delta(0, type="signature_delta", signature="sig-1"),
         stop(0),
-        *text_block(1, "Hi."),
+        start(1, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}),
+        stop(1),
+        *text_block(2, "Hi."),
         *tail(),
     ]
     events = events_of(reads)
 
-    assert not any(isinstance(e, ThinkingStart | SignatureDelta) for e in events)
-    assert events[:3] == [TextStart(0), TextDelta(0, "Hi."), BlockStop(0)]
-    assert run(reads).text == "Hi."
+    assert events[4:6] == [RedactedThinkingStart(1, "EmwKAhgBEgy3va3pzix"), BlockStop(1)]
+    assert not any(isinstance(e, ThinkingStart | SignatureDelta) and e.index == 1 for e in events)
+    assert events[6:9] == [TextStart(2), TextDelta(2, "Hi."), BlockStop(2)]
+    result = run(reads)
+    assert [(b.index, b.type) for b in result.blocks] == [
+        (0, "thinking"),
+        (1, "redacted_thinking"),
+        (2, "text"),
+    ]
+    assert result.blocks[1].start == {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}
+    assert result.blocks[1].deltas == []
+    assert run(reads, bytewise=True).blocks == result.blocks
+
+
+def test_redacted_thinking_without_data_or_with_deltas_stays_well_formed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing to send back without data: dropped without a gap; a delta in a redacted block
+    # (none exists) is dropped, never taken for thinking text.
+    reads = [
+        head(),
+        start(0, {"type": "redacted_thinking", "data": ""}),
+        stop(0),
+        start(1, {"type": "redacted_thinking", "data": "opaque"}),
+        delta(1, type="thinking_delta", thinking="leak?"),
+        stop(1),
+        *text_block(2, "Hi."),
+        *tail(),
+    ]
+    with caplog.at_level(logging.DEBUG, logger="vdm.protocol.anthropic_events"):
+        events = events_of(reads)
+    assert events[:5] == [
+        RedactedThinkingStart(0, "opaque"),
+        BlockStop(0),
+        TextStart(1),
+        TextDelta(1, "Hi."),
+        BlockStop(1),
+    ]
+    assert "without data" in caplog.text and "thinking_delta" in caplog.text
+    assert [b.type for b in run(reads).blocks] == ["redacted_thinking", "text"]
 
 
 def test_empty_text_block_is_dropped_without_a_gap() -> None:

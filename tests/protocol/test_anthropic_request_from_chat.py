@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.protocol.mutations import mutations
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_request_from_chat import (
     INTERRUPTED,
@@ -414,14 +415,35 @@ def test_reasoning_effort_gets_a_budget_and_room_for_the_answer() -> None:
 
 def test_reasoning_budget_shrinks_below_the_clients_max_tokens() -> None:
     out = translate(messages=[user()], reasoning_effort="high", max_completion_tokens=4000)
-    assert out["thinking"] == {"type": "enabled", "budget_tokens": 3999}
+    # The answer keeps 1024 tokens: a budget of max - 1 would think and never answer.
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 4000 - 1024}
     assert out["max_tokens"] == 4000
-    tight = translate(messages=[user()], reasoning_effort="high", max_completion_tokens=1000)
+    tight = translate(messages=[user()], reasoning_effort="high", max_completion_tokens=2000)
     assert "thinking" not in tight
+    assert tight["output_config"] == {"effort": "high"}  # effort-taking providers still hear it
 
 
 def test_reasoning_effort_none_means_no_thinking() -> None:
-    assert "thinking" not in translate(messages=[user()], reasoning_effort="none")
+    # Said out loud: providers that think by default (DeepSeek V4, gpt-5.1+) must hear it.
+    out = translate(messages=[user()], reasoning_effort="none")
+    assert out["thinking"] == {"type": "disabled"}
+    assert "output_config" not in out
+
+
+def test_reasoning_effort_travels_as_output_config_effort() -> None:
+    for effort in ("minimal", "low", "medium", "high", "xhigh", "max"):
+        out = translate(messages=[user()], reasoning_effort=effort)
+        assert out["output_config"] == {"effort": effort}
+        assert out["thinking"]["type"] == "enabled"
+    structured = translate(
+        messages=[user()],
+        reasoning_effort="xhigh",
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+    )
+    assert structured["output_config"] == {
+        "format": {"type": "json_schema", "schema": {}},
+        "effort": "xhigh",
+    }
 
 
 def test_thinking_drops_sampling_params_and_gives_way_to_a_forced_tool() -> None:
@@ -460,3 +482,274 @@ def test_missing_messages_and_model_are_400s() -> None:
     with pytest.raises(VdmError) as caught:
         messages_request_from_chat({"model": "m", "messages": [{"role": "system", "content": "x"}]})
     assert caught.value.param == "messages"
+
+
+# --- malformed input: a 400, never a crash -----------------------------------------------------
+
+#: A body using every shape the decoder reads, for the mutation test.
+RICH = {
+    "model": "claude-sonnet-4-5",
+    "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look:"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+                {"type": "file", "file": {"file_data": PDF_B64, "filename": "a.pdf"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "sig"}],
+            "tool_calls": [call("c1", "get_weather", '{"city": "Paris"}')],
+        },
+        tool_msg("c1", [{"type": "text", "text": "sunny"}]),
+        {"role": "assistant", "content": None, "function_call": {"name": "get_time"}},
+        {"role": "function", "name": "get_time", "content": "noon"},
+        user("thanks"),
+    ],
+    "tools": [WEATHER],
+    "functions": [{"name": "get_time", "parameters": {"type": "object"}}],
+    "tool_choice": {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "required",
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        },
+    },
+    "function_call": {"name": "get_time"},
+    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+    "modalities": ["text"],
+    "stop": ["END"],
+    "max_completion_tokens": 2048,
+    "reasoning_effort": "low",
+    "parallel_tool_calls": False,
+    "stream_options": {"include_usage": True},
+}
+
+
+def test_rich_body_translates() -> None:
+    out = messages_request_from_chat(RICH)
+    MessagesRequest.model_validate(out)
+    assert [t["name"] for t in out["tools"]] == ["get_weather"]
+    assert out["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [RICH, sent(messages=[user()], tools=[WEATHER, CLOCK], tool_choice="auto")],
+    ids=["rich", "sdk"],
+)
+def test_every_malformed_variant_is_translated_or_a_400(body: dict[str, Any]) -> None:
+    """Each node of a valid body replaced in turn by a value of the wrong kind: the decoder
+    returns a request or raises its 400, never another exception (a 500 for the client)."""
+    crashes: list[str] = []
+    for what, mutated in mutations(body):
+        try:
+            out = messages_request_from_chat(mutated)
+        except VdmError as exc:
+            assert exc.status == 400 and exc.param, what
+            continue
+        except Exception as exc:  # noqa: BLE001 - what this test looks for
+            crashes.append(f"{what}: {exc!r}")
+            continue
+        MessagesRequest.model_validate(out)
+    assert not crashes, "\n".join(crashes[:20])
+
+
+@pytest.mark.parametrize(
+    ("choice", "param"),
+    [
+        ({"type": "allowed_tools", "allowed_tools": "auto"}, "tool_choice.allowed_tools"),
+        ({"type": "allowed_tools"}, "tool_choice.allowed_tools"),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"mode": "auto"}},
+            "tool_choice.allowed_tools.tools",
+        ),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": {"x": 1}}},
+            "tool_choice.allowed_tools.tools",
+        ),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": ["get_time"]}},
+            "tool_choice.allowed_tools.tools[0]",
+        ),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"tools": [{"type": "function"}]}},
+            "tool_choice.allowed_tools.tools[0].function.name",
+        ),
+        (
+            {
+                "type": "allowed_tools",
+                "allowed_tools": {"tools": [{"type": "function", "function": {"name": "nope"}}]},
+            },
+            "tool_choice.allowed_tools.tools",
+        ),
+        ({"type": "function", "function": {"name": "nope"}}, "tool_choice.function.name"),
+        ({"type": "function", "function": {"name": ["get_time"]}}, "tool_choice.function.name"),
+    ],
+)
+def test_malformed_tool_choice_is_a_400_naming_it(choice: Any, param: str) -> None:
+    body = {"model": "m", "messages": [user()], "tools": [WEATHER, CLOCK], "tool_choice": choice}
+    with pytest.raises(VdmError) as caught:
+        messages_request_from_chat(body)
+    assert (caught.value.status, caught.value.param) == (400, param)
+
+
+def test_allowed_tools_with_an_unknown_mode_reads_as_auto() -> None:
+    allowed = {
+        "mode": "sometimes",
+        "tools": [{"type": "function", "function": {"name": "get_time"}}],
+    }
+    body = {
+        "model": "m",
+        "messages": [user()],
+        "tools": [WEATHER, CLOCK],
+        "tool_choice": {"type": "allowed_tools", "allowed_tools": allowed},
+    }
+    out = messages_request_from_chat(body)
+    assert [t["name"] for t in out["tools"]] == ["get_time"]
+    assert out["tool_choice"] == {"type": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ("hi", "messages"),
+        ([user(), "hi"], "messages[1]"),
+        ([{"role": "user", "content": 5}], "messages[0].content"),
+        (
+            [user(), tool_turn({"id": "c1", "function": {"arguments": "{}"}})],
+            "messages[1].tool_calls[0]",
+        ),
+        ([user(), {"role": "assistant", "tool_calls": {"id": "c1"}}], "messages[1].tool_calls"),
+        ([user(), {"role": "assistant", "function_call": "get_time"}], "messages[1].function_call"),
+        ([user(), {"role": "function", "content": "noon"}], "messages[1].name"),
+    ],
+)
+def test_malformed_messages_are_a_400_naming_the_place(messages: Any, param: str) -> None:
+    with pytest.raises(VdmError) as caught:
+        messages_request_from_chat({"model": "m", "messages": messages})
+    assert (caught.value.status, caught.value.param) == (400, param)
+
+
+# --- the deprecated function calling ----------------------------------------------------------
+
+
+def test_functions_and_function_call_become_tools_and_tool_choice() -> None:
+    body = sent(
+        messages=[user()],
+        functions=[WEATHER["function"], {"name": "get_time"}],
+        function_call={"name": "get_time"},
+    )
+    out = messages_request_from_chat(body)
+    MessagesRequest.model_validate(out)
+    assert [t["name"] for t in out["tools"]] == ["get_weather", "get_time"]
+    assert out["tools"][0]["input_schema"] == WEATHER["function"]["parameters"]
+    assert out["tools"][1]["input_schema"] == {"type": "object", "properties": {}}
+    assert out["tool_choice"] == {
+        "type": "tool",
+        "name": "get_time",
+        "disable_parallel_tool_use": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "wanted"),
+    [("none", {"type": "none"}), ("auto", {"type": "auto", "disable_parallel_tool_use": True})],
+)
+def test_function_call_strings_become_tool_choice(given: str, wanted: dict[str, Any]) -> None:
+    out = translate(messages=[user()], functions=[WEATHER["function"]], function_call=given)
+    assert out["tool_choice"] == wanted
+
+
+def test_tool_choice_wins_over_function_call() -> None:
+    body = sent(messages=[user()], tools=[WEATHER], tool_choice="required", function_call="none")
+    assert messages_request_from_chat(body)["tool_choice"] == {"type": "any"}
+
+
+def test_legacy_function_call_turn_pairs_with_its_function_message() -> None:
+    """An assistant `function_call` (no id) and the `function` message answering it are a
+    tool_use and its tool_result, paired by name, with an id that is the same every turn."""
+    messages = [
+        user("Weather in Paris?"),
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        },
+        {"role": "function", "name": "get_weather", "content": "18C, sunny"},
+    ]
+    out = translate(messages=messages, functions=[WEATHER["function"]])
+    assert out["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "call_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "18C, sunny"}],
+        },
+    ]
+    assert translate(messages=messages, functions=[WEATHER["function"]]) == out
+
+
+def test_function_message_without_its_call_stays_as_text() -> None:
+    messages = [user("Weather?"), {"role": "function", "name": "get_weather", "content": "sunny"}]
+    out = translate(messages=messages)
+    assert out["messages"][-1] == {"role": "user", "content": [{"type": "text", "text": "sunny"}]}
+    assert all(b["type"] == "text" for m in out["messages"] for b in m["content"])
+
+
+def test_unanswered_legacy_call_gets_an_error_result() -> None:
+    messages = [
+        user(),
+        {"role": "assistant", "function_call": {"name": "get_time", "arguments": "{}"}},
+        user("never mind"),
+    ]
+    result = translate(messages=messages)["messages"][2]["content"][0]
+    assert result == {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": INTERRUPTED,
+        "is_error": True,
+    }
+
+
+# --- audio output -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"modalities": "audio"}, "modalities"),
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+    ],
+)
+def test_audio_output_is_refused(extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(VdmError) as caught:
+        messages_request_from_chat({"model": "m", "messages": [user()], **extra})
+    assert (caught.value.status, caught.value.param) == (400, param)
+    assert "audio" in caught.value.message
+
+
+def test_text_modality_is_fine() -> None:
+    out = translate(messages=[user()], modalities=["text"])
+    assert "modalities" not in out
+
+
+def test_deprecated_functions_alone_ask_for_one_call_per_turn() -> None:
+    """A `functions` client reads one `function_call` per answer: no parallel calls."""
+    out = translate(messages=[user()], functions=[WEATHER["function"]])
+    assert out["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert "tool_choice" not in translate(messages=[user()], tools=[WEATHER])

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.harness import PROTOCOL
+from tests.protocol.mutations import codex_bodies, mutations
 from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_request_from_chat import INTERRUPTED, JSON_OBJECT_INSTRUCTION
@@ -610,12 +611,13 @@ def test_max_output_tokens_and_the_generous_default() -> None:
 
 def test_reasoning_maps_to_a_thinking_budget() -> None:
     assert "thinking" not in translate(input="x")
-    assert "thinking" not in translate(input="x", reasoning={"effort": "none"})
+    # `none` is said out loud: providers that think by default must hear it.
+    assert translate(input="x", reasoning={"effort": "none"})["thinking"] == {"type": "disabled"}
     codex = translate(input="x", reasoning={"summary": "auto"})  # no effort: OpenAI's medium
     assert codex["thinking"] == {"type": "enabled", "budget_tokens": 8192}
     assert codex["max_tokens"] == 32000
     high = translate(input="x", reasoning={"effort": "high"}, max_output_tokens=4000)
-    assert high["thinking"] == {"type": "enabled", "budget_tokens": 3999}
+    assert high["thinking"] == {"type": "enabled", "budget_tokens": 4000 - 1024}  # room to answer
     tight = translate(input="x", reasoning={"effort": "high"}, max_output_tokens=1000)
     assert "thinking" not in tight
 
@@ -814,3 +816,135 @@ def test_recorded_codex_tool_round_trip_pairs_call_and_output() -> None:
     ]
     # Codex asks for reasoning, but no signed thinking came back with the call: thinking off.
     assert "thinking" not in out
+
+
+# --- malformed input: a 400, never a crash -----------------------------------------------------
+
+#: A body using every shape the decoder reads that Codex's recorded ones lack.
+RICH = {
+    "model": "claude-sonnet-4-5",
+    "instructions": "Be brief.",
+    "input": [
+        msg("developer", "Use tools."),
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Look:"},
+                {"type": "input_image", "image_url": f"data:image/png;base64,{PNG_B64}"},
+                {"type": "input_file", "file_data": PDF_B64, "filename": "a.pdf"},
+                {"type": "input_file", "file_url": "https://example.com/a.pdf"},
+            ],
+        },
+        reasoning(SIGNED),
+        msg("assistant", "Checking.", kind="output_text"),
+        fcall("c1", "get_weather", '{"city": "Paris"}'),
+        fcall("c2", "spawn", "{}", namespace="agents"),
+        {"type": "custom_tool_call", "call_id": "c3", "name": "apply_patch", "input": "*** x"},
+        fout("c1", [{"type": "input_text", "text": "sunny"}]),
+        fout("c2", {"ok": True}),
+        {"type": "custom_tool_call_output", "call_id": "c3", "output": "done"},
+    ],
+    "tools": [
+        WEATHER,
+        {"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "spawn"}]},
+        {
+            "type": "custom",
+            "name": "apply_patch",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"},
+        },
+        {"type": "web_search"},
+    ],
+    "tool_choice": {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [
+            {"type": "function", "name": "get_weather"},
+            {"type": "custom", "name": "apply_patch"},
+            {"type": "web_search"},
+        ],
+    },
+    "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+    "reasoning": {"effort": "low"},
+    "parallel_tool_calls": False,
+    "max_output_tokens": 4000,
+}
+
+
+def test_rich_body_translates() -> None:
+    out, routes = convert(copy.deepcopy(RICH))
+    assert [t["name"] for t in out["tools"]] == ["get_weather", "apply_patch"]
+    assert out["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert routes.custom == frozenset({"apply_patch"})
+
+
+@pytest.mark.parametrize(
+    "body", [RICH, *codex_bodies()], ids=lambda b: "rich" if b is RICH else "codex"
+)
+def test_every_malformed_variant_is_translated_or_a_400(body: dict[str, Any]) -> None:
+    """Each node of a valid body replaced in turn by a value of the wrong kind: the decoder
+    returns a request or raises its 400, never another exception (a 500 for the client)."""
+    crashes: list[str] = []
+    for what, mutated in mutations(body):
+        try:
+            out, _ = messages_request_from_responses(mutated)
+        except VdmError as exc:
+            assert exc.status == 400 and exc.param, what
+            continue
+        except Exception as exc:  # noqa: BLE001 - what this test looks for
+            crashes.append(f"{what}: {exc!r}")
+            continue
+        MessagesRequest.model_validate(out)
+    assert not crashes, "\n".join(crashes[:20])
+
+
+@pytest.mark.parametrize(
+    ("choice", "param"),
+    [
+        ({"type": "allowed_tools", "mode": "auto"}, "tool_choice.tools"),
+        ({"type": "allowed_tools", "mode": "auto", "tools": "get_weather"}, "tool_choice.tools"),
+        ({"type": "allowed_tools", "tools": [None]}, "tool_choice.tools[0]"),
+        ({"type": "allowed_tools", "tools": [{"type": "function"}]}, "tool_choice.tools[0].name"),
+        (
+            {"type": "allowed_tools", "tools": [{"type": "function", "name": ["get_weather"]}]},
+            "tool_choice.tools[0].name",
+        ),
+        (
+            {"type": "allowed_tools", "tools": [{"type": "function", "name": "nope"}]},
+            "tool_choice.tools",
+        ),
+        ({"type": "function", "name": "nope"}, "tool_choice.name"),
+        ({"type": "custom"}, "tool_choice.name"),
+    ],
+)
+def test_malformed_tool_choice_is_a_400_naming_it(choice: Any, param: str) -> None:
+    body = {"model": "m", "input": "hi", "tools": [WEATHER], "tool_choice": choice}
+    error = refused(body)
+    assert error.param == param
+
+
+def test_allowed_tools_keeps_hosted_entries_out_and_reads_an_unknown_mode_as_auto() -> None:
+    choice = {
+        "type": "allowed_tools",
+        "mode": 7,
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "get_weather"}],
+    }
+    tools = [WEATHER, {"type": "function", "name": "get_time"}, {"type": "web_search"}]
+    out, _ = convert({"model": "m", "input": "hi", "tools": tools, "tool_choice": choice})
+    assert [t["name"] for t in out["tools"]] == ["get_weather"]
+    assert out["tool_choice"] == {"type": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("items", "param"),
+    [
+        ([{"type": ["message"], "role": "user", "content": "hi"}], "input[0].type"),
+        ([{"type": 3}], "input[0].type"),
+        (["hi"], "input[0]"),
+        ({"role": "user", "content": "hi"}, "input"),
+        ([{"role": "user", "content": 5}], "input[0].content"),
+        ([msg("user", "hi"), fcall("c1", "")], "input[1]"),
+        ([msg("user", "hi"), {"type": "function_call", "call_id": "c1", "name": 5}], "input[1]"),
+    ],
+)
+def test_malformed_items_are_a_400_naming_the_place(items: Any, param: str) -> None:
+    assert refused({"model": "m", "input": items}).param == param

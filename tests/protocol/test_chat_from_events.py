@@ -14,6 +14,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from vdm.protocol.anthropic_request_from_chat import messages_request_from_chat
 from vdm.protocol.anthropic_stream import AnthropicStreamEncoder
 from vdm.protocol.chat_from_events import (
     DONE,
@@ -28,6 +29,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -69,6 +71,24 @@ TOOLS: list[Event] = [
     BlockStop(2),
     ToolUseStart(3, "toolu_02", "Read"),
     InputJsonDelta(3, '{"path": "b.py"}'),
+    BlockStop(3),
+    MessageEnd("tool_use", usage=USAGE),
+]
+
+#: Thinking, then a block Anthropic redacted, then a tool call: what a tool loop with
+#: thinking on has to send back, both blocks unchanged and in this order.
+REDACTED: list[Event] = [
+    ThinkingStart(0),
+    ThinkingDelta(0, "Checking the file."),
+    SignatureDelta(0, "sig-abc"),
+    BlockStop(0),
+    RedactedThinkingStart(1, "EmwKAhgBEgy3va3pzix"),
+    BlockStop(1),
+    TextStart(2),
+    TextDelta(2, "Reading it."),
+    BlockStop(2),
+    ToolUseStart(3, "toolu_01", "Read"),
+    InputJsonDelta(3, '{"path": "a.py"}'),
     BlockStop(3),
     MessageEnd("tool_use", usage=USAGE),
 ]
@@ -189,6 +209,44 @@ def test_thinking_streams_as_reasoning_content_with_a_signed_block() -> None:
     ]
 
 
+def test_redacted_thinking_streams_in_thinking_blocks_after_the_signed_one() -> None:
+    lines = [json.loads(line) for line in _data_lines(_stream(REDACTED))[:-1]]
+    deltas = [line["choices"][0]["delta"] for line in lines if line["choices"]]
+    blocks = [b for d in deltas for b in d.get("thinking_blocks", [])]
+    assert blocks == [
+        {"index": 0, "type": "thinking", "thinking": "Checking the file.", "signature": "sig-abc"},
+        {"index": 1, "type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+    ]
+    # Its data is no reasoning text to show.
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "Checking the file."
+
+
+def test_redacted_thinking_sent_back_reaches_anthropic_unchanged() -> None:
+    # The tool loop as an SDK application runs it: the accumulated message is sent back
+    # whole (extra fields included), then the tool result.
+    message = _final_completion(_stream(REDACTED)).choices[0].message
+    turn = message.model_dump(exclude_none=True)
+    body = {
+        "model": MODEL,
+        "messages": [
+            {"role": "user", "content": "Read a.py"},
+            turn,
+            {"role": "tool", "tool_call_id": "toolu_01", "content": "print(1)"},
+        ],
+    }
+    request = messages_request_from_chat(body)
+    assistant = request["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert [b["type"] for b in assistant["content"]] == [
+        "thinking",
+        "redacted_thinking",
+        "text",
+        "tool_use",
+    ]
+    assert assistant["content"][0]["signature"] == "sig-abc"
+    assert assistant["content"][1] == {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}
+
+
 def test_sdk_accumulates_the_stream_into_a_tool_calls_completion() -> None:
     final = _final_completion(_stream(TOOLS))
     message = final.choices[0].message
@@ -260,7 +318,9 @@ def _extra(message: Any, name: str) -> Any:
     return (message.model_extra or {}).get(name)
 
 
-@pytest.mark.parametrize("events", [TEXT, TOOLS], ids=["text", "thinking+tools"])
+@pytest.mark.parametrize(
+    "events", [TEXT, TOOLS, REDACTED], ids=["text", "thinking+tools", "redacted"]
+)
 def test_accumulated_stream_equals_the_non_streamed_answer(events: list[Event]) -> None:
     streamed = _final_completion(_stream(events))
     whole = ChatCompletion.model_validate(
@@ -281,6 +341,8 @@ def test_accumulated_stream_equals_the_non_streamed_answer(events: list[Event]) 
         assert _extra(left.message, "reasoning_content") == "The user wants two files."
         assert streamed_blocks[0]["signature"] == "sig-abc"
         assert len(_calls(left.message)) == 2
+    if events is REDACTED:
+        assert [b["type"] for b in streamed_blocks] == ["thinking", "redacted_thinking"]
     assert streamed.usage == whole.usage
     assert streamed.model == whole.model == MODEL
 

@@ -457,10 +457,15 @@ def test_max_tokens_field_per_model(model: str, field: str) -> None:
     assert not other & set(out)
 
 
-def test_no_clamp_by_default() -> None:
+def test_no_clamp_by_default_beyond_the_models_ceiling() -> None:
     big = request(max_tokens=128000)
-    assert chat_request_from_messages(big, target("gpt-4o"))["max_completion_tokens"] == 128000
-    assert chat_request_from_messages(big, target("deepseek-chat"))["max_tokens"] == 128000
+    # Unknown models: sent as asked.
+    assert chat_request_from_messages(big, target("some-model"))["max_tokens"] == 128000
+    # Known ceilings: gpt-4o 16384, deepseek-chat 8192 (more is the provider's 400).
+    assert chat_request_from_messages(big, target("gpt-4o"))["max_completion_tokens"] == 16384
+    assert (
+        chat_request_from_messages(big, target("deepseek-chat", "deepseek"))["max_tokens"] == 8192
+    )
 
 
 def test_max_tokens_limit_clamps_only_when_given() -> None:

@@ -502,7 +502,10 @@ def test_thinking_and_effort_become_reasoning(
 
 def test_thinking_disabled_or_a_chat_model_sends_no_reasoning() -> None:
     off = encode({"messages": [user("hi")], "thinking": {"type": "disabled"}})
-    assert "reasoning" not in off and "include" not in off
+    # gpt-5.6 takes `none`: switched off, not left at the model's default effort.
+    assert off["reasoning"] == {"effort": "none"} and "include" not in off
+    gpt5 = encode({"messages": [user("hi")], "thinking": {"type": "disabled"}}, target("gpt-5"))
+    assert "reasoning" not in gpt5 and "include" not in gpt5
     chat_model = encode(
         {"messages": [user("hi")], "thinking": {"type": "adaptive"}}, target("gpt-4o")
     )

@@ -24,6 +24,7 @@ from openai.types.responses import (
 from pydantic import TypeAdapter
 
 from tests.harness import PROTOCOL
+from vdm.protocol.anthropic_request_from_responses import messages_request_from_responses
 from vdm.protocol.anthropic_stream import AnthropicStreamEncoder
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import (
@@ -31,6 +32,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -91,6 +93,21 @@ TOOLS: list[Event] = [
     InputJsonDelta(4, json.dumps({"input": PATCH})[:20]),
     InputJsonDelta(4, json.dumps({"input": PATCH})[20:]),
     BlockStop(4),
+    MessageEnd("tool_use", usage=USAGE),
+]
+
+#: Thinking, a block Anthropic redacted, then a call: Anthropic wants both blocks back
+#: unchanged, in this order, with the tool result.
+REDACTED: list[Event] = [
+    ThinkingStart(0),
+    ThinkingDelta(0, "Checking the file."),
+    SignatureDelta(0, "sig-abc"),
+    BlockStop(0),
+    RedactedThinkingStart(1, "EmwKAhgBEgy3va3pzix"),
+    BlockStop(1),
+    ToolUseStart(2, "toolu_01", "exec_command"),
+    InputJsonDelta(2, '{"cmd": "ls"}'),
+    BlockStop(2),
     MessageEnd("tool_use", usage=USAGE),
 ]
 
@@ -158,7 +175,9 @@ def _sdk_events(body: bytes) -> list[Any]:
 # --- stream grammar ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("events", [TEXT, TOOLS], ids=["text", "thinking+tools"])
+@pytest.mark.parametrize(
+    "events", [TEXT, TOOLS, REDACTED], ids=["text", "thinking+tools", "redacted"]
+)
 def test_stream_grammar(events: list[Event]) -> None:
     frames = _validated(_stream(events))
     types = [f["type"] for f in frames]
@@ -346,6 +365,54 @@ def test_thinking_without_text_keeps_its_signature_and_an_empty_summary() -> Non
     }
 
 
+def test_redacted_thinking_is_a_reasoning_item_carrying_the_redacted_block() -> None:
+    body = _stream(REDACTED)
+    frames = _validated(body)
+    of_item = [f for f in frames if f.get("output_index") == 1]
+    assert [f["type"] for f in of_item] == [
+        "response.output_item.added",
+        "response.output_item.done",
+    ], "no summary part or delta: the block has no text"
+    rs_id = of_item[0]["item"]["id"]
+    assert of_item[0]["item"] == {
+        "id": rs_id,
+        "type": "reasoning",
+        "summary": [],
+        "encrypted_content": None,
+    }
+    done = of_item[1]["item"]
+    assert done["id"] == rs_id and done["summary"] == []
+    assert unpack_thinking(done["encrypted_content"]) == {
+        "type": "redacted_thinking",
+        "data": "EmwKAhgBEgy3va3pzix",
+    }
+    output = _final_response(body).output
+    assert [item.type for item in output] == ["reasoning", "reasoning", "function_call"]
+    assert output[1].model_dump(exclude_none=True) == done
+
+
+def test_redacted_thinking_sent_back_reaches_anthropic_unchanged() -> None:
+    # Codex's next turn: the output items it kept (reasoning included), then the result.
+    output = _frames(_stream(REDACTED))[-1]["response"]["output"]
+    body = {
+        "model": MODEL,
+        "store": False,
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "list files"}]},
+            *output,
+            {"type": "function_call_output", "call_id": "toolu_01", "output": "a.py"},
+        ],
+    }
+    request, _ = messages_request_from_responses(body)
+    assistant = request["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"][:2] == [
+        {"type": "thinking", "thinking": "Checking the file.", "signature": "sig-abc"},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+    ]
+    assert assistant["content"][2]["type"] == "tool_use"
+
+
 # --- stop reasons -----------------------------------------------------------------------------
 
 
@@ -521,6 +588,28 @@ def test_keepalive_is_in_progress_within_the_sequence() -> None:
     assert _final_response(body).output_text == "Hello, wörld ✨"
 
 
+@pytest.mark.parametrize("events", [TEXT, TOOLS, REDACTED], ids=["text", "tools", "redacted"])
+def test_keepalives_anywhere_keep_the_sequence_gap_free(events: list[Event]) -> None:
+    # A keepalive before the upstream answered, right after the start, and between every
+    # two events (a read per event): each takes the next number, none is reused or skipped.
+    encoder = ResponsesStreamEncoder(MODEL, ROUTES)
+    out = [encoder.keepalive(), encoder.start(), encoder.keepalive()]
+    assert out[1] == b"", "the keepalive started the stream: no second response.created"
+    for event in events:
+        encoder.encode([event], out)
+        out.append(encoder.keepalive())
+    assert out[-1] == b"", "nothing after the end"
+    body = b"".join(out)
+    frames = _validated(body)
+    types = [f["type"] for f in frames]
+    assert [f["sequence_number"] for f in frames] == list(range(len(frames)))
+    assert types[0] == "response.created" and types.count("response.created") == 1
+    assert types[-1] == "response.completed"
+    assert types.count("response.in_progress") == 2 + len(events) - 1
+    final = _final_response(body)
+    assert final.status == "completed" and final.output
+
+
 # --- the whole answer and the request echo ------------------------------------------------------
 
 
@@ -551,7 +640,9 @@ def _without_ids(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in item.items() if k != "id"} for item in output]
 
 
-@pytest.mark.parametrize("events", [TEXT, TOOLS], ids=["text", "thinking+tools"])
+@pytest.mark.parametrize(
+    "events", [TEXT, TOOLS, REDACTED], ids=["text", "thinking+tools", "redacted"]
+)
 def test_whole_answer_equals_the_streamed_one(events: list[Event]) -> None:
     streamed = _frames(_stream(events))[-1]["response"]
     whole = response_from_message(

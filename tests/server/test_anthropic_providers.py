@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.anthropic_rules import sign
 from tests.fakes.anthropic_upstream import (
     AnthropicSseReply,
     FakeAnthropic,
@@ -96,7 +97,7 @@ def _rich_request(model: str) -> dict[str, Any]:
             {
                 "role": "assistant",
                 "content": [
-                    {"type": "thinking", "thinking": "Use ls.", "signature": "EqQBCkYIBxgCsig=="},
+                    {"type": "thinking", "thinking": "Use ls.", "signature": sign("Use ls.")},
                     {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
                     {"type": "tool_use", "id": "toolu_01A", "name": "Bash", "input": {"cmd": "ls"}},
                 ],
@@ -157,6 +158,67 @@ def test_provider_prefix_is_removed_from_the_model(vdm: RunningVdm, ant: FakeAnt
     request = _rich_request("anthropic:claude-haiku-4-5")
     assert _post(vdm, request).status_code == 200
     assert ant.last.json == {**request, "model": "claude-haiku-4-5"}
+
+
+def test_a_renamed_model_gets_thinking_and_effort_as_it_takes_them(
+    vdm: RunningVdm, ant: FakeAnthropic
+) -> None:
+    """Claude Code sends adaptive thinking, an effort and 128K `max_tokens` to any model it
+    takes for a new Opus; the alias leads to Haiku 4.5, which the strict fake (as the real
+    API) refuses all three on ("adaptive thinking is not supported on this model")."""
+    request = {
+        **_hello("fast", max_tokens=128000),
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "xhigh"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    }
+    response = _post(vdm, request)
+    assert response.status_code == 200, response.text
+    sent = ant.last.json
+    assert sent["model"] == "claude-haiku-4-5"
+    assert sent["max_tokens"] == 64000  # Haiku 4.5's ceiling
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 31999}  # xhigh's budget
+    assert "output_config" not in sent
+    assert sent["context_management"] == request["context_management"]  # thinking stays on
+
+
+def test_a_session_that_changed_model_reaches_anthropic_with_thinking_off(
+    vdm: RunningVdm, ant: FakeAnthropic
+) -> None:
+    """The last tool call turn came from another provider (its reasoning vdm's own): with
+    that dropped, the turn opens with `tool_use`, which thinking on makes a 400, so thinking
+    and the edit that needs it go; the name was not renamed, so nothing else changes."""
+    tool = {"type": "tool_use", "id": "toolu_01B", "name": "Bash", "input": {"cmd": "ls"}}
+    request = {
+        **_hello("claude-haiku-4-5", max_tokens=32000),
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "messages": [
+            {"role": "user", "content": "list files"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "ls it", "signature": "vdm-rc1"},
+                    tool,
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_01B", "content": "a"}],
+            },
+        ],
+    }
+    for stream in (False, True):
+        if stream:
+            response, raw = _stream(vdm, request)
+            assert b"message_stop" in raw, raw
+        else:
+            response = _post(vdm, request)
+        assert response.status_code == 200, response.text
+        sent = ant.last.json
+        assert sent["messages"][1]["content"] == [tool]
+        assert "thinking" not in sent and "context_management" not in sent
+        assert sent["max_tokens"] == 32000
 
 
 def test_version_and_beta_headers_are_forwarded_with_x_api_key(

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
@@ -334,3 +335,116 @@ def test_an_upstream_error_event_in_the_stream_raises_api_error(s: Stand) -> Non
 def _with_headers(reply: Reply, headers: dict[str, str]) -> Reply:
     assert isinstance(reply, JsonReply), reply
     return dataclasses.replace(reply, headers={**(reply.headers or {}), **headers})
+
+
+# --- bad input, deprecated function calling, errors of a translated request ----------------------
+
+TRANSLATED = [k for k in KINDS if k != "chat"]
+#: Malformed or unservable requests (as the SDK sends them) and the `param` of vdm's 400.
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    (
+        {"tools": TOOLS, "tool_choice": {"type": "allowed_tools", "allowed_tools": "get_time"}},
+        "tool_choice.allowed_tools",
+    ),
+    (
+        {
+            "tools": TOOLS,
+            "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": 5}},
+        },
+        "tool_choice.allowed_tools.tools",
+    ),
+    (
+        {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_news"}}},
+        "tool_choice.function.name",
+    ),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": [*PROMPT, {"role": "assistant", "tool_calls": "x"}]}, "messages[1].tool_calls"),
+    ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "modalities"),
+]
+
+
+@pytest.mark.parametrize("kind", TRANSLATED)
+@pytest.mark.parametrize(("params", "param"), REFUSED, ids=[p for _, p in REFUSED])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_bad_input_is_a_400_naming_the_param_and_no_upstream_call(
+    kind: str, params: dict[str, Any], param: str, stream: bool
+) -> None:
+    with stand(kind) as s:
+        s.answer(lambda r: s.script.reply(r, text="should not be asked"))
+        with pytest.raises(openai.BadRequestError) as caught:
+            _completion(s, stream, **params)
+        error = openai_error(caught.value.response)
+        assert (error["type"], error["param"]) == ("invalid_request_error", param)
+        assert param in error["message"]
+        assert not s.calls(), "a refused request reached the upstream"
+
+
+@pytest.mark.parametrize("kind", TRANSLATED)
+def test_deprecated_functions_reach_the_upstream_as_tools(kind: str) -> None:
+    """`functions` / `function_call`, an assistant `function_call` turn and the `function`
+    message answering it: the upstream gets the tools and the call paired with its result."""
+    with stand(kind) as s:
+        s.answer(lambda r: s.script.reply(r, text="Sunny."))
+        messages = [
+            *PROMPT,
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            },
+            {"role": "function", "name": "get_weather", "content": "18C, sunny"},
+        ]
+        answer = _completion(
+            s,
+            False,
+            messages=messages,
+            functions=[t["function"] for t in TOOLS],
+            function_call="auto",
+        )
+        assert answer.choices[0].message.content == "Sunny."
+        (sent,) = s.calls()
+        assert s.script.tool_names(sent) == ["get_weather", "get_time"]
+        (carried,) = s.script.tool_calls(sent)
+        assert carried.name == "get_weather" and json.loads(carried.arguments) == {"city": "Paris"}
+        (result,) = s.script.tool_results(sent)
+        assert (result.call_id, result.text) == (carried.id, "18C, sunny")
+
+
+def test_an_upstream_error_of_a_translated_request_is_vdms_envelope() -> None:
+    """A Chat client whose request went to a Responses provider gets the provider's message in
+    vdm's envelope, not the provider's `param` naming a field it never sent."""
+    with stand("responses") as s:
+        message = "Invalid 'input[1].content': string too long."
+        error = {"message": message, "type": "invalid_request_error", "param": "input[1].content"}
+        s.answer(lambda r: JsonReply({"error": {**error, "code": "string_above_max_length"}}, 400))
+        with pytest.raises(openai.BadRequestError) as caught:
+            _completion(s, False)
+        got = openai_error(caught.value.response)
+        assert message in got["message"]
+        assert got["param"] is None and got["type"] == "invalid_request_error"
+        assert len(s.calls()) == 1
+
+
+def test_an_upstream_error_of_a_forwarded_request_is_relayed_as_it_came() -> None:
+    with stand("chat") as s:
+        error = {
+            "message": "Invalid 'messages[0].content': string too long.",
+            "type": "invalid_request_error",
+            "param": "messages[0].content",
+            "code": "string_above_max_length",
+        }
+        s.answer(lambda r: JsonReply({"error": error}, 400))
+        with pytest.raises(openai.BadRequestError) as caught:
+            _completion(s, False)
+        assert openai_error(caught.value.response) == error
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_are_a_405_in_openais_shape(method: str) -> None:
+    with stand("anthropic") as s:
+        answer = httpx.request(method, f"{s.vdm.url}/v1/chat/completions", timeout=10)
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "POST"
+        error = openai_error(answer)
+        assert error["type"] == "invalid_request_error" and "POST" in error["message"]
+        assert not s.calls()

@@ -189,7 +189,8 @@ def test_tool_result_turn_keeps_text_next_to_results(
 def test_max_tokens_is_not_capped_by_default(client: anthropic.Anthropic, fake: FakeOpenAI) -> None:
     with client.messages.stream(**{**_hello(), "max_tokens": 128000}) as stream:
         stream.get_final_message()
-    assert fake.last.json["max_completion_tokens"] == 128000
+    # No MAX_TOKENS_LIMIT clamp, but gpt-4o's own ceiling (16384): more is OpenAI's 400.
+    assert fake.last.json["max_completion_tokens"] == 16384
 
 
 def test_max_tokens_limit_clamps_when_set(fake: FakeOpenAI) -> None:

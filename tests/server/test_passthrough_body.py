@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from vdm.protocol.capabilities import caps_for
+from vdm.protocol.codec import Target
 from vdm.protocol.signatures import CHAT_REASONING, pack_reasoning, pack_thought
 from vdm.server.passthrough import forwarded_headers, with_model
 
@@ -124,3 +126,56 @@ def test_an_assistant_turn_of_vdm_thinking_only_is_left_out() -> None:
     sent = json.loads(with_model(body, "claude-sonnet-4-5", "claude-sonnet-4-5"))
     assert [m["role"] for m in sent["messages"]] == ["user", "user"]
     assert all(m["content"] for m in sent["messages"])
+
+
+def _target(model: str) -> Target:
+    return Target(
+        family="anthropic", model=model, caps=caps_for("anthropic", model), requested="opus"
+    )
+
+
+def _renamed(data: dict[str, object], model: str) -> dict[str, object]:
+    sent = with_model(json.dumps(data).encode(), "opus", model, None, _target(model))
+    result = json.loads(sent)
+    assert isinstance(result, dict)
+    return result
+
+
+def test_a_renamed_model_keeps_what_it_takes() -> None:
+    """Opus 4.8 takes adaptive thinking and every effort: the body is the client's."""
+    data = {**json.loads(_body()), "thinking": {"type": "adaptive"}}
+    data["output_config"] = {"effort": "max", "format": {"type": "json_schema"}}
+    assert _renamed(data, "claude-opus-4-8") == {**data, "model": "claude-opus-4-8"}
+
+
+def test_a_budget_becomes_adaptive_where_budgets_are_refused() -> None:
+    data = {**json.loads(_body()), "max_tokens": 8000}
+    data["thinking"] = {"type": "enabled", "budget_tokens": 4096}
+    sent = _renamed(data, "claude-opus-4-8")
+    assert sent["thinking"] == {"type": "adaptive"}
+
+
+def test_adaptive_thinking_becomes_a_budget_within_max_tokens() -> None:
+    data = {**json.loads(_body()), "max_tokens": 10000, "thinking": {"type": "adaptive"}}
+    data["output_config"] = {"effort": "high", "format": {"type": "json_schema"}}
+    sent = _renamed(data, "claude-sonnet-4-5")
+    # high asks 16384; 10000 leaves room for 8976 and the answer's 1024
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 8976}
+    assert sent["output_config"] == {"format": {"type": "json_schema"}}
+
+
+def test_adaptive_thinking_without_room_for_a_budget_is_off() -> None:
+    data = {**json.loads(_body()), "max_tokens": 1500, "thinking": {"type": "adaptive"}}
+    data["output_config"] = {"effort": "max"}
+    sent = _renamed(data, "claude-haiku-4-5")
+    assert "thinking" not in sent and "output_config" not in sent
+
+
+def test_same_name_never_fits_to_the_table() -> None:
+    """The client named the model itself: it knows what the model takes, vdm's table may
+    be older than the model."""
+    data = {**json.loads(_body()), "thinking": {"type": "adaptive"}}
+    data["output_config"] = {"effort": "xhigh"}
+    body = json.dumps(data).encode()
+    model = "claude-sonnet-4-5"
+    assert with_model(body, model, model, None, _target(model)) is body

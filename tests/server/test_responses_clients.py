@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
@@ -354,3 +355,101 @@ def test_the_stream_and_the_whole_answer_agree(s: Stand) -> None:
 
     assert shape(whole) == shape(streamed) == [("message", ""), ("function_call", calls[0][2])]
     assert whole.output_text == streamed.output_text == "Checking."
+
+
+# --- bad input and errors of a translated request ------------------------------------------------
+
+TRANSLATED = [k for k in KINDS if k != "responses"]
+#: Malformed requests (as the SDK sends them) and the `param` of vdm's 400.
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    (
+        {"tools": TOOLS, "tool_choice": {"type": "allowed_tools", "mode": "auto"}},
+        "tool_choice.tools",
+    ),
+    (
+        {"tools": TOOLS, "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [7]}},
+        "tool_choice.tools[0]",
+    ),
+    (
+        {
+            "tools": TOOLS,
+            "tool_choice": {
+                "type": "allowed_tools",
+                "mode": "required",
+                "tools": [{"type": "function", "name": "get_news"}],
+            },
+        },
+        "tool_choice.tools",
+    ),
+    ({"tools": TOOLS, "tool_choice": {"type": "function", "name": "get_news"}}, "tool_choice.name"),
+    ({"input": [{"type": ["message"], "role": "user", "content": "hi"}]}, "input[0].type"),
+    (
+        {"input": [*INPUT, {"type": "function_call", "call_id": "c1", "arguments": "{}"}]},
+        "input[1]",
+    ),
+    ({"tools": [{"type": "function", "name": 5}]}, "tools[0].name"),
+]
+
+
+@pytest.mark.parametrize("kind", TRANSLATED)
+@pytest.mark.parametrize(("params", "param"), REFUSED, ids=[p for _, p in REFUSED])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_bad_input_is_a_400_naming_the_param_and_no_upstream_call(
+    kind: str, params: dict[str, Any], param: str, stream: bool
+) -> None:
+    with stand(kind) as s:
+        s.answer(lambda r: s.script.reply(r, text="should not be asked"))
+        with pytest.raises(openai.BadRequestError) as caught:
+            if stream:
+                _streamed(s, **params)
+            else:
+                _response(s, False, **params)
+        error = openai_error(caught.value.response)
+        assert (error["type"], error["param"]) == ("invalid_request_error", param)
+        assert param in error["message"]
+        assert not s.calls(), "a refused request reached the upstream"
+
+
+def test_an_upstream_error_of_a_translated_request_is_vdms_envelope() -> None:
+    """A Responses client whose request went to a Chat provider gets the provider's message
+    in vdm's envelope, not the provider's `param` naming a field it never sent."""
+    with stand("chat") as s:
+        message = "Invalid 'messages[1].content': string too long."
+        error = {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages[1].content",
+        }
+        s.answer(lambda r: JsonReply({"error": {**error, "code": "string_above_max_length"}}, 400))
+        with pytest.raises(openai.BadRequestError) as caught:
+            _response(s, False)
+        got = openai_error(caught.value.response)
+        assert message in got["message"]
+        assert got["param"] is None and got["type"] == "invalid_request_error"
+        assert len(s.calls()) == 1
+
+
+def test_an_upstream_error_of_a_forwarded_request_is_relayed_as_it_came() -> None:
+    with stand("responses") as s:
+        error = {
+            "message": "Invalid 'input[0].content': string too long.",
+            "type": "invalid_request_error",
+            "param": "input[0].content",
+            "code": "string_above_max_length",
+        }
+        s.answer(lambda r: JsonReply({"error": error}, 400))
+        with pytest.raises(openai.BadRequestError) as caught:
+            _response(s, False)
+        assert openai_error(caught.value.response) == error
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_other_methods_are_a_405_in_openais_shape(method: str) -> None:
+    """A plain GET (no WebSocket upgrade, which is a 404: tests/server/test_websocket.py)."""
+    with stand("anthropic") as s:
+        answer = httpx.request(method, f"{s.vdm.url}/v1/responses", timeout=10)
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "POST"
+        error = openai_error(answer)
+        assert error["type"] == "invalid_request_error" and "POST" in error["message"]
+        assert not s.calls()

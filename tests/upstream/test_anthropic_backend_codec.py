@@ -169,7 +169,8 @@ def test_encode_clamps_max_tokens_to_the_limit() -> None:
 def test_clamping_lowers_a_thinking_budget_it_would_make_invalid() -> None:
     thinking = {"type": "enabled", "budget_tokens": 32000}
     data = encoded(request(max_tokens=64000, thinking=thinking), tgt(max_tokens_limit=8192))
-    assert data["thinking"] == {"type": "enabled", "budget_tokens": 8191}
+    # The answer keeps real room (MIN_ANSWER_TOKENS), not one token.
+    assert data["thinking"] == {"type": "enabled", "budget_tokens": 8192 - 1024}
 
     kept = encoded(
         request(max_tokens=64000, thinking={"type": "enabled", "budget_tokens": 2048}),
@@ -178,7 +179,7 @@ def test_clamping_lowers_a_thinking_budget_it_would_make_invalid() -> None:
     assert kept["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
     tiny = encoded(request(max_tokens=64000, thinking=thinking), tgt(max_tokens_limit=1000))
-    assert tiny["thinking"] == {"type": "disabled"}
+    assert "thinking" not in tiny and tiny["max_tokens"] == 1000
 
 
 # --- decode -----------------------------------------------------------------------------------

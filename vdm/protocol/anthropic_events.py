@@ -6,6 +6,9 @@ The canonical events follow Anthropic's own stream grammar, so most of the work 
 `text_delta` / `thinking_delta` / `signature_delta` / `input_json_delta` become deltas,
 `content_block_stop` closes it, and `message_stop` ends the message with the stop reason and
 usage gathered from `message_start` and `message_delta` (cumulative: merged, never summed).
+A `redacted_thinking` block comes whole in its start (`data`, no deltas) and becomes a
+`RedactedThinkingStart`: the client must send it back unchanged in a tool loop with thinking
+on (the assistant turn has to begin with its thinking), so it is never dropped.
 
 What canonical events cannot carry is dropped with a DEBUG line, never an error, and the
 indexes of what is kept are renumbered from 0 without gaps (`Blocks`):
@@ -13,9 +16,7 @@ indexes of what is kept are renumbered from 0 without gaps (`Blocks`):
 - server tool blocks (`server_tool_use`, `web_search_tool_result`, `mcp_tool_use`, ...):
   Anthropic ran the tool and gave its result; a client of another dialect could neither run
   nor replay it, and the model's text that follows says what it found.
-- `redacted_thinking`: its opaque `data` has no event to travel in (a `ThinkingStart` with a
-  `SignatureDelta` of the data would be taken for a signed thinking block and refused on
-  replay). Only a non-streamed answer keeps it (the message is decoded whole).
+- a `redacted_thinking` block without its `data` (nothing to send back).
 - any block or delta type this version does not know (`citations_delta`, ...), and empty
   text or thinking blocks (an empty text block is not valid canonical output).
 
@@ -36,6 +37,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     ThinkingStart,
     ToolUseStart,
@@ -52,6 +54,7 @@ _DELTAS: dict[str, frozenset[str]] = {
     "text": frozenset({"text_delta"}),
     "thinking": frozenset({"thinking_delta", "signature_delta"}),
     "tool_use": frozenset({"input_json_delta"}),
+    "redacted_thinking": frozenset(),
 }
 
 
@@ -158,6 +161,14 @@ class AnthropicEventDecoder:
         kind = block.get("type")
         if kind not in _DELTAS:
             log.debug("Anthropic %r block %d has no canonical form: dropped", kind, index)
+            return
+        if kind == "redacted_thinking":
+            data = _text(block, "data")
+            if data:
+                self._kinds[index] = kind
+                out.append(RedactedThinkingStart(self._blocks.open(out, index), data))
+            else:
+                log.debug("redacted_thinking block %d without data: dropped", index)
             return
         self._kinds[index] = kind
         if kind == "tool_use":

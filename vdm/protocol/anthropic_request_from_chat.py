@@ -11,6 +11,10 @@ dialects.md C1, D). Each structural rule exists because Anthropic refuses what C
   the signed thinking of the last tool-calling turn. Where these conflict, thinking gives way:
   the client asked for an answer first and a reasoning style second.
 
+- Deprecated function calling (`functions`, `function_call`, `role: "function"`), which
+  older SDK users still send, is read as tools: an id-less call gets an id from its place in
+  the conversation (the same every turn), and its `function` answer pairs with it by name.
+
 What Anthropic lacks is dropped with a DEBUG line (logprobs, seed, penalties, unknown fields);
 what cannot be honoured without a different answer (`n > 1`, audio, `file_id`, `custom` tools)
 is a 400 naming the field.
@@ -21,20 +25,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from vdm.protocol.errors import VdmError
 from vdm.protocol.signatures import echoed_tool_id
+from vdm.protocol.thinking_budget import THINKING_BUDGETS, fit_budget
 
 log = logging.getLogger(__name__)
 
 #: Anthropic requires `max_tokens`; Chat does not. Used when the client gave none.
 DEFAULT_MAX_TOKENS = 4096
-#: `reasoning_effort` -> `thinking.budget_tokens` (dialects.md C1 **Rec**; 31999 is Claude
-#: Code's own top budget). `none` turns thinking off.
-THINKING_BUDGETS = dict(minimal=1024, low=2048, medium=8192, high=16384, xhigh=31999, max=31999)
-#: Anthropic's floor for `budget_tokens` (`thinking_config_enabled_param.py`).
-MIN_THINKING_BUDGET = 1024
 #: Room left for the answer above the budget when the client set no maximum.
 ANSWER_ROOM = 8192
 #: What stands for `response_format: json_object`, which has no Anthropic switch.
@@ -46,7 +47,7 @@ INTERRUPTED = "tool call was interrupted"
 _HANDLED = frozenset(
     "model messages max_completion_tokens max_tokens stop temperature top_p tools tool_choice"
     " parallel_tool_calls response_format reasoning_effort stream stream_options user"
-    " safety_identifier n".split()
+    " safety_identifier n functions function_call modalities audio".split()
 )
 #: Chat fields with no Anthropic counterpart that leave the answer's content as it is.
 _IGNORED = frozenset(
@@ -72,9 +73,21 @@ def check_choices(body: dict[str, Any]) -> None:
         raise _bad("n", f"only n=1 is supported (got {n!r})")
 
 
+def check_modalities(body: dict[str, Any]) -> None:
+    """VdmError(400) for an answer in audio (`modalities: ["audio"]`, `audio`): a translated
+    answer is text, and a text answer to a client that asked for speech is not one."""
+    raw = body.get("modalities")
+    modalities = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    if any(m == "audio" for m in modalities):
+        raise _bad("modalities", 'audio output is not supported; ask for ["text"]')
+    if body.get("audio") is not None:
+        raise _bad("audio", "audio output is not supported")
+
+
 def messages_request_from_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The Anthropic Messages body for a Chat Completions request body."""
     check_choices(body)
+    check_modalities(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("model", "a model name is required")
@@ -141,6 +154,8 @@ class _Conversation:
         self._deferred: list[dict[str, Any]] = []
         #: Ids of the last assistant turn's tool calls not answered yet, in call order.
         self._awaiting: list[str] = []
+        #: The function each id of `_awaiting` calls (a `function` message names only that).
+        self._names: dict[str, str] = {}
 
     def convert(self, raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if not isinstance(raw, list) or not raw:
@@ -157,6 +172,8 @@ class _Conversation:
                 self._close()
             elif role == "tool":
                 self._result(message, i)
+            elif role == "function":
+                self._function_result(message, i)
             elif role == "assistant":
                 self._close()
                 self._assistant(message, i)
@@ -196,13 +213,31 @@ class _Conversation:
         texts = _texts(message.get("content"), f"messages[{i}].content")
         blocks.extend({"type": "text", "text": t} for t in texts if t)
         calls = message.get("tool_calls")
-        for j, call in enumerate(calls if isinstance(calls, list) else []):
+        if calls is not None and not isinstance(calls, list):
+            raise _bad(f"messages[{i}].tool_calls", "must be a list")
+        for j, call in enumerate(calls or []):
             blocks.append(tool_use_block(call, f"messages[{i}].tool_calls[{j}]"))
+        if (legacy := message.get("function_call")) is not None:
+            # The deprecated form has no id: one made from the message's place is the same
+            # every turn (the client resends the history), and pairs the `function` answer.
+            call = {"id": f"call_{i}", "function": legacy}
+            blocks.append(tool_use_block(call, f"messages[{i}].function_call"))
         if all(b["type"] in _THINKING for b in blocks):
             log.debug("messages[%d] is an empty assistant turn: dropped", i)
             return
         self.messages.append({"role": "assistant", "content": blocks})
-        self._awaiting = [b["id"] for b in blocks if b["type"] == "tool_use"]
+        uses = [b for b in blocks if b["type"] == "tool_use"]
+        self._awaiting = [b["id"] for b in uses]
+        self._names = {b["id"]: b["name"] for b in uses}
+
+    def _function_result(self, message: dict[str, Any], i: int) -> None:
+        """A deprecated `function` message: the result of the first call awaiting an answer
+        from the function it names (it carries no call id)."""
+        name = message.get("name")
+        if not isinstance(name, str) or not name:
+            raise _bad(f"messages[{i}].name", "required in a function message")
+        call_id = next((c for c in self._awaiting if self._names.get(c) == name), name)
+        self._result({"tool_call_id": call_id, "content": message.get("content")}, i)
 
     def _answer_missing(self) -> None:
         for call_id in self._awaiting:
@@ -318,46 +353,115 @@ def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
         if kind != "function" or not isinstance(function, dict):
             log.debug("tools[%d] of type %r is unknown: dropped", j, kind)
             continue
-        if not isinstance(name := function.get("name"), str) or not name:
-            raise _bad(f"tools[{j}].function.name", "required")
-        # Anthropic requires a schema; a fresh one, as later stages may rewrite it in place.
-        params = function.get("parameters")
-        schema = params if isinstance(params, dict) else {"type": "object", "properties": {}}
-        entry: dict[str, Any] = {"name": name, "input_schema": schema}
-        if isinstance(description := function.get("description"), str):
-            entry["description"] = description
-        if isinstance(strict := function.get("strict"), bool):
-            entry["strict"] = strict
-        tools.append(entry)
+        tools.append(_tool(function, f"tools[{j}].function"))
+    # The deprecated `functions` (older SDK users still send it): the same functions.
+    legacy = body.get("functions")
+    for j, function in enumerate(legacy if isinstance(legacy, list) else []):
+        if not isinstance(function, dict):
+            raise _bad(f"functions[{j}]", "not an object")
+        tools.append(_tool(function, f"functions[{j}]"))
 
-    choice = _tool_choice(body.get("tool_choice"), tools)
+    raw_choice = body.get("tool_choice")
+    if raw_choice is None and body.get("function_call") is not None:
+        raw_choice = _legacy_choice(body.get("function_call"))
+    choice = _tool_choice(raw_choice, tools)
     if not tools:
         return  # Anthropic refuses a tool_choice without tools; without tools it means nothing.
-    if body.get("parallel_tool_calls") is False and _get(choice, "type") != "none":
+    # The deprecated form answers one `function_call` per turn, never parallel calls.
+    serial = body.get("parallel_tool_calls") is False or (isinstance(legacy, list) and not raw)
+    if serial and _get(choice, "type") != "none":
         choice = (choice or {"type": "auto"}) | {"disable_parallel_tool_use": True}
     out["tools"] = tools
     if choice is not None:
         out["tool_choice"] = choice
 
 
+def _tool(function: dict[str, Any], where: str) -> dict[str, Any]:
+    """One function (of `tools` or `functions`) as an Anthropic tool."""
+    if not isinstance(name := function.get("name"), str) or not name:
+        raise _bad(f"{where}.name", "required")
+    # Anthropic requires a schema; a fresh one, as later stages may rewrite it in place.
+    params = function.get("parameters")
+    schema = params if isinstance(params, dict) else {"type": "object", "properties": {}}
+    entry: dict[str, Any] = {"name": name, "input_schema": schema}
+    if isinstance(description := function.get("description"), str):
+        entry["description"] = description
+    if isinstance(strict := function.get("strict"), bool):
+        entry["strict"] = strict
+    return entry
+
+
+def _legacy_choice(raw: Any) -> Any:
+    """The deprecated `function_call` ("none", "auto" or `{"name"}`) as a `tool_choice`."""
+    if isinstance(raw, dict):
+        return {"type": "function", "function": raw}
+    return raw
+
+
 def _tool_choice(raw: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Anthropic's `tool_choice`; `allowed_tools` narrows `tools` in place."""
+    """Anthropic's `tool_choice`; `allowed_tools` narrows `tools` in place. A choice naming
+    a function the request does not define is a 400, as OpenAI answers it."""
     if raw is None:
         return None
     if isinstance(raw, str) and raw in _TOOL_CHOICE:
         return {"type": _TOOL_CHOICE[raw]}
     kind = _get(raw, "type")
     if kind == "function":
-        if not isinstance(name := _get(_get(raw, "function"), "name"), str) or not name:
+        name = _get(_get(raw, "function"), "name")
+        if not isinstance(name, str) or not name:
             raise _bad("tool_choice.function.name", "required")
+        if tools and name not in {t["name"] for t in tools}:
+            raise _bad("tool_choice.function.name", f"no function named {name!r} in tools")
         return {"type": "tool", "name": name}
     if kind == "allowed_tools":
         allowed = _get(raw, "allowed_tools")
-        names = {_get(_get(t, "function"), "name") for t in _get(allowed, "tools") or []}
-        tools[:] = [t for t in tools if t["name"] in names]
-        return {"type": "any" if _get(allowed, "mode") == "required" else "auto"}
+        if not isinstance(allowed, dict):
+            raise _bad("tool_choice.allowed_tools", "an object with `mode` and `tools` required")
+        names = allowed_names(allowed.get("tools"), "tool_choice.allowed_tools.tools", _chat_name)
+        _narrow(tools, names, "tool_choice.allowed_tools.tools")
+        return {"type": allowed_mode(allowed.get("mode"))}
     log.debug("tool_choice %r is unknown: the model decides", raw)
     return None
+
+
+def _chat_name(entry: dict[str, Any], where: str) -> str | None:
+    """The function an `allowed_tools` entry names (None for another kind of tool)."""
+    if entry.get("type") != "function":
+        log.debug("%s of type %r is unknown: left out", where, entry.get("type"))
+        return None
+    name = _get(entry.get("function"), "name")
+    if not isinstance(name, str) or not name:
+        raise _bad(f"{where}.function.name", "required")
+    return name
+
+
+def allowed_names(
+    raw: Any, where: str, name_of: Callable[[dict[str, Any], str], str | None]
+) -> set[str]:
+    """The names of the tools an `allowed_tools` list allows (`name_of` reads one entry)."""
+    if not isinstance(raw, list):
+        raise _bad(where, "a list of tools is required")
+    names: set[str] = set()
+    for k, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise _bad(f"{where}[{k}]", "not an object")
+        if (name := name_of(entry, f"{where}[{k}]")) is not None:
+            names.add(name)
+    return names
+
+
+def _narrow(tools: list[dict[str, Any]], names: set[str], where: str) -> None:
+    """Keep only the allowed `tools` (in place); naming a function not defined is a 400."""
+    if unknown := names - {t["name"] for t in tools}:
+        raise _bad(where, f"no function named {sorted(unknown)[0]!r} in tools")
+    tools[:] = [t for t in tools if t["name"] in names]
+
+
+def allowed_mode(mode: Any) -> str:
+    """Anthropic's `tool_choice.type` for an `allowed_tools` mode (`auto` when unknown)."""
+    if mode not in (None, "auto", "required"):
+        log.debug("allowed_tools mode %r is unknown: read as auto", mode)
+    return "any" if mode == "required" else "auto"
 
 
 def _response_format(raw: Any, system: list[dict[str, Any]], out: dict[str, Any]) -> None:
@@ -375,21 +479,37 @@ def _response_format(raw: Any, system: list[dict[str, Any]], out: dict[str, Any]
         log.debug("response_format of type %r is unknown: dropped", kind)
 
 
+def gave_no_limit(body: dict[str, Any]) -> bool:
+    """Whether the client left the output limit to the provider (no `max_completion_tokens`
+    nor `max_tokens`): the canonical `max_tokens` is then only a stand-in
+    (`Target.max_tokens_default`)."""
+    return body.get("max_completion_tokens") is None and body.get("max_tokens") is None
+
+
 def apply_thinking(effort: Any, out: dict[str, Any], asked: int | None) -> None:
     """`reasoning_effort` as a thinking budget within Anthropic's bounds, giving way where it
-    conflicts with the rest of the request (see the module docstring)."""
-    if effort is None or effort == "none":
+    conflicts with the rest of the request (see the module docstring). The effort itself goes
+    to `output_config.effort` too: a budget cannot say `minimal`, `xhigh` or `max`, and
+    providers that take an effort (OpenAI, Gemini, Claude 4.5+) read it from there. `none`
+    switches thinking off (`thinking: disabled`), which providers that think by default
+    must hear."""
+    if effort is None:
+        return
+    if effort == "none":
+        out["thinking"] = {"type": "disabled"}
         return
     budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
     if budget is None:
         log.debug("reasoning_effort %r is unknown: read as medium", effort)
-        budget = THINKING_BUDGETS["medium"]
+        effort, budget = "medium", THINKING_BUDGETS["medium"]
+    out["output_config"] = {**out.get("output_config", {}), "effort": effort}
     if asked is None:
         out["max_tokens"] = budget + ANSWER_ROOM
-    budget = min(budget, out["max_tokens"] - 1)
-    if budget < MIN_THINKING_BUDGET:
+    fitted = fit_budget(budget, out["max_tokens"])
+    if fitted is None:
         log.debug("max_tokens %s leaves no room for thinking: thinking off", asked)
         return
+    budget = fitted
     if _get(out.get("tool_choice"), "type") in ("any", "tool"):
         log.debug("a forced tool_choice excludes thinking: thinking off")
         return

@@ -29,6 +29,8 @@ from typing import Any
 from vdm.protocol.anthropic_request_from_chat import (
     INTERRUPTED,
     JSON_OBJECT_INSTRUCTION,
+    allowed_mode,
+    allowed_names,
     apply_thinking,
     document_block,
     media_source,
@@ -164,6 +166,13 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
+def gave_no_limit(body: dict[str, Any]) -> bool:
+    """Whether the client left the output limit to the provider (no `max_output_tokens`, as
+    Codex sends it): the canonical `max_tokens` is then only a stand-in
+    (`Target.max_tokens_default`)."""
+    return body.get("max_output_tokens") is None
+
+
 def _effort(reasoning: Any) -> Any:
     """The `reasoning_effort` that `apply_thinking` reads: None (no thinking) without
     `reasoning`, OpenAI's default when it names no effort."""
@@ -205,6 +214,8 @@ class _Items:
                 raise _bad(f"input[{i}]", "not an object")
             # The SDK's EasyInputMessage has no `type`: role + content is a message.
             kind = item.get("type", "message" if "role" in item else None)
+            if kind is not None and not isinstance(kind, str):
+                raise _bad(f"input[{i}].type", "must be a string")
             if kind == "message":
                 self._message(item, i)
             elif kind in _ASSISTANT_ITEMS:
@@ -432,28 +443,44 @@ def _freeform(fmt: Any) -> dict[str, Any]:
     return prop
 
 
-def _choice_name(raw: Any) -> Any:
-    name, namespace = _get(raw, "name"), _get(raw, "namespace")
-    if isinstance(namespace, str) and namespace and isinstance(name, str):
+def _choice_name(raw: dict[str, Any], where: str) -> str:
+    """The Anthropic name of the tool a choice names (a namespace member's flattened)."""
+    name, namespace = raw.get("name"), raw.get("namespace")
+    if not isinstance(name, str) or not name:
+        raise _bad(f"{where}.name", "required")
+    if isinstance(namespace, str) and namespace:
         return flat_tool_name(namespace, name)
     return name
 
 
+def _allowed_name(entry: dict[str, Any], where: str) -> str | None:
+    """The tool an `allowed_tools` entry names; None for a hosted tool (dropped)."""
+    if entry.get("type") not in ("function", "custom"):
+        log.debug("%s of type %r is a hosted tool: left out", where, entry.get("type"))
+        return None
+    return _choice_name(entry, where)
+
+
 def _tool_choice(raw: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Anthropic's `tool_choice`; `allowed_tools` narrows `tools` in place."""
+    """Anthropic's `tool_choice`; `allowed_tools` narrows `tools` in place. A choice naming
+    a function the request does not define is a 400, as OpenAI answers it."""
     if raw is None:
         return None
     if isinstance(raw, str) and raw in _TOOL_CHOICE:
         return {"type": _TOOL_CHOICE[raw]}
     kind = _get(raw, "type")
+    defined = {t["name"] for t in tools}
     if kind in ("function", "custom"):
-        if not isinstance(name := _choice_name(raw), str) or not name:
-            raise _bad("tool_choice.name", "required")
+        name = _choice_name(raw, "tool_choice")
+        if tools and name not in defined:
+            raise _bad("tool_choice.name", f"no tool named {name!r} in tools")
         return {"type": "tool", "name": name}
     if kind == "allowed_tools":
-        names = {_choice_name(t) for t in _get(raw, "tools") or []}
+        names = allowed_names(raw.get("tools"), "tool_choice.tools", _allowed_name)
+        if unknown := names - defined:
+            raise _bad("tool_choice.tools", f"no tool named {sorted(unknown)[0]!r} in tools")
         tools[:] = [t for t in tools if t["name"] in names]
-        return {"type": "any" if _get(raw, "mode") == "required" else "auto"}
+        return {"type": allowed_mode(raw.get("mode"))}
     log.debug("tool_choice %r is unknown: the model decides", raw)
     return None
 

@@ -18,6 +18,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -148,6 +149,18 @@ class AnthropicStreamEncoder:
                                 "name": event.name,
                                 "input": {},
                             },
+                        },
+                    )
+                )
+            elif isinstance(event, RedactedThinkingStart):
+                block = {"type": "redacted_thinking", "data": event.data}
+                out.append(
+                    encode_event(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": event.index,
+                            "content_block": block,
                         },
                     )
                 )

@@ -65,6 +65,21 @@ class ModelCaps:
     #: `json_schema` (`response_format` with the schema), or `json_object` (JSON mode, the
     #: schema in the system prompt) where the provider refuses schemas.
     structured_output: Literal["json_schema", "json_object"] = "json_schema"
+    #: The most output tokens the model writes (its documented ceiling; a larger limit is a
+    #: 400), None where the table does not know it. A request that set no limit is sent
+    #: without one (the provider's default), one above it is lowered to it.
+    max_output_tokens: int | None = None
+    #: OpenAI reasoning models that take `reasoning_effort: "none"` (gpt-5.1 and later):
+    #: where a client switches thinking off, the model's default effort would not.
+    effort_none: bool = False
+    #: Claude models (Anthropic Messages): how thinking is switched on. `budget`: only
+    #: `{"type": "enabled", "budget_tokens": n}`; `adaptive`: `{"type": "adaptive"}` too
+    #: (Opus/Sonnet 4.6, where budgets are deprecated); `adaptive_only`: a budget or
+    #: `disabled` is a 400 (Opus 4.7 and later).
+    claude_thinking: Literal["budget", "adaptive", "adaptive_only"] = "budget"
+    #: Claude models that take `output_config.effort` (Opus 4.5 and later); older ones
+    #: refuse it.
+    claude_effort: bool = False
 
     @property
     def max_effort(self) -> str:
@@ -172,6 +187,48 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
         {"thinking_config": "level"},
     ),
     ("^gemini$", r"^gemini-3-pro", {"efforts": ("low", "high")}),
+    # Output ceilings ("max_tokens is too large: 32000. This model supports at most 16384
+    # completion tokens"; DeepSeek: "Invalid max_tokens value, the valid range of max_tokens
+    # is [1, 8192]"): platform.openai.com/docs/models, api-docs.deepseek.com/quick_start/pricing.
+    (None, r"^gpt-4o", {"max_output_tokens": 16384}),
+    (None, r"^gpt-4\.1", {"max_output_tokens": 32768}),
+    (None, r"^(gpt-5|o[134])", {"max_output_tokens": 100000}),
+    (None, r"^gpt-5", {"max_output_tokens": 128000}),
+    (None, r"^gpt-5(\.\d+)?-chat", {"max_output_tokens": 16384}),
+    ("^deepseek$", r"^deepseek-chat", {"max_output_tokens": 8192}),
+    ("^deepseek$", r"^deepseek-reasoner", {"max_output_tokens": 65536}),
+    # gpt-5.1 and later take `reasoning_effort: "none"` (their default); gpt-5 does not.
+    (None, r"^gpt-5\.([1-9]|\d\d)(?!(\.\d+)?-chat)|^gpt-[6-9]", {"effort_none": True}),
+    # Claude, wherever it is served (Anthropic, Bedrock, OpenRouter): output ceilings from
+    # docs.claude.com models overview; effort from Opus 4.5 on, adaptive thinking from 4.6
+    # on, and only adaptive thinking from Opus 4.7 on (AWS Bedrock adaptive-thinking guide:
+    # a budget or `disabled` "will return a 400 error").
+    (None, r"^claude-3-haiku", {"max_output_tokens": 4096}),
+    (None, r"^claude-3-5-haiku|^claude-3-5-sonnet", {"max_output_tokens": 8192}),
+    (None, r"^claude-(3-7-sonnet|sonnet-4|haiku-4|opus-4-5)", {"max_output_tokens": 64000}),
+    (None, r"^claude-opus-4(-[01])?($|-20)", {"max_output_tokens": 32000}),
+    (None, r"^claude-opus-4-([5-9])", {"claude_effort": True}),
+    (
+        None,
+        r"^claude-(opus|sonnet)-4-6",
+        {
+            "max_output_tokens": 128000,
+            "claude_effort": True,
+            "claude_thinking": "adaptive",
+            "efforts": ("low", "medium", "high", "max"),
+        },
+    ),
+    (None, r"^claude-sonnet-4-6", {"max_output_tokens": 64000}),
+    (
+        None,
+        r"^claude-opus-4-([7-9])|^claude-(opus|sonnet|mythos|fable)-[5-9]",
+        {
+            "max_output_tokens": 128000,
+            "claude_effort": True,
+            "claude_thinking": "adaptive_only",
+            "efforts": ("low", "medium", "high", "xhigh", "max"),
+        },
+    ),
     # Groq refuses fields it does not know.
     ("^groq$", r"", {"rejects": _GROQ_REJECTS}),
     # xAI reasoning models refuse penalties and stop sequences ("Model grok-4 does not support

@@ -9,7 +9,14 @@ shares one id, `created` and model name; the SDK merges deltas by key and tool c
 Thinking goes out twice, for two kinds of client: as the non-standard `reasoning_content` text
 (DeepSeek's field, what most Chat UIs show), and as LiteLLM-style `thinking_blocks` carrying the
 signature, which is what a client must send back for thinking to survive a tool loop (dialects.md
-D, "Chat client drops signatures"). Both are extra fields the SDK keeps.
+D, "Chat client drops signatures"). Both are extra fields the SDK keeps. A redacted thinking
+block has no text: it goes out in `thinking_blocks` only, as `{"type": "redacted_thinking",
+"data"}`, the same in a stream as in a whole answer.
+
+A client that declared the deprecated `functions` (and no `tools`) is answered in that form
+(`legacy`): one `function_call` `{name, arguments}` in place of `tool_calls`, finish_reason
+`function_call`, as OpenAI answered it; the form has room for one call, so any further call
+(which the converter asked the model not to make) is dropped with a DEBUG line.
 
 Deltas, the hot path, are written from a pre-formatted chunk prefix: one `dumps` of the delta
 per event, no pydantic.
@@ -17,24 +24,32 @@ per event, no pydantic.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vdm.protocol.errors import SHOULD_RETRY, VdmError
+from vdm.protocol.errors import VdmError
 from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     ThinkingDelta,
     ThinkingStart,
     ToolUseStart,
 )
+
+# The errors moved to their own module; these names stay importable from here.
+from vdm.protocol.openai_errors import OPENAI_STATUSES as OPENAI_STATUSES
+from vdm.protocol.openai_errors import openai_error_body as openai_error_body
+from vdm.protocol.openai_errors import openai_error_code as openai_error_code
+from vdm.protocol.openai_errors import openai_error_dict as openai_error_dict
+from vdm.protocol.openai_errors import openai_error_response as openai_error_response
+from vdm.protocol.openai_errors import openai_status as openai_status
 from vdm.protocol.sse import dumps
 
 log = logging.getLogger(__name__)
@@ -51,38 +66,21 @@ FINISH_REASONS: dict[str, str] = {
     "refusal": "content_filter",
 }
 
-#: HTTP status for a Chat client, where it differs: 529 (Anthropic's "overloaded") is not a
-#: status OpenAI clients know; 503 makes the SDK retry it as a server error.
-OPENAI_STATUSES: dict[int, int] = {529: 503}
-
-#: OpenAI `error.code` values an upstream may already have given; kept as they came so a
-#: client's own recovery (matching the code) works through vdm.
-_OPENAI_CODES = frozenset(
-    {
-        "context_length_exceeded",
-        "rate_limit_exceeded",
-        "model_not_found",
-        "insufficient_quota",
-        "invalid_api_key",
-        "string_above_max_length",
-        "invalid_prompt",
-    }
-)
-
 DONE = b"data: [DONE]\n\n"
 #: SSE comment for a long upstream silence: keeps proxies from closing an idle stream, and
 #: the SDK skips comments (dialects.md D, "Long upstream silence").
 KEEPALIVE = b": keepalive\n\n"
 
 
-def finish_reason(stop_reason: str | None) -> str:
+def finish_reason(stop_reason: str | None, legacy: bool = False) -> str:
     """The Chat finish_reason for an Anthropic stop_reason; an unknown one reads as `stop`
-    (never a rejection: a new Anthropic reason must not break Chat clients)."""
+    (never a rejection: a new Anthropic reason must not break Chat clients). A `legacy`
+    client (deprecated `functions`) reads a tool call as `function_call`."""
     known = FINISH_REASONS.get(stop_reason or "end_turn")
     if known is None:
         log.debug("unknown stop_reason %r sent to a Chat client as 'stop'", stop_reason)
         return "stop"
-    return known
+    return "function_call" if legacy and known == "tool_calls" else known
 
 
 def _tokens(usage: Mapping[str, Any], key: str) -> int:
@@ -126,12 +124,14 @@ class ChatStreamEncoder:
 
     `include_usage` is the request's `stream_options.include_usage`: it adds the usage chunk
     (with `choices: []`) before `[DONE]`, and `"usage": null` to every earlier chunk, as
-    OpenAI does.
+    OpenAI does. `legacy` answers a deprecated `functions` client with `function_call`
+    deltas (the first with the name and arguments "", then argument fragments).
     """
 
     __slots__ = (
         "model",
         "include_usage",
+        "legacy",
         "created",
         "id",
         "started",
@@ -144,10 +144,17 @@ class ChatStreamEncoder:
     )
 
     def __init__(
-        self, model: str, include_usage: bool, created: int | None = None, id: str | None = None
+        self,
+        model: str,
+        include_usage: bool,
+        created: int | None = None,
+        id: str | None = None,
+        *,
+        legacy: bool = False,
     ) -> None:
         self.model = model
         self.include_usage = include_usage
+        self.legacy = legacy
         self.created = created if created is not None else int(time.time())
         self.id = id or new_completion_id()
         self.started = False
@@ -193,12 +200,20 @@ class ChatStreamEncoder:
                     log.debug("input_json_delta for block %d without a tool call", event.index)
                     continue
                 fragment = dumps(event.partial_json)
-                delta = f'{{"tool_calls":[{{"index":{k},"function":{{"arguments":{fragment}}}}}]}}'
+                if self.legacy:
+                    delta = f'{{"function_call":{{"arguments":{fragment}}}}}'
+                else:
+                    delta = (
+                        f'{{"tool_calls":[{{"index":{k},"function":{{"arguments":{fragment}}}}}]}}'
+                    )
                 out.append(self._chunk(delta))
             elif isinstance(event, ThinkingDelta):
                 self._thinking.append(event.thinking)
                 out.append(self._chunk('{"reasoning_content":' + dumps(event.thinking) + "}"))
             elif isinstance(event, ToolUseStart):
+                if self.legacy:
+                    self._function_call(event, out)
+                    continue
                 k = len(self._tool_of_block)
                 self._tool_of_block[event.index] = k
                 call = {
@@ -212,9 +227,20 @@ class ChatStreamEncoder:
                 self._thinking = []
             elif isinstance(event, SignatureDelta):
                 out.append(self._chunk(dumps({"thinking_blocks": [self._thinking_block(event)]})))
+            elif isinstance(event, RedactedThinkingStart):
+                out.append(self._chunk(dumps({"thinking_blocks": [self._redacted_block(event)]})))
             elif isinstance(event, MessageEnd):
                 self._end(event, out, reasoning_tokens)
             # TextStart and BlockStop have no Chat counterpart: content is one string.
+
+    def _function_call(self, event: ToolUseStart, out: list[bytes]) -> None:
+        """A legacy client's one `function_call`: its name, with arguments to follow. A later
+        call is not registered, so its argument fragments are skipped too."""
+        if self._tool_of_block:
+            log.debug("tool call %r beyond a legacy function_call: dropped", event.name)
+            return
+        self._tool_of_block[event.index] = 0
+        out.append(self._chunk(dumps({"function_call": {"name": event.name, "arguments": ""}})))
 
     def _thinking_block(self, event: SignatureDelta) -> dict[str, Any]:
         """A signed thinking block, whole, under its own `index` so the SDK's accumulator
@@ -229,8 +255,15 @@ class ChatStreamEncoder:
         self._thinking = []
         return block
 
+    def _redacted_block(self, event: RedactedThinkingStart) -> dict[str, Any]:
+        """A redacted thinking block, whole, in the same `index` sequence as signed ones (the
+        order the client sends them back in is the order Anthropic gave them)."""
+        block = {"index": self._thinking_count, "type": "redacted_thinking", "data": event.data}
+        self._thinking_count += 1
+        return block
+
     def _end(self, event: MessageEnd, out: list[bytes], reasoning_tokens: int) -> None:
-        out.append(self._chunk("{}", finish_reason(event.stop_reason)))
+        out.append(self._chunk("{}", finish_reason(event.stop_reason, self.legacy)))
         if self.include_usage:
             usage = chat_usage(event.usage, reasoning_tokens)
             last = {**self._head(), "choices": [], "usage": usage}
@@ -258,12 +291,14 @@ def chat_completion_from_message(
     reasoning_tokens: int = 0,
     created: int | None = None,
     id: str | None = None,
+    legacy: bool = False,
 ) -> dict[str, Any]:
     """A `chat.completion` object from a whole Anthropic message (a non-streamed answer).
 
     Text blocks join into `content` (null when there is none, as OpenAI sends with tool
-    calls); tool_use blocks become `tool_calls`; thinking becomes `reasoning_content` and,
-    with signatures, `thinking_blocks`. Unknown block types are dropped with a DEBUG line.
+    calls); tool_use blocks become `tool_calls` (for a `legacy` client, the first becomes
+    `function_call`); thinking becomes `reasoning_content` and, with signatures,
+    `thinking_blocks`. Unknown block types are dropped with a DEBUG line.
     """
     texts: list[str] = []
     reasoning: list[str] = []
@@ -293,7 +328,11 @@ def chat_completion_from_message(
         "content": "".join(texts) if texts else None,
         "refusal": None,
     }
-    if tool_calls:
+    if tool_calls and legacy:
+        reply["function_call"] = tool_calls[0]["function"]
+        if len(tool_calls) > 1:
+            log.debug("%d tool calls beyond a legacy function_call: dropped", len(tool_calls) - 1)
+    elif tool_calls:
         reply["tool_calls"] = tool_calls
     if reasoning:
         reply["reasoning_content"] = "".join(reasoning)
@@ -308,84 +347,9 @@ def chat_completion_from_message(
             {
                 "index": 0,
                 "message": reply,
-                "finish_reason": finish_reason(message.get("stop_reason")),
+                "finish_reason": finish_reason(message.get("stop_reason"), legacy),
                 "logprobs": None,
             }
         ],
         "usage": chat_usage(message.get("usage") or {}, reasoning_tokens),
     }
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def openai_status(status: int) -> int:
-    """The HTTP status a Chat client gets for a vdm error of `status`."""
-    return OPENAI_STATUSES.get(status, status)
-
-
-def openai_error_code(exc: VdmError) -> str | None:
-    """OpenAI's `error.code` where one is known: clients branch on it (the SDK's users retry
-    `rate_limit_exceeded`, compact on `context_length_exceeded`)."""
-    if exc.overflow:
-        return "context_length_exceeded"
-    if exc.code in _OPENAI_CODES:
-        return exc.code
-    if exc.status == 429:
-        return "rate_limit_exceeded"
-    # Anthropic answers an unknown model with 404 "model: <name>".
-    if exc.status == 404 and exc.message.startswith("model"):
-        return "model_not_found"
-    return None
-
-
-def openai_error_dict(exc: VdmError) -> dict[str, Any]:
-    """`{"error": {message, type, param, code}}`; `type` stays the Anthropic error type, the
-    most precise word vdm has for what went wrong."""
-    return {
-        "error": {
-            "message": exc.message,
-            "type": exc.error_type,
-            "param": exc.param,
-            "code": openai_error_code(exc),
-        }
-    }
-
-
-def openai_error_body(exc: VdmError) -> bytes:
-    """The error body as compact JSON bytes."""
-    return dumps(openai_error_dict(exc)).encode()
-
-
-def openai_error_response(
-    exc: VdmError, dialects: frozenset[str] = frozenset({"openai", "responses"})
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """(status, body, headers) of the HTTP answer to an OpenAI client for `exc`: an upstream
-    of one of `dialects` (the client's own) answered in OpenAI's envelope is relayed as it
-    came, so the client's recovery, which matches the provider's code and wording, works;
-    anything else is rendered in the envelope, with vdm's headers (`retry-after`, ...) and
-    `x-should-retry`."""
-    upstream = exc.upstream
-    if upstream is not None and upstream.dialect in dialects and _openai_enveloped(upstream.body):
-        status, body, headers = upstream.status, upstream.body, list(upstream.headers)
-        headers = [h for h in headers if h[0] != b"content-type"]
-    else:
-        status, body = openai_status(exc.status), openai_error_body(exc)
-        headers = [
-            (k.lower().encode(), v.encode("latin-1", "replace")) for k, v in exc.headers.items()
-        ]
-    headers.insert(0, (b"content-type", b"application/json"))
-    if not any(name == b"x-should-retry" for name, _ in headers):
-        should = SHOULD_RETRY.get(status)
-        if should is not None:
-            headers.append((b"x-should-retry", should.encode()))
-    return status, body, headers
-
-
-def _openai_enveloped(body: bytes) -> bool:
-    """Whether `body` is an error in OpenAI's envelope (`{"error": {"message": …}}`)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and isinstance(data.get("error"), dict)

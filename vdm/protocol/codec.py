@@ -105,6 +105,11 @@ class Target:
     requested: str
     #: `MAX_TOKENS_LIMIT`: clamp `max_tokens` to it when set.
     max_tokens_limit: int | None = None
+    #: The client set no output limit (OpenAI clients may omit it; Codex always does): the
+    #: canonical request's `max_tokens` is only the decoder's stand-in, which Anthropic's
+    #: schema requires. Translating encoders then send the provider's own default
+    #: (`output_limit`), the Anthropic backend a default within the model's ceiling.
+    max_tokens_default: bool = False
     #: Upstream tool call id -> the client's, where the encoder had to rename ids.
     tool_ids: dict[str, str] = field(default_factory=dict)
     #: Upstream tool name -> the client's, where a name did not fit the provider's rules.
@@ -114,6 +119,24 @@ class Target:
     #: Degradations the encoder honours after the provider rejected what it would send
     #: otherwise (`Backend.recover`; the names are in DEGRADATIONS).
     degraded: set[str] = field(default_factory=set)
+
+    @property
+    def max_tokens_ceiling(self) -> int | None:
+        """The most output tokens this destination takes: the model's ceiling
+        (`ModelCaps.max_output_tokens`) and `MAX_TOKENS_LIMIT`, whichever is lower."""
+        known = [n for n in (self.caps.max_output_tokens, self.max_tokens_limit) if n]
+        return min(known) if known else None
+
+    def output_limit(self, max_tokens: int) -> int | None:
+        """The output limit to send a provider of another dialect for a request whose
+        `max_tokens` is `max_tokens`: None (leave it out: the provider's default, which for
+        OpenAI and Gemini is the model's maximum) when the client set none and no
+        `MAX_TOKENS_LIMIT` applies, else the limit within the model's ceiling (a larger one is
+        the provider's 400)."""
+        if self.max_tokens_default:
+            return None if self.max_tokens_limit is None else self.max_tokens_ceiling
+        ceiling = self.max_tokens_ceiling
+        return max_tokens if ceiling is None else min(max_tokens, ceiling)
 
     def client_tool_id(self, upstream_id: str) -> str:
         return self.tool_ids.get(upstream_id, upstream_id)

@@ -28,6 +28,18 @@ class ThinkingStart:
 
 
 @dataclass(frozen=True, slots=True)
+class RedactedThinkingStart:
+    """A `redacted_thinking` block: Anthropic encrypted the reasoning, and `data` is all
+    there is (no deltas follow, only the `BlockStop`). A client must send it back unchanged
+    for the tool loop to go on with thinking on, so an encoder hands it over whole, as it
+    hands over a thinking block's signature; it is never a `ThinkingStart`, whose signed
+    text it would be taken for."""
+
+    index: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolUseStart:
     index: int
     id: str
@@ -78,6 +90,7 @@ class MessageEnd:
 Event: TypeAlias = (
     TextStart
     | ThinkingStart
+    | RedactedThinkingStart
     | ToolUseStart
     | TextDelta
     | ThinkingDelta

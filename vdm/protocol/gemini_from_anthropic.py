@@ -138,10 +138,9 @@ def _tool_config(req: MessagesRequest, target: Target) -> dict[str, Any] | None:
 
 def _generation_config(req: MessagesRequest, target: Target) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    max_tokens = req.max_tokens
-    if target.max_tokens_limit is not None:
-        max_tokens = min(max_tokens, target.max_tokens_limit)
-    config["maxOutputTokens"] = max_tokens
+    max_tokens = target.output_limit(req.max_tokens)
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
     if req.temperature is not None:
         config["temperature"] = req.temperature
     if req.top_p is not None:

@@ -83,10 +83,9 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     ctx = _Context.of(req, target)
     body: dict[str, Any] = {"model": target.model, "messages": _messages(req, ctx)}
 
-    max_tokens = req.max_tokens
-    if target.max_tokens_limit is not None:
-        max_tokens = min(max_tokens, target.max_tokens_limit)
-    body[caps.max_tokens_field] = max_tokens
+    max_tokens = target.output_limit(req.max_tokens)
+    if max_tokens is not None:
+        body[caps.max_tokens_field] = max_tokens
 
     if caps.sampling:
         if req.temperature is not None:
@@ -244,11 +243,12 @@ def reasoning_effort(req: MessagesRequest, caps: ModelCaps) -> str | None:
     model's default. `output_config.effort` wins over a thinking budget."""
     thinking = req.thinking
     if thinking is not None and thinking.type == "disabled":
-        return None
+        # Switched off: gpt-5.1+ say so with `none`; elsewhere the model's default stands.
+        return "none" if caps.effort_none else None
     effort = (req.output_config or {}).get("effort")
     if isinstance(effort, str):
-        if effort in ("max", "xhigh"):
-            return caps.max_effort
+        # The nearest the model takes: `xhigh` stays `xhigh` where it exists, `max` becomes
+        # the model's top effort, `minimal` its lowest.
         return caps.effort(effort) if effort in EFFORT_ORDER else None
     if thinking is not None and thinking.type == "enabled" and thinking.budget_tokens:
         budget = thinking.budget_tokens

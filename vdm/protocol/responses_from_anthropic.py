@@ -77,13 +77,14 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
     if instructions:
         body["instructions"] = instructions
     reasoning = _reasoning(req, caps, summary="no-summary" not in target.degraded)
-    replay = reasoning is not None and "no-replay" not in target.degraded
+    # `effort: none` switches reasoning off: nothing to replay or to keep.
+    thinks = reasoning is not None and reasoning.get("effort") != "none"
+    replay = thinks and "no-replay" not in target.degraded
     body["input"] = _Input(target, replay=replay).build(req)
 
-    max_tokens = req.max_tokens
-    if target.max_tokens_limit is not None:
-        max_tokens = min(max_tokens, target.max_tokens_limit)
-    body["max_output_tokens"] = max(max_tokens, MIN_OUTPUT_TOKENS)
+    max_tokens = target.output_limit(req.max_tokens)
+    if max_tokens is not None:
+        body["max_output_tokens"] = max(max_tokens, MIN_OUTPUT_TOKENS)
 
     if caps.sampling:
         if req.temperature is not None:
@@ -107,9 +108,9 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
         disabled = choice is not None and bool(choice.disable_parallel_tool_use)
         body["parallel_tool_calls"] = not disabled
 
-    if reasoning is not None:
-        if reasoning:
-            body["reasoning"] = reasoning
+    if reasoning:
+        body["reasoning"] = reasoning
+    if thinks:
         # Stateless reasoning: the encrypted items come back in the thinking signatures.
         body["include"] = ["reasoning.encrypted_content"]
     body["store"] = False
@@ -150,8 +151,11 @@ def _reasoning(req: MessagesRequest, caps: ModelCaps, *, summary: bool) -> dict[
     or the client switched thinking off (then no reasoning is replayed or shown either).
     `summary=False`: the organization may not have summaries (it is not verified)."""
     thinking = req.thinking
-    if not caps.reasoning or (thinking is not None and thinking.type == "disabled"):
+    if not caps.reasoning:
         return None
+    if thinking is not None and thinking.type == "disabled":
+        # gpt-5.1+ switch reasoning off with `none`; elsewhere the model's default stands.
+        return {"effort": "none"} if caps.effort_none else None
     reasoning: dict[str, Any] = {}
     effort = _effort(req, caps)
     if effort is not None:

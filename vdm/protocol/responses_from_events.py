@@ -12,7 +12,13 @@ What a Responses client's tools became upstream is undone here (`ToolRoutes`): a
 namespace member goes back as a `function_call` with its `namespace`, since Codex routes a
 call by (namespace, name); a freeform tool goes back as a `custom_tool_call` carrying the raw
 string. Thinking goes out as a reasoning item: the text as its summary, the whole block
-(signature included) packed into `encrypted_content`, which Codex stores and sends back.
+(signature included) packed into `encrypted_content`, which Codex stores and sends back. A
+redacted thinking block is a reasoning item too, with no summary and the block (its `data`)
+packed the same way, so the next turn can hand it back to Anthropic unchanged.
+
+`sequence_number` counts every event the stream writes, keepalives included, from 0 and
+without gaps: each event is numbered when it is encoded, so bytes must reach the client in
+the order they were encoded (a keepalive after the events encoded before it).
 
 Deltas, the hot path, are written from a prefix pre-formatted when their item opens: one
 `dumps` of the fragment per event, no pydantic.
@@ -31,6 +37,7 @@ from vdm.protocol.events import (
     Event,
     InputJsonDelta,
     MessageEnd,
+    RedactedThinkingStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -64,12 +71,13 @@ class _Item:
     __slots__ = ("kind", "id", "index", "prefix", "parts", "signature", "call_id", "name", "open")
 
     def __init__(self, kind: str, item_id: str, index: int) -> None:
-        self.kind = kind  # "reasoning" | "message" | "call"
+        self.kind = kind  # "reasoning" | "redacted" | "message" | "call"
         self.id = item_id
         self.index = index
         #: The pre-formatted start of this item's delta events (None: deltas are buffered).
         self.prefix: str | None = None
         self.parts: list[str] = []
+        #: A thinking block's signature; a redacted block's `data`.
         self.signature = ""
         self.call_id = ""
         self.name = ""
@@ -124,14 +132,19 @@ class ResponsesStreamEncoder:
         return self._event(kind, response=response_object(self._head, status, output, **fields))
 
     def start(self) -> bytes:
-        """`response.created` and `response.in_progress`, sent as soon as the upstream answers."""
+        """`response.created` and `response.in_progress`, sent as soon as the upstream answers;
+        nothing if the stream has started already (a keepalive may have started it), since a
+        second `response.created` would be taken for a new response."""
+        if self.started:
+            return b""
         self.started = True
         created = self._lifecycle("response.created", "in_progress")
         return created + self._lifecycle("response.in_progress", "in_progress")
 
     def keepalive(self) -> bytes:
         """A `response.in_progress` for a long upstream silence (Codex gives up after 300 s of
-        none); the stream's start if it has not started; nothing once it is over."""
+        none); the stream's start if it has not started; nothing once it is over. It takes
+        the next `sequence_number`: the caller sends it after every byte encoded before it."""
         if self.finished:
             return b""
         if not self.started:
@@ -156,6 +169,8 @@ class ResponsesStreamEncoder:
                 self._open_message(event.index, out)
             elif isinstance(event, ThinkingStart):
                 self._open_reasoning(event.index, out)
+            elif isinstance(event, RedactedThinkingStart):
+                self._open_reasoning(event.index, out, redacted=event.data)
             elif isinstance(event, ToolUseStart):
                 self._open_call(event, out)
             elif isinstance(event, SignatureDelta):
@@ -202,8 +217,11 @@ class ResponsesStreamEncoder:
         fields = f'"item_id":"{item.id}","output_index":{item.index},"content_index":0'
         item.prefix = _delta_prefix("response.output_text.delta", fields + ',"logprobs":[]')
 
-    def _open_reasoning(self, index: int, out: list[bytes]) -> None:
-        item = _Item("reasoning", new_id("rs_"), self._next(out))
+    def _open_reasoning(self, index: int, out: list[bytes], redacted: str | None = None) -> None:
+        """A reasoning item; `redacted` is a redacted block's data (an item without summary,
+        and without deltas: nothing is announced but the item)."""
+        kind = "reasoning" if redacted is None else "redacted"
+        item = _Item(kind, new_id("rs_"), self._next(out))
         added: dict[str, Any] = {
             "id": item.id,
             "type": "reasoning",
@@ -211,6 +229,9 @@ class ResponsesStreamEncoder:
             "encrypted_content": None,
         }
         self._add(index, item, added, out)
+        if redacted is not None:
+            item.signature = redacted
+            return  # `prefix` stays None: a stray delta is buffered and never sent
         fields = f'"item_id":"{item.id}","output_index":{item.index},"summary_index":0'
         item.prefix = _delta_prefix("response.reasoning_summary_text.delta", fields)
 
@@ -260,6 +281,9 @@ class ResponsesStreamEncoder:
                 out.append(self._summary_part(item, "done", text))
             block = {"type": "thinking", "thinking": text, "signature": item.signature}
             done = reasoning_item(item.id, text, block)
+        elif item.kind == "redacted":
+            redacted = {"type": "redacted_thinking", "data": item.signature}
+            done = reasoning_item(item.id, "", redacted)
         else:
             done = call_item(self.tools, item.name, item.call_id, "", "completed", item.id)
             if done["type"] == "function_call":

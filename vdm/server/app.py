@@ -469,7 +469,14 @@ class App:
                 response.extra = cors_headers(origin)
             if handler is None:
                 if path in _PATHS:
-                    raise VdmError(405, f"method {method} is not allowed on {path}")
+                    # RFC 9110: a 405 names the methods the resource takes. A plain GET of
+                    # /v1/responses lands here; its WebSocket upgrade is `_refuse_websocket`.
+                    allowed = ", ".join(sorted(m for m, p in ROUTES if p == path))
+                    raise VdmError(
+                        405,
+                        f"method {method} is not allowed on {path}; use {allowed}",
+                        headers={"allow": allowed},
+                    )
                 unserved = _not_served(method, path)
                 if unserved is not None:
                     raise VdmError(501, unserved)

@@ -172,6 +172,9 @@ class Exchange:
             if canonical is not head.data:
                 head = Head(head.model, head.stream, canonical)
             self.request = validated(MessagesRequest, head)
+        if not self.forwarded:
+            # Every route's target: a failover target is made afresh.
+            target.max_tokens_default = self.frontend.max_tokens_default
 
     @property
     def forwarded(self) -> bool:

@@ -53,6 +53,8 @@ class Frontend(Protocol):
 
     #: The backend (`{P}_API_FORMAT` dialect) that speaks the client's dialect.
     dialect: str
+    #: The client set no output limit (`Target.max_tokens_default`); read after `canonical`.
+    max_tokens_default: bool
 
     def canonical(self) -> dict[str, Any]:
         """The request as an Anthropic Messages body (VdmError(400) if it cannot be one);
@@ -67,8 +69,12 @@ class Frontend(Protocol):
         """The client's whole answer for a canonical (Anthropic) message."""
         ...
 
-    async def send_error(self, send: Send, exc: VdmError, stream: bool) -> None:
-        """Answer `exc` before the response started (`stream`: the client asked for one)."""
+    async def send_error(
+        self, send: Send, exc: VdmError, stream: bool, forwarded: bool = False
+    ) -> None:
+        """Answer `exc` before the response started (`stream`: the client asked for one;
+        `forwarded`: the failed call carried the client's own body, so an upstream's error
+        answer, in the client's dialect, may be relayed as it came)."""
         ...
 
 
@@ -76,6 +82,7 @@ class AnthropicFrontend:
     """Anthropic Messages clients (Claude Code, the Anthropic SDKs)."""
 
     dialect = "anthropic"
+    max_tokens_default = False  # Anthropic requires `max_tokens`
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
@@ -89,5 +96,7 @@ class AnthropicFrontend:
     def answer(self, message: dict[str, Any], model: str, reasoning_tokens: int) -> dict[str, Any]:
         return message
 
-    async def send_error(self, send: Send, exc: VdmError, stream: bool) -> None:
+    async def send_error(
+        self, send: Send, exc: VdmError, stream: bool, forwarded: bool = False
+    ) -> None:
         await send_error(send, exc)

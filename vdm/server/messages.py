@@ -53,7 +53,7 @@ from vdm.server.passthrough import (
 )
 from vdm.server.relay import OpenAIForward
 from vdm.server.state import Gateway
-from vdm.upstream.backends import backend
+from vdm.upstream.backends import backend, select
 
 log = logging.getLogger("vdm.requests")
 
@@ -96,7 +96,7 @@ async def serve(exchange: Exchange, receive: Receive, send: Send) -> None:
         exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message, exc)
         if exchange.routed and not exchange.responded:
             # With the route that failed in x-vdm-served-by.
-            await exchange.frontend.send_error(served, exc, exchange.stream)
+            await exchange.frontend.send_error(served, exc, exchange.stream, exchange.forwarded)
             return
         raise
     except Exception:
@@ -235,7 +235,11 @@ class _StreamRelay:
             await anyio.sleep(max(self.interval - (time.monotonic() - self.last_sent), 0.01))
             if not self.closing and time.monotonic() - self.last_sent >= self.interval:
                 self.last_sent = time.monotonic()
-                body = self.encoder.keepalive()
+                # What was encoded but not sent yet goes first: the encoder numbered it before
+                # the keepalive (a Responses `sequence_number`; `response.created` itself
+                # waits here until the first read on a transport without `on_idle`).
+                body = b"".join(self.pending) + self.encoder.keepalive()
+                self.pending.clear()
                 await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _flush(self) -> None:
@@ -342,8 +346,9 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
     if not backend(route.provider.api_format).translated:
 
         async def ask(_: TaskGroup) -> None:
+            target = select(route.provider, route.model, head.model)[1]
             body, headers = await passthrough.count_tokens(
-                gateway.client(route.provider), route.model, incoming, head
+                gateway.client(route.provider), target, incoming, head
             )
             await send_bytes(send, 200, body, [*headers, served])
 

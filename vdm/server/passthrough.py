@@ -30,11 +30,11 @@ from vdm.config.secrets import StreamRedactor, redact_bytes
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
+from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, anthropic_error_event, relayed_headers
-from vdm.protocol.signatures import is_vdm_signature
 from vdm.protocol.sse import quote_start
 from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Incoming, Send, send_bytes
-from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH
+from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, fit_body
 from vdm.upstream.client import Call, UpstreamClient
 
 if TYPE_CHECKING:
@@ -144,48 +144,33 @@ def forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def with_model(
-    body: bytes, requested: str, model: str, data: dict[str, Any] | None = None
+    body: bytes,
+    requested: str,
+    model: str,
+    data: dict[str, Any] | None = None,
+    target: Target | None = None,
 ) -> bytes:
-    """The body with `model` replaced and foreign thinking blocks dropped; the very same bytes
-    when neither applies. `data` is the body already parsed (`Head.data`), changed in place
-    rather than parsed again.
+    """The body as the provider takes it; the very same bytes when nothing applies. `data` is
+    the body already parsed (`Head.data`), changed in place rather than parsed again.
 
     A thinking block without a signature, or signed by vdm (`vdm-…`), was made by vdm from
     another provider's reasoning (a conversation that changed model on the way); Anthropic
-    rejects such blocks, so they are left out. Thinking blocks Anthropic signed, and
-    everything else, go through untouched.
+    rejects such blocks, so they are left out, and thinking is turned off for a request whose
+    last tool call turn then opens without one. When vdm renamed the model (an alias, a
+    prefix), the client may believe it talks to another model than `target`'s: `max_tokens`,
+    thinking and effort are fitted to the real one (`fit_body`), as Claude Code sends an
+    effort to any model it takes for an Opus. Everything else goes through untouched.
     """
     foreign = any(mark in body for mark in _FOREIGN_MARKS)
-    if model == requested and not foreign:
+    renamed = model != requested
+    if not renamed and not foreign:
         return body
     if data is None:
         data = json.loads(body)
         assert isinstance(data, dict)
     data["model"] = model
-    messages = data.get("messages")
-    if foreign and isinstance(messages, list):
-        kept: list[Any] = []
-        for message in messages:
-            if (
-                isinstance(message, dict)
-                and message.get("role") == "assistant"
-                and isinstance(content := message.get("content"), list)
-            ):
-                message["content"] = [b for b in content if not _foreign_thinking(b)]
-                if content and not message["content"]:
-                    # Nothing but vdm's thinking (a turn cut by max_tokens while reasoning):
-                    # Anthropic refuses an empty message, and there is nothing to keep.
-                    continue
-            kept.append(message)
-        data["messages"] = kept
+    fit_body(data, target if renamed else None)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _foreign_thinking(block: Any) -> bool:
-    if not isinstance(block, dict) or block.get("type") != "thinking":
-        return False
-    signature = block.get("signature")
-    return signature is None or (isinstance(signature, str) and is_vdm_signature(signature))
 
 
 def answer_headers(
@@ -203,16 +188,19 @@ def answer_headers(
 
 
 async def count_tokens(
-    client: UpstreamClient, model: str, incoming: Incoming, head: Head
+    client: UpstreamClient, target: Target, incoming: Incoming, head: Head
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """The provider's own count of the client's request, and the headers to answer with."""
+    """The provider's own count of the client's request (fitted to `target` as a request
+    would be: the count API refuses what the Messages API refuses), and the headers to
+    answer with."""
+    model = target.model
     call = Call()
     trace = incoming.trace
     trace.upstream = lambda: call.waited
     try:
         body, headers = await client.post_bytes(
             COUNT_TOKENS_PATH,
-            with_model(incoming.body, head.model, model, head.data),
+            with_model(incoming.body, head.model, model, head.data, target),
             client_key=incoming.client_key,
             headers=forwarded_headers(incoming.headers),
             call=call,
@@ -236,7 +224,9 @@ class Passthrough:
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
         incoming, head = exchange.incoming, exchange.head
-        self.data = with_model(incoming.body, head.model, exchange.route.model, head.data)
+        self.data = with_model(
+            incoming.body, head.model, exchange.route.model, head.data, exchange.target
+        )
         self.headers = forwarded_headers(incoming.headers)
         self.own_account = exchange.route.provider.passthrough
         self._pending: list[bytes] = []

@@ -2,14 +2,17 @@
 
 A Chat Completions client calling an OpenAI-format provider, or a Responses client calling a
 Responses one, needs no translation: the client's body goes out with only `model` renamed,
-less the fields the provider refuses (`ModelCaps.rejects`), and, for a Chat stream,
+less what the provider refuses (`ModelCaps.rejects`, and state vdm handed the client on turns
+another provider answered: vdm/protocol/forward_clean.py), and, for a Chat stream,
 `stream_options.include_usage` turned on so that vdm can count the tokens (the usage chunk
 is then left out of what the client gets, since it did not ask for it). The answer is
 relayed as it came, read by read, while a copy is watched for the usage and the end of the
 answer (`ChatWatcher`, `ResponsesWatcher`). An upstream error before the answer keeps the
 provider's own body (vdm/protocol/chat_from_events.py `openai_error_response`); a stream
 that breaks ends the dialect's way (an error chunk and `[DONE]`, `response.failed`), never
-with what looks like a normal end.
+with what looks like a normal end, and never glued onto half an event (`EventFrames`). A
+Responses stream that ends with a bare `error` event gets a `response.failed` after it: that
+is the end Codex acts on.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from vdm.protocol.anthropic_from_openai import usage_from_chat
 from vdm.protocol.anthropic_from_responses import usage_from_responses
 from vdm.protocol.chat_from_events import DONE
 from vdm.protocol.errors import VdmError
+from vdm.protocol.forward_clean import clean_forwarded
 from vdm.protocol.reasoning import from_chat_usage, from_responses_usage
 from vdm.protocol.sse import SseDecoder
+from vdm.protocol.sse_frames import EventFrames
 from vdm.server.asgi import DRAIN_SECONDS, Send, send_bytes
 from vdm.server.passthrough import (
     SHUTTING_DOWN,
@@ -134,6 +139,9 @@ class ResponsesWatcher:
         #: it must end the stream, continues that response (SDKs refuse a changed id).
         self.response_id: str | None = None
         self.created_at: int | None = None
+        #: The upstream ended with a bare `error` event, no `response.failed`: what vdm's own
+        #: `response.failed` must say (Codex ignores a bare `error`, B4; the SDK reads on).
+        self.bare_error: VdmError | None = None
 
     def feed(self, read: bytes) -> bytes:
         for event in self.decoder.feed(read):
@@ -161,6 +169,7 @@ class ResponsesWatcher:
         if isinstance(response, dict) and isinstance(response.get("usage"), dict):
             self.usage = usage_from_responses(response["usage"])
             self.reasoning_tokens = from_responses_usage(response["usage"])
+        self.bare_error = None  # a terminal event after an `error` answers it
         if name in ("response.completed", "response.incomplete"):
             self.complete = True
             return
@@ -169,6 +178,8 @@ class ResponsesWatcher:
             error = payload
         self.error = str(error.get("message") or name)
         self.complete = True  # the upstream ended the answer, with its own failure
+        if name == "error":
+            self.bare_error = _upstream_error(error, self.error)
 
     @property
     def ended(self) -> bool:
@@ -180,21 +191,23 @@ class ResponsesWatcher:
 
 Watcher = ChatWatcher | ResponsesWatcher
 
+#: The HTTP status an upstream's in-stream error code stands for, so that vdm's
+#: `response.failed` carries the code Codex acts on (responses_objects.response_error_code):
+#: a rate limit retried after its delay, a full context window fatal; anything else is a
+#: server error, retried.
+_ERROR_STATUS = {
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "context_length_exceeded": 400,
+    "invalid_prompt": 400,
+}
 
-def _drop_rejected(data: dict[str, Any], rejects: frozenset[str], chat: bool) -> None:
-    """Leave out of a forwarded body the fields its provider refuses (`ModelCaps.rejects`,
-    what the translating encoders leave out too): at the top level and, for Chat, on each
-    message (Groq refuses the `reasoning_content` a client echoes back). Messages are
-    copied, never changed in place: the client's body may still be translated on failover."""
-    for key in rejects.intersection(data):
-        log.debug("forwarded request field %r dropped: the provider refuses it", key)
-        del data[key]
-    messages = data.get("messages")
-    if chat and isinstance(messages, list):
-        data["messages"] = [
-            {k: v for k, v in m.items() if k not in rejects} if isinstance(m, dict) else m
-            for m in messages
-        ]
+
+def _upstream_error(error: dict[str, Any], message: str) -> VdmError:
+    """A bare `error` event's payload (`{type, code, message, param}`) as a VdmError."""
+    code = error.get("code")
+    code = code if isinstance(code, str) else None
+    return VdmError(_ERROR_STATUS.get(code or "", 502), message, code=code)
 
 
 #: The member each dialect's whole answer must hold.
@@ -216,9 +229,9 @@ class OpenAIForward:
         asked = isinstance(options, dict) and options.get("include_usage") is True
         #: A usage-only chunk (`choices: []`) the client did not ask for is left out.
         self.strip_usage = self.chat and exchange.stream and not asked
-        rejects = exchange.target.caps.rejects
-        if rejects:
-            _drop_rejected(data, rejects, self.chat)
+        target = exchange.target
+        rejects = target.caps.rejects
+        data = clean_forwarded(data, dialect, target.family, target.caps)
         # A provider that refuses `stream_options` (Mistral) sends its usage unasked.
         if self.strip_usage and "stream_options" not in rejects:
             data["stream_options"] = {
@@ -272,6 +285,8 @@ class OpenAIForward:
         self._send = send
         watcher: Watcher = ChatWatcher(self.strip_usage) if self.chat else ResponsesWatcher()
         redactor = StreamRedactor(exchange.secrets)
+        # What goes out ends on an event boundary, so that vdm's own end starts on one too.
+        frames = EventFrames()
         pending = self._pending
         async with exchange.client.stream(
             self.path,
@@ -290,17 +305,24 @@ class OpenAIForward:
             try:
                 async for read in reads:
                     exchange.data_arrived()
-                    pending.append(redactor.feed(watcher.feed(read)))
+                    pending.append(redactor.feed(frames.feed(watcher.feed(read))))
                     if watcher.complete:
                         break  # the final events go out with this read
                     if len(pending) >= _MAX_PENDING:
                         await self._flush()
-                pending.append(redactor.flush())
                 if not watcher.ended:
                     raise VdmError(502, "upstream stream ended before the response was complete")
+                pending.append(redactor.feed(frames.rest()))
+                pending.append(redactor.flush())
                 pending.append(watcher.tail())
+                bare = watcher.bare_error if isinstance(watcher, ResponsesWatcher) else None
+                if bare is not None:
+                    # The upstream's own `error` event stays; the end Codex acts on follows.
+                    pending.append(self._error_tail(watcher, exchange.redacted(bare)))
             except anyio.get_cancelled_exc_class():
                 exchange.usage = watcher.usage
+                frames.drop()
+                pending.append(redactor.flush())
                 await end_cut_stream(send, pending, tail=self._error_tail(watcher, SHUTTING_DOWN))
                 raise
             except Exception as exc:  # after the 200 the only way to report is in-stream
@@ -310,13 +332,16 @@ class OpenAIForward:
                 exc = exchange.redacted(exc)
                 exchange.fail(f"error {exc.status} mid-stream", error=exc)
                 log.warning("stream failed after it started: %s", exc.message)
+                frames.drop()  # never glue the error onto half an event
                 pending.append(redactor.flush())
                 pending.append(self._error_tail(watcher, exc))
             finally:
                 exchange.usage = watcher.usage
                 exchange.reasoning_tokens = watcher.reasoning_tokens
             if watcher.error is not None:
-                exchange.fail("upstream error mid-stream", error=VdmError(502, watcher.error))
+                bare = watcher.bare_error if isinstance(watcher, ResponsesWatcher) else None
+                error = exchange.redacted(bare or VdmError(502, watcher.error))
+                exchange.fail("upstream error mid-stream", error=error)
             body = b"".join(pending)
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -17,6 +17,7 @@ from typing import Any
 
 from vdm.protocol.anthropic_head import parse_head
 from vdm.protocol.anthropic_request_from_responses import (
+    gave_no_limit,
     messages_request_from_responses,
     refuse_stateful,
 )
@@ -45,10 +46,12 @@ class ResponsesFrontend:
         #: The client's names of the tools sent upstream (namespaces, custom tools).
         self.tools = ToolRoutes()
         self._canonical: dict[str, Any] | None = None
+        self.max_tokens_default = False
 
     def canonical(self) -> dict[str, Any]:
         if self._canonical is None:
             self._canonical, self.tools = messages_request_from_responses(self.body)
+            self.max_tokens_default = gave_no_limit(self.body)
         return self._canonical
 
     def stream_encoder(self, model: str) -> StreamEncoder:
@@ -59,7 +62,9 @@ class ResponsesFrontend:
             message, model, self.tools, self.body, reasoning_tokens=reasoning_tokens
         )
 
-    async def send_error(self, send: Send, exc: VdmError, stream: bool) -> None:
+    async def send_error(
+        self, send: Send, exc: VdmError, stream: bool, forwarded: bool = False
+    ) -> None:
         """Before a stream started, the failures Codex knows how to take from a stream
         (a context overflow, a rate limit, a server error) are a `response.failed` in an
         HTTP 200 stream (dialects.md B4): as HTTP statuses it would give up or misread
@@ -69,7 +74,7 @@ class ResponsesFrontend:
             if body is not None:
                 await send_bytes(send, 200, body, SSE_HEADERS)
                 return
-        await send_openai_error(send, exc)
+        await send_openai_error(send, exc, forwarded)
 
 
 def stream_tail(exc: VdmError) -> bytes:

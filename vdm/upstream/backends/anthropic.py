@@ -25,14 +25,17 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import ANTHROPIC_VERSION, MessagesRequest
 from vdm.protocol.anthropic_events import AnthropicEventDecoder
 from vdm.protocol.anthropic_observe import usage_of
+from vdm.protocol.capabilities import ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.signatures import is_vdm_signature
+from vdm.protocol.thinking_budget import THINKING_BUDGETS, fit_budget
 
 log = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+_THINKING = ("thinking", "redacted_thinking")
 
 
 class AnthropicBackend:
@@ -52,17 +55,14 @@ class AnthropicBackend:
 
     def encode(self, request: MessagesRequest, target: Target) -> bytes:
         """The request as the provider's JSON body: what was set, extra fields included,
-        under the upstream `model`, without the thinking blocks Anthropic would refuse, and
-        `max_tokens` within `MAX_TOKENS_LIMIT`."""
+        under the upstream `model`, without the thinking blocks Anthropic would refuse,
+        `max_tokens` within the model's ceiling and `MAX_TOKENS_LIMIT` (a default when the
+        client set none), and thinking and effort as the target model takes them."""
         body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
         body["model"] = target.model
         if request.stream:
             body["stream"] = True
-        body["messages"] = _without_foreign_thinking(body["messages"])
-        limit = target.max_tokens_limit
-        if limit is not None and body["max_tokens"] > limit:
-            body["max_tokens"] = limit
-            _fit_budget(body)
+        fit_body(body, target)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
     def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
@@ -85,7 +85,24 @@ class AnthropicBackend:
         return None  # an Anthropic request vdm changed nothing in that it could leave out
 
 
-def _without_foreign_thinking(messages: list[Any]) -> list[Any]:
+def fit_body(body: dict[str, Any], target: Target | None) -> None:
+    """An Anthropic request body (vdm's encoding, or a client's own on the pass-through) made
+    fit for the provider, in place: thinking blocks it would refuse dropped, and for a
+    `target` (the model vdm chose, which the client may not know it is talking to)
+    `max_tokens`, thinking and effort as that model takes them. Without one, only what the
+    dropped blocks require: thinking off when the last tool call turn lost its thinking."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body["messages"] = without_foreign_thinking(messages)
+    if target is None:
+        thinking_within_history(body)
+        return
+    if isinstance(body.get("max_tokens"), int):
+        _fit_output(body, target)
+    _fit_thinking(body, target.caps)
+
+
+def without_foreign_thinking(messages: list[Any]) -> list[Any]:
     """`messages` without thinking blocks Anthropic would refuse: unsigned, or signed by vdm
     (reasoning another provider gave, carried in the history). An assistant message left
     with nothing (a turn cut while thinking) is dropped: Anthropic refuses an empty one."""
@@ -110,31 +127,156 @@ def _without_foreign_thinking(messages: list[Any]) -> list[Any]:
 
 
 def _foreign_thinking(block: Any) -> bool:
+    """A thinking block Anthropic would refuse: unsigned, or signed by vdm (`vdm-…`)."""
     if not isinstance(block, dict) or block.get("type") != "thinking":
         return False
     signature = block.get("signature")
     return signature is None or (isinstance(signature, str) and is_vdm_signature(signature))
 
 
-#: Anthropic's smallest thinking budget.
-_MIN_BUDGET = 1024
+#: `max_tokens` for a client that set no limit (`Target.max_tokens_default`), within the
+#: model's ceiling where the table knows it: room for a whole file in one tool call (Codex)
+#: above the largest thinking budget vdm asks for (31999 for `xhigh`/`max`).
+DEFAULT_MAX_TOKENS = 32000
 
 
-def _fit_budget(body: dict[str, Any]) -> None:
-    """Lower an enabled thinking budget that the clamped `max_tokens` no longer exceeds
-    (Anthropic refuses `budget_tokens >= max_tokens`): the clamp is vdm's, so the refusal
-    would be too. Below Anthropic's minimum budget thinking is turned off instead."""
+def _fit_output(body: dict[str, Any], target: Target) -> None:
+    """`max_tokens` as the provider takes it: vdm's default where the client set none, never
+    above the model's ceiling or `MAX_TOKENS_LIMIT`; a thinking budget the new limit no longer
+    leaves room above is lowered (the limit is vdm's, so the refusal would be too)."""
+    ceiling = target.max_tokens_ceiling
+    wanted = body["max_tokens"]
+    if target.max_tokens_default:
+        wanted = DEFAULT_MAX_TOKENS
+    fitted = wanted if ceiling is None else min(wanted, ceiling)
+    if fitted == body["max_tokens"]:
+        return
+    body["max_tokens"] = fitted
     thinking = body.get("thinking")
-    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int):
+            kept = fit_budget(budget, fitted)
+            if kept is None:
+                log.debug("max_tokens %d leaves no room for thinking: thinking off", fitted)
+                _thinking_off(body)
+            elif kept != budget:
+                body["thinking"] = {**thinking, "budget_tokens": kept}
+
+
+def _fit_thinking(body: dict[str, Any], caps: ModelCaps) -> None:
+    """Thinking and effort as the target model takes them (`ModelCaps.claude_*`), and off
+    when the history breaks Anthropic's rule for it.
+
+    - `output_config.effort` only where the model takes one (Opus 4.5+), at the nearest
+      effort it accepts (`minimal` -> `low`, `xhigh` -> `max` or `high`).
+    - A budget becomes adaptive thinking where budgets are refused (Opus 4.7+) or deprecated
+      and the client named an effort (Opus/Sonnet 4.6); `disabled` is left out where refused.
+    - Adaptive thinking becomes the budget its effort stands for where only budgets are
+      taken (before 4.6): a client that believes it talks to a newer model sends it.
+    - With thinking on, the last assistant turn, when it calls tools, must open with a
+      thinking block: "Expected `thinking` or `redacted_thinking`, but found `tool_use`."
+      Reasoning another provider gave was dropped (`without_foreign_thinking`), and a
+      client may drop it too, so thinking goes off for this request instead (dialects.md D).
+    """
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if isinstance(config, dict) and effort is not None:
+        accepted = caps.effort(effort) if caps.claude_effort and isinstance(effort, str) else None
+        if accepted is None:
+            log.debug("output_config.effort %r: the model takes no effort, dropped", effort)
+            rest = {k: v for k, v in config.items() if k != "effort"}
+            if rest:
+                body["output_config"] = rest
+            else:
+                del body["output_config"]
+        elif accepted != effort:
+            body["output_config"] = {**config, "effort": accepted}
+    thinking = body.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    named = isinstance(config := body.get("output_config"), dict) and "effort" in config
+    adaptive = caps.claude_thinking == "adaptive_only" or (
+        caps.claude_thinking == "adaptive" and named
+    )
+    if kind == "enabled" and adaptive and isinstance(thinking, dict):
+        kept = {k: v for k, v in thinking.items() if k not in ("type", "budget_tokens")}
+        body["thinking"] = {"type": "adaptive", **kept}
+        kind = "adaptive"
+    elif kind == "adaptive" and caps.claude_thinking == "budget" and isinstance(thinking, dict):
+        # Adaptive thinking is refused before the 4.6 models ("adaptive thinking is not
+        # supported on this model"): a budget the effort asked for (high by default).
+        wanted = THINKING_BUDGETS.get(effort if isinstance(effort, str) else "high", 16384)
+        limit = body.get("max_tokens")
+        fitted = fit_budget(wanted, limit) if isinstance(limit, int) else None
+        if fitted is None:
+            log.debug("adaptive thinking on a model that takes only budgets: no room, off")
+            _thinking_off(body)
+            kind = None
+        else:
+            log.debug("adaptive thinking on a model that takes only budgets: %d tokens", fitted)
+            kept = {k: v for k, v in thinking.items() if k != "type"}
+            body["thinking"] = {"type": "enabled", "budget_tokens": fitted, **kept}
+            kind = "enabled"
+    elif kind == "disabled" and caps.claude_thinking == "adaptive_only":
+        del body["thinking"]  # "disabled" is a 400 there; left out, the model does not think
+        kind = None
+    if kind in ("enabled", "adaptive"):
+        thinking_within_history(body)
+
+
+def thinking_within_history(body: dict[str, Any]) -> None:
+    """Thinking off (and what needs it) when the last assistant turn calls tools without
+    opening with a thinking block: Anthropic refuses that with thinking on ("a final
+    `assistant` message must start with a thinking block"). It happens once vdm dropped the
+    thinking it cannot pass on (reasoning from another provider), and for clients that drop
+    thinking blocks themselves. For raw bodies too (the pass-through)."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
         return
-    budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or budget < body["max_tokens"]:
-        return
-    fitted = body["max_tokens"] - 1
-    if fitted < _MIN_BUDGET:
-        body["thinking"] = {"type": "disabled"}
-    else:
-        body["thinking"] = {**thinking, "budget_tokens": fitted}
+    messages = body.get("messages")
+    if isinstance(messages, list) and not _opens_with_thinking(messages):
+        log.debug("the last tool call turn carries no thinking Anthropic can verify: thinking off")
+        _thinking_off(body)
+
+
+def _opens_with_thinking(messages: list[Any]) -> bool:
+    """False when the last assistant message calls tools without opening with a thinking
+    block (what Anthropic refuses with thinking on); True otherwise."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            content = message.get("content")
+            if not isinstance(content, list) or not content:
+                return True
+            if not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+                return True
+            first = content[0]
+            return isinstance(first, dict) and first.get("type") in _THINKING
+    return True
+
+
+def _thinking_off(body: dict[str, Any]) -> None:
+    """No thinking for this request, nor what only makes sense with it: a context edit that
+    clears thinking blocks (`clear_thinking_*`) is a 400 without thinking, and so is effort
+    `max` ("output_config.effort 'max' is not supported when thinking is disabled on this
+    model. Use effort 'high' or below", anthropics/claude-code#76997)."""
+    body.pop("thinking", None)
+    config = body.get("output_config")
+    if isinstance(config, dict) and config.get("effort") in ("max", "xhigh"):
+        log.debug("effort %r needs thinking: high", config["effort"])
+        body["output_config"] = {**config, "effort": "high"}
+    management = body.get("context_management")
+    if isinstance(management, dict) and isinstance(edits := management.get("edits"), list):
+        kept = [
+            e
+            for e in edits
+            if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking"))
+        ]
+        if len(kept) != len(edits):
+            log.debug("context edits that clear thinking need thinking: dropped")
+            if kept:
+                body["context_management"] = {**management, "edits": kept}
+            else:
+                del body["context_management"]
 
 
 BACKEND = AnthropicBackend()
