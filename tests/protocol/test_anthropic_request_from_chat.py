@@ -17,13 +17,10 @@ import pytest
 
 from tests.protocol.mutations import mutations
 from vdm.protocol.anthropic import MessagesRequest
-from vdm.protocol.anthropic_request_from_chat import (
-    INTERRUPTED,
-    JSON_OBJECT_INSTRUCTION,
-    messages_request_from_chat,
-    wants_usage_chunk,
-)
+from vdm.protocol.anthropic_request_from_chat import messages_request_from_chat, wants_usage_chunk
 from vdm.protocol.errors import VdmError
+from vdm.protocol.openai_request_in import JSON_OBJECT_INSTRUCTION
+from vdm.protocol.openai_turns import INTERRUPTED
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 PDF_B64 = "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4KJSVFT0YK"

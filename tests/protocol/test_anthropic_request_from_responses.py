@@ -22,17 +22,18 @@ from tests.harness import PROTOCOL
 from tests.protocol.mutations import codex_bodies, mutations
 from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
-from vdm.protocol.anthropic_request_from_chat import INTERRUPTED, JSON_OBJECT_INSTRUCTION
 from vdm.protocol.anthropic_request_from_responses import (
     CACHE_CONTROL,
     DEFAULT_MAX_OUTPUT_TOKENS,
-    flat_tool_name,
     messages_request_from_responses,
     refuse_stateful,
 )
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_from_anthropic import gemini_request_from_messages
 from vdm.protocol.openai_from_anthropic import chat_request_from_messages
+from vdm.protocol.openai_request_in import JSON_OBJECT_INSTRUCTION
+from vdm.protocol.openai_tools_in import flat_tool_name
+from vdm.protocol.openai_turns import INTERRUPTED
 from vdm.protocol.responses_from_anthropic import responses_request_from_messages
 from vdm.protocol.responses_tools import ToolRoutes
 from vdm.protocol.signatures import pack_thinking, restore_tool_id

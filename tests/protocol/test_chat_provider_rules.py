@@ -19,7 +19,8 @@ from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
 from vdm.protocol.codec import ReasoningCache, Target
 from vdm.protocol.openai_chat import ChatRequest
-from vdm.protocol.openai_from_anthropic import alnum9, chat_request_from_messages, drop_rejected
+from vdm.protocol.openai_from_anthropic import alnum9, chat_request_from_messages
+from vdm.protocol.rejected_fields import drop_rejected
 from vdm.protocol.signatures import id_with_thought
 
 PATH = "/v1/chat/completions"

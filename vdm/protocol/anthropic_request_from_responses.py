@@ -4,8 +4,8 @@ dialects.md B1, B2, D). Shaped by Codex CLI, the client that sends it most:
 - Items, not messages: a run of reasoning / assistant message / function_call /
   custom_tool_call items is one assistant turn, in order, and a run of call outputs plus the
   user message right after them is one user turn, results first, as Anthropic wants. System
-  text, unanswered calls, orphan outputs and thinking follow the Chat decoder
-  (`anthropic_request_from_chat`), whose helpers this module shares.
+  text, unanswered calls, orphan outputs and thinking follow the rules both OpenAI dialects
+  share (`openai_turns`, `openai_tools_in`, `openai_request_in`).
 - Reasoning comes back only as vdm packed it (`signatures.pack_thinking`): the signed
   Anthropic block, whole. OpenAI's own encrypted reasoning means nothing elsewhere: dropped.
 - Stateless: vdm stores no responses, so a request pointing at stored state
@@ -20,23 +20,31 @@ dialects.md B1, B2, D). Shaped by Codex CLI, the client that sends it most:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from typing import Any
 
-from vdm.protocol.anthropic_request_from_chat import (
-    INTERRUPTED,
-    JSON_OBJECT_INSTRUCTION,
-    allowed_mode,
-    allowed_names,
-    apply_thinking,
+from vdm.protocol.openai_request_in import (
+    THINKING,
+    bad,
+    check_limit,
     document_block,
+    dropped_fields,
+    finish_request,
+    get,
     media_source,
-    tool_use_block,
+    model_of,
+    output_format,
+    sampling,
 )
-from vdm.protocol.errors import VdmError
+from vdm.protocol.openai_tools_in import (
+    RESPONSES,
+    anthropic_tool,
+    attach_tools,
+    flat_tool_name,
+    tool_choice,
+)
+from vdm.protocol.openai_turns import Turns, tool_use_block
 from vdm.protocol.responses_tools import ToolRoutes
 from vdm.protocol.signatures import echoed_tool_id, unpack_thinking
 
@@ -50,9 +58,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_OUTPUT_TOKENS = 32000
 #: `reasoning` without an `effort`, as Codex sends it, means OpenAI's default effort.
 DEFAULT_EFFORT = "medium"
-#: The longest tool name every dialect takes (OpenAI's `^[a-zA-Z0-9_-]{1,64}$`): a
-#: flattened name within it reaches any provider unaliased.
-MAX_TOOL_NAME = 64
 #: Anthropic's prompt-cache breakpoint (at most 4 per request; vdm sets up to 3).
 CACHE_CONTROL = {"type": "ephemeral"}
 STATELESS = (
@@ -73,12 +78,8 @@ _IGNORED = frozenset(
     "store include client_metadata prompt_cache_key prompt_cache_retention service_tier"
     " truncation metadata stream_options top_logprobs max_tool_calls".split()
 )
-_TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
-_THINKING = ("thinking", "redacted_thinking")
 _ASSISTANT_ITEMS = frozenset({"reasoning", "function_call", "custom_tool_call"})
 _OUTPUT_ITEMS = frozenset({"function_call_output", "custom_tool_call_output"})
-_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 def refuse_stateful(body: dict[str, Any]) -> None:
@@ -86,84 +87,39 @@ def refuse_stateful(body: dict[str, Any]) -> None:
     every provider, a forwarded request too, so failing over never changes the answer."""
     for key in _STATEFUL:
         if body.get(key) is not None:
-            raise _bad(key, STATELESS)
+            raise bad(key, STATELESS)
     if body.get("background") is True:
-        raise _bad("background", f"background responses are not supported; {STATELESS}")
+        raise bad("background", f"background responses are not supported; {STATELESS}")
     items = body.get("input")
     for i, item in enumerate(items if isinstance(items, list) else []):
-        if _get(item, "type") == "item_reference":
-            raise _bad(f"input[{i}]", f"item_reference is not supported; {STATELESS}")
+        if get(item, "type") == "item_reference":
+            raise bad(f"input[{i}]", f"item_reference is not supported; {STATELESS}")
 
 
 def messages_request_from_responses(body: dict[str, Any]) -> tuple[dict[str, Any], ToolRoutes]:
     """The Anthropic Messages body for a Responses request body, and the client's names of
     the tools it sends upstream."""
     refuse_stateful(body)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _bad("model", "a model name is required")
+    model = model_of(body)
     tools, routes = _tools(body.get("tools"))
     system, messages = _Items().convert(body.get("input"), body.get("instructions"))
     out: dict[str, Any] = {"model": model, "messages": messages}
 
     asked = body.get("max_output_tokens")
-    if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 1):
-        raise _bad("max_output_tokens", f"{asked!r} is not a positive integer")
+    check_limit(asked, "max_output_tokens")
     out["max_tokens"] = DEFAULT_MAX_OUTPUT_TOKENS if asked is None else asked
+    sampling(body, out)
 
-    if (temperature := _float(body.get("temperature"))) is not None:
-        # OpenAI's range goes to 2, Anthropic's to 1; recent Claude models refuse both at once.
-        out["temperature"] = min(max(temperature, 0.0), 1.0)
-    elif (top_p := _float(body.get("top_p"))) is not None:
-        out["top_p"] = top_p
-
-    choice = _tool_choice(body.get("tool_choice"), tools)
-    if tools:  # Anthropic refuses a tool_choice without tools; without tools it means nothing
-        if body.get("parallel_tool_calls") is False and _get(choice, "type") != "none":
-            choice = (choice or {"type": "auto"}) | {"disable_parallel_tool_use": True}
-        out["tools"] = tools
-        if choice is not None:
-            out["tool_choice"] = choice
+    choice = tool_choice(body.get("tool_choice"), tools, RESPONSES)
+    attach_tools(out, tools, choice, body.get("parallel_tool_calls") is False)
     _text_format(body.get("text"), system, out)
-    if system:
-        out["system"] = system
     # Always a budget within `max_tokens` (the default included): unlike Chat's decoder,
     # the default is already large enough for thinking and an answer.
-    apply_thinking(_effort(body.get("reasoning")), out, out["max_tokens"])
-    if body.get("stream") is True:
-        out["stream"] = True
-    user = body.get("safety_identifier") or body.get("user")
-    if isinstance(user, str) and user:
-        out["metadata"] = {"user_id": user}
+    finish_request(body, out, system, _effort(body.get("reasoning")), out["max_tokens"])
     _mark_cache(out)
-    for key in sorted(body.keys() - _HANDLED):
-        why = "has no Anthropic counterpart" if key in _IGNORED else "is unknown"
+    for key, why in dropped_fields(body, _HANDLED, _IGNORED):
         log.debug("responses request field %r %s: dropped", key, why)
     return out, routes
-
-
-def flat_tool_name(namespace: str, name: str) -> str:
-    """The Anthropic name of namespace member `name`: `{namespace}__{name}`, or, when that is
-    too long or has other characters, its sanitised start + `_` + 8 hex of its sha1 (the same
-    every turn, as Codex resends its tools and history each time)."""
-    flat = f"{namespace}__{name}"
-    if _TOOL_NAME.fullmatch(flat):
-        return flat
-    digest = hashlib.sha1(flat.encode()).hexdigest()[:8]
-    return _NOT_NAME_CHAR.sub("_", flat)[: MAX_TOOL_NAME - 9] + "_" + digest
-
-
-def _bad(param: str, why: str) -> VdmError:
-    return VdmError(400, f"{param}: {why}", param=param)
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _get(obj: Any, key: str) -> Any:
-    """`obj[key]` for a dict, None for anything else (a malformed part reads as absent)."""
-    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def gave_no_limit(body: dict[str, Any]) -> bool:
@@ -185,37 +141,32 @@ def _effort(reasoning: Any) -> Any:
 class _Items:
     """Responses input items -> (system blocks, Anthropic messages), in one pass.
 
-    An assistant turn gathers in `_turn` while its items come; tool results (and the user
-    message after them) gather in `_open`; system text arriving while a call awaits its
-    results waits in `_deferred` (as in the Chat decoder)."""
+    An assistant turn gathers in `_turn` while its items come (from `input[_at]` on); the
+    rest is `Turns`'."""
 
     def __init__(self) -> None:
-        self.system: list[dict[str, Any]] = []
-        self.messages: list[dict[str, Any]] = []
+        self.turns = Turns()
         self._turn: list[dict[str, Any]] | None = None
-        self._open: list[dict[str, Any]] = []
-        self._deferred: list[dict[str, Any]] = []
-        #: Ids of the last assistant turn's tool calls not answered yet, in call order.
-        self._awaiting: list[str] = []
+        self._at = 0
 
     def convert(
         self, raw: Any, instructions: Any
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if isinstance(instructions, str) and instructions:
-            self.system.append({"type": "text", "text": instructions})
+            self.turns.system.append({"type": "text", "text": instructions})
         elif instructions is not None:
             log.debug("instructions of type %s are not text: dropped", type(instructions))
         if isinstance(raw, str):
             raw = [{"role": "user", "content": raw}]
         if not isinstance(raw, list) or not raw:
-            raise _bad("input", "a non-empty string or list of items is required")
+            raise bad("input", "a non-empty string or list of items is required")
         for i, item in enumerate(raw):
             if not isinstance(item, dict):
-                raise _bad(f"input[{i}]", "not an object")
+                raise bad(f"input[{i}]", "not an object")
             # The SDK's EasyInputMessage has no `type`: role + content is a message.
             kind = item.get("type", "message" if "role" in item else None)
             if kind is not None and not isinstance(kind, str):
-                raise _bad(f"input[{i}].type", "must be a string")
+                raise bad(f"input[{i}].type", "must be a string")
             if kind == "message":
                 self._message(item, i)
             elif kind in _ASSISTANT_ITEMS:
@@ -226,37 +177,24 @@ class _Items:
             else:
                 log.debug("input[%d] of type %r has no Anthropic counterpart: dropped", i, kind)
         self._end_turn()
-        self._close()
-        if not any(m["role"] != "system" for m in self.messages):
-            raise _bad("input", "at least one user or assistant message is required")
-        return self.system, self.messages
+        return self.turns.done("input")
 
     def _message(self, item: dict[str, Any], i: int) -> None:
         role, content, where = item.get("role"), item.get("content"), f"input[{i}].content"
         if role in ("system", "developer"):
             self._end_turn()
-            self._system([t for t in _texts(content, where) if t])
+            self.turns.system_text([t for t in _texts(content, where) if t])
         elif role == "user":
             self._end_turn()
-            self._answer_missing()
-            self._open.extend(_blocks(content, where))
-            self._close()
+            self.turns.user(_blocks(content, where))
         elif role == "assistant":
             texts = _texts(content, where)
-            self._start_turn().extend({"type": "text", "text": t} for t in texts if t)
+            self._start_turn(i).extend({"type": "text", "text": t} for t in texts if t)
         else:
             log.debug("input[%d] with role %r is unknown: dropped", i, role)
 
-    def _system(self, texts: list[str]) -> None:
-        if not self.messages and not self._open:
-            self.system.extend({"type": "text", "text": t} for t in texts)
-        elif texts:
-            entry = {"role": "system", "content": "\n\n".join(texts)}
-            held = self._open or self._awaiting
-            (self._deferred if held else self.messages).append(entry)
-
     def _assistant_item(self, item: dict[str, Any], i: int, kind: str) -> None:
-        turn = self._start_turn()
+        turn = self._start_turn(i)
         call_id, name, namespace = item.get("call_id"), item.get("name"), item.get("namespace")
         if isinstance(namespace, str) and namespace and isinstance(name, str):
             name = flat_tool_name(namespace, name)
@@ -271,58 +209,37 @@ class _Items:
             turn.append(tool_use_block(call, f"input[{i}]"))
         else:
             if not (isinstance(call_id, str) and call_id and isinstance(name, str) and name):
-                raise _bad(f"input[{i}]", "a custom tool call needs a call_id and a name")
+                raise bad(f"input[{i}]", "a custom tool call needs a call_id and a name")
             text = t if isinstance(t := item.get("input"), str) else ""
             use = {"type": "tool_use", "id": echoed_tool_id(call_id), "name": name}
             turn.append(use | {"input": {"input": text}})
 
-    def _start_turn(self) -> list[dict[str, Any]]:
-        """The open assistant turn; opening one ends the user turn before it."""
+    def _start_turn(self, i: int) -> list[dict[str, Any]]:
+        """The open assistant turn, opened at `input[i]` when none is."""
         if self._turn is None:
-            self._close()
-            self._turn = []
+            self._turn, self._at = [], i
         return self._turn
 
     def _end_turn(self) -> None:
         blocks, self._turn = self._turn, None
-        if blocks is None:
-            return
-        if all(b["type"] in _THINKING for b in blocks):
-            log.debug("an assistant turn with nothing but reasoning: dropped")
-            return
-        self.messages.append({"role": "assistant", "content": blocks})
-        self._awaiting = [b["id"] for b in blocks if b["type"] == "tool_use"]
+        if blocks is not None:
+            self.turns.assistant(blocks, f"input[{self._at}]")
 
     def _result(self, item: dict[str, Any], i: int) -> None:
         call_id = item.get("call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise _bad(f"input[{i}].call_id", "required in a tool call output")
-        content = _output(item.get("output"), f"input[{i}].output")
-        call_id = echoed_tool_id(call_id)
-        if call_id not in self._awaiting:
-            # An output without its call: Anthropic would refuse a dangling tool_result.
-            log.debug("input[%d] answers no pending tool call %r: kept as text", i, call_id)
-            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-            kept = [b for b in blocks if b.get("text") != ""]
-            self._open.extend(kept or [{"type": "text", "text": "(empty tool result)"}])
-            return
-        self._awaiting.remove(call_id)
-        self._open.append({"type": "tool_result", "tool_use_id": call_id, "content": content})
+            raise bad(f"input[{i}].call_id", "required in a tool call output")
+        self.turns.result(call_id, _output(item.get("output"), f"input[{i}].output"), f"input[{i}]")
 
-    def _answer_missing(self) -> None:
-        for call_id in self._awaiting:
-            result = {"type": "tool_result", "tool_use_id": call_id, "content": INTERRUPTED}
-            self._open.append(result | {"is_error": True})
-        self._awaiting = []
 
-    def _close(self) -> None:
-        """End the open user turn (answering unanswered calls), then release held system text."""
-        self._answer_missing()
-        if self._open:
-            self.messages.append({"role": "user", "content": self._open})
-            self._open = []
-        self.messages.extend(self._deferred)
-        self._deferred = []
+def _text_format(text: Any, system: list[dict[str, Any]], out: dict[str, Any]) -> None:
+    """`text.format` as structured output (`output_format`); the rest of `text` (verbosity)
+    has no Anthropic counterpart."""
+    for key in sorted(text.keys() - {"format"} if isinstance(text, dict) else ()):
+        log.debug("text.%s has no Anthropic counterpart: dropped", key)
+    fmt = get(text, "format")
+    where, schema_at = "text.format", "text.format.schema"
+    output_format(fmt, get(fmt, "schema"), system, out, where=where, schema_at=schema_at)
 
 
 def _output(output: Any, where: str) -> str | list[dict[str, Any]]:
@@ -340,10 +257,10 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if content is None or isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
-        raise _bad(where, "must be a string or a list of parts")
+        raise bad(where, "must be a string or a list of parts")
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(content):
-        kind, at = _get(part, "type"), f"{where}[{j}]"
+        kind, at = get(part, "type"), f"{where}[{j}]"
         key = "refusal" if kind == "refusal" else "text"
         if kind in ("input_text", "output_text", "text", "refusal"):
             text = part.get(key)
@@ -352,7 +269,7 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
             )
         elif kind == "input_image":
             if part.get("file_id"):
-                raise _bad(f"{at}.file_id", "uploaded files are not supported; send image_url")
+                raise bad(f"{at}.file_id", "uploaded files are not supported; send image_url")
             source = media_source(part.get("image_url"), f"{at}.image_url")
             blocks.append({"type": "image", "source": source})
         elif kind == "input_file":
@@ -363,8 +280,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _file(part: dict[str, Any], where: str) -> dict[str, Any]:
-    """An `input_file` part as a document: inline data (or an uploaded file's 400) as the Chat
-    decoder reads it, a `file_url` as a URL source."""
+    """An `input_file` part as a document: inline data (or an uploaded file's 400) as Chat's
+    `file` part reads (`document_block`), a `file_url` as a URL source."""
     url = part.get("file_url")
     if part.get("file_id") or part.get("file_data") or not isinstance(url, str):
         return document_block(part, where)
@@ -385,13 +302,13 @@ def _tools(raw: Any) -> tuple[list[dict[str, Any]], ToolRoutes]:
     namespaced: dict[str, tuple[str, str]] = {}
     custom: set[str] = set()
     for j, tool in enumerate(raw if isinstance(raw, list) else []):
-        if _get(tool, "type") != "namespace":
+        if get(tool, "type") != "namespace":
             if (entry := _tool(tool, f"tools[{j}]", custom)) is not None:
                 tools.append(entry)
             continue
         namespace, about = tool.get("name"), tool.get("description")
         if not isinstance(namespace, str) or not namespace:
-            raise _bad(f"tools[{j}].name", "required")
+            raise bad(f"tools[{j}].name", "required")
         members = tool.get("tools")
         for k, member in enumerate(members if isinstance(members, list) else []):
             entry = _tool(member, f"tools[{j}].tools[{k}]", set())
@@ -399,7 +316,7 @@ def _tools(raw: Any) -> tuple[list[dict[str, Any]], ToolRoutes]:
                 continue
             name = entry["name"] = flat_tool_name(namespace, own := entry["name"])
             namespaced[name] = (namespace, own)
-            if _get(member, "type") == "custom":
+            if get(member, "type") == "custom":
                 custom.add(name)
             parts = [d for d in (about, entry.get("description")) if isinstance(d, str) and d]
             if parts:
@@ -410,26 +327,18 @@ def _tools(raw: Any) -> tuple[list[dict[str, Any]], ToolRoutes]:
 
 def _tool(tool: Any, where: str, custom: set[str]) -> dict[str, Any] | None:
     """One function or custom tool; a hosted tool is dropped (None)."""
-    kind = _get(tool, "type")
+    kind = get(tool, "type")
     if kind not in ("function", "custom"):
         # web_search is in every Codex request: dropping it quietly keeps Codex working.
         log.debug("%s of type %r is a hosted tool vdm does not serve: dropped", where, kind)
         return None
-    if not isinstance(name := tool.get("name"), str) or not name:
-        raise _bad(f"{where}.name", "required")
+    schema = None
     if kind == "custom":
-        custom.add(name)
         schema = {"type": "object", "properties": {"input": _freeform(tool.get("format"))}}
         schema["required"] = ["input"]
-    else:
-        # Anthropic requires a schema; a fresh one, as later stages may rewrite it in place.
-        params = tool.get("parameters")
-        schema = params if isinstance(params, dict) else {"type": "object", "properties": {}}
-    entry: dict[str, Any] = {"name": name, "input_schema": schema}
-    if isinstance(description := tool.get("description"), str) and description:
-        entry["description"] = description
-    if tool.get("strict") is True:  # false is Anthropic's default; older APIs lack the field
-        entry["strict"] = True
+    entry = anthropic_tool(tool, where, omit_defaults=True, schema=schema)
+    if kind == "custom":
+        custom.add(entry["name"])
     return entry
 
 
@@ -437,69 +346,10 @@ def _freeform(fmt: Any) -> dict[str, Any]:
     """The schema of a custom tool's `input`: the grammar it must follow, where there is one,
     told to the model, which no provider can enforce on a JSON string."""
     prop: dict[str, Any] = {"type": "string"}
-    if _get(fmt, "type") == "grammar" and isinstance(definition := fmt.get("definition"), str):
+    if get(fmt, "type") == "grammar" and isinstance(definition := fmt.get("definition"), str):
         syntax = s if isinstance(s := fmt.get("syntax"), str) else "lark"
         prop["description"] = f"Raw text in this {syntax} grammar:\n{definition}"
     return prop
-
-
-def _choice_name(raw: dict[str, Any], where: str) -> str:
-    """The Anthropic name of the tool a choice names (a namespace member's flattened)."""
-    name, namespace = raw.get("name"), raw.get("namespace")
-    if not isinstance(name, str) or not name:
-        raise _bad(f"{where}.name", "required")
-    if isinstance(namespace, str) and namespace:
-        return flat_tool_name(namespace, name)
-    return name
-
-
-def _allowed_name(entry: dict[str, Any], where: str) -> str | None:
-    """The tool an `allowed_tools` entry names; None for a hosted tool (dropped)."""
-    if entry.get("type") not in ("function", "custom"):
-        log.debug("%s of type %r is a hosted tool: left out", where, entry.get("type"))
-        return None
-    return _choice_name(entry, where)
-
-
-def _tool_choice(raw: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Anthropic's `tool_choice`; `allowed_tools` narrows `tools` in place. A choice naming
-    a function the request does not define is a 400, as OpenAI answers it."""
-    if raw is None:
-        return None
-    if isinstance(raw, str) and raw in _TOOL_CHOICE:
-        return {"type": _TOOL_CHOICE[raw]}
-    kind = _get(raw, "type")
-    defined = {t["name"] for t in tools}
-    if kind in ("function", "custom"):
-        name = _choice_name(raw, "tool_choice")
-        if tools and name not in defined:
-            raise _bad("tool_choice.name", f"no tool named {name!r} in tools")
-        return {"type": "tool", "name": name}
-    if kind == "allowed_tools":
-        names = allowed_names(raw.get("tools"), "tool_choice.tools", _allowed_name)
-        if unknown := names - defined:
-            raise _bad("tool_choice.tools", f"no tool named {sorted(unknown)[0]!r} in tools")
-        tools[:] = [t for t in tools if t["name"] in names]
-        return {"type": allowed_mode(raw.get("mode"))}
-    log.debug("tool_choice %r is unknown: the model decides", raw)
-    return None
-
-
-def _text_format(text: Any, system: list[dict[str, Any]], out: dict[str, Any]) -> None:
-    """Structured output: a JSON schema is enforced (`output_config.format`); `json_object`
-    has no Anthropic switch, so it becomes an instruction appended to `system` (in place)."""
-    for key in sorted(text.keys() - {"format"} if isinstance(text, dict) else ()):
-        log.debug("text.%s has no Anthropic counterpart: dropped", key)
-    fmt = _get(text, "format")
-    kind = _get(fmt, "type")
-    if kind == "json_object":
-        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
-    elif kind == "json_schema":
-        if not isinstance(schema := fmt.get("schema"), dict):
-            raise _bad("text.format.schema", "required")
-        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    elif kind not in (None, "text"):
-        log.debug("text.format of type %r is unknown: dropped", kind)
 
 
 def _mark_cache(out: dict[str, Any]) -> None:
@@ -512,7 +362,7 @@ def _mark_cache(out: dict[str, Any]) -> None:
         tools[-1]["cache_control"] = dict(CACHE_CONTROL)
     for message in reversed(out["messages"]):
         if isinstance(message["content"], list):
-            marked = [b for b in message["content"] if b["type"] not in _THINKING]
+            marked = [b for b in message["content"] if b["type"] not in THINKING]
             if marked:
                 marked[-1]["cache_control"] = dict(CACHE_CONTROL)
             return

@@ -38,6 +38,7 @@ from typing import Any
 
 from vdm.protocol.capabilities import ModelCaps
 from vdm.protocol.openai_from_anthropic import alnum9
+from vdm.protocol.rejected_fields import drop_rejected
 from vdm.protocol.signatures import VDM_PREFIX, restore_tool_id, split_thought_id
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,11 @@ def clean_forwarded(
     """`data` (a Chat body when `dialect` is `openai`, else a Responses one) as the provider
     of `family` with `caps` takes it; a new top-level dict, `data` itself untouched."""
     body = dict(data)
-    for key in sorted(caps.rejects.intersection(body)):
-        log.debug("forwarded request field %r dropped: the provider refuses it", key)
-        del body[key]
     if dialect == "responses":
         _clean_input(body)
     else:
         _clean_messages(body, family, caps)
+    drop_rejected(body, caps.rejects, messages=dialect != "responses")
     return body
 
 
@@ -159,9 +158,10 @@ def _clean_input(body: dict[str, Any]) -> None:
 # --- Chat Completions -------------------------------------------------------------------------
 
 
-def _refused(message: dict[str, Any], family: str, caps: ModelCaps) -> set[str]:
-    """The message's properties its provider refuses."""
-    refused = set(caps.rejects.union(_VDM_FIELDS).intersection(message))
+def _refused(message: dict[str, Any], family: str) -> set[str]:
+    """The message's properties its provider's family refuses (those of `ModelCaps.rejects`
+    go last, in `drop_rejected`)."""
+    refused = set(_VDM_FIELDS.intersection(message))
     allowed = MESSAGE_FIELDS.get(family, {}).get(str(message.get("role")))
     if allowed is not None:
         refused.update(k for k in message if k not in allowed)
@@ -180,7 +180,7 @@ def _clean_messages(body: dict[str, Any], family: str, caps: ModelCaps) -> None:
             cleaned.append(message)
             continue
         new = message
-        gone = _refused(message, family, caps)
+        gone = _refused(message, family)
         if gone:
             dropped |= gone
             new = {k: v for k, v in message.items() if k not in gone}

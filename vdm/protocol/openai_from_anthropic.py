@@ -43,6 +43,7 @@ from vdm.protocol.capabilities import EFFORT_ORDER, ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_schema import gemini_schema
+from vdm.protocol.rejected_fields import drop_rejected
 from vdm.protocol.signatures import CHAT_REASONING, restore_tool_id, split_thought_id
 from vdm.protocol.translation import (
     FORMAT_NAME,
@@ -200,18 +201,6 @@ def text_only(body: dict[str, Any]) -> None:
             message["content"] = "\n".join(p["text"] for p in parts)
         else:
             message["content"] = parts
-
-
-def drop_rejected(body: dict[str, Any], rejects: frozenset[str]) -> None:
-    """Remove the fields a provider refuses, at the top level and on every message (Groq:
-    `reasoning_content`, `prompt_cache_key`; xAI reasoning models: penalties and `stop`)."""
-    for key in rejects.intersection(body):
-        del body[key]
-        log.debug("dropped %r: %s refuses it", key, body.get("model"))
-    for message in body["messages"]:
-        for key in rejects.intersection(message):
-            del message[key]
-            log.debug("dropped %r from a %s message", key, message.get("role"))
 
 
 def tool_name(name: str, target: Target) -> str:
