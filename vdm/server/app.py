@@ -18,7 +18,7 @@ import anyio
 
 from vdm import __version__
 from vdm.config.settings import NO_PROVIDER, Settings
-from vdm.protocol.errors import VdmError, anthropic_error_event
+from vdm.protocol.errors import VdmError
 from vdm.server import dashboard, messages, observe
 from vdm.server.asgi import (
     ClientDisconnected,
@@ -44,6 +44,7 @@ from vdm.server.edge import (
     cors_headers,
     preflight_headers,
 )
+from vdm.server.frontend import AnthropicFrontend, Frontend
 from vdm.server.logs import MAX_BODY
 from vdm.server.passthrough import header_value
 from vdm.server.state import Gateway
@@ -378,12 +379,18 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
-def _openai_stream_tail(path: str, error: VdmError) -> bytes:
-    if path == "/v1/responses":
-        from vdm.server import responses_frontend as frontend
-    else:
-        from vdm.server import chat_frontend as frontend  # type: ignore[no-redef]
-    return frontend.stream_tail(error)
+def _frontend(path: str) -> type[Frontend]:
+    """The frontend of the client dialect spoken at `path`, which knows how that dialect's
+    stream ends with an error (`Frontend.stream_tail`): Anthropic's but at the OpenAI
+    clients' paths (a live feed's stream too)."""
+    from vdm.server.chat_frontend import CHAT_PATH, ChatFrontend
+    from vdm.server.responses_frontend import RESPONSES_PATH, ResponsesFrontend
+
+    frontends: dict[str, type[Frontend]] = {
+        CHAT_PATH: ChatFrontend,
+        RESPONSES_PATH: ResponsesFrontend,
+    }
+    return frontends.get(path, AnthropicFrontend)
 
 
 class App:
@@ -536,12 +543,7 @@ class App:
             else:
                 await send_error(response, error)
         elif not response.finished:
-            tail = b""
-            if response.sse:
-                if response.openai:
-                    tail = _openai_stream_tail(trace.path, error)
-                else:
-                    tail = anthropic_error_event(error)
+            tail = _frontend(trace.path).stream_tail(error) if response.sse else b""
             await response({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

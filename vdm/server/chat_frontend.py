@@ -58,7 +58,8 @@ def translated_error(exc: VdmError) -> VdmError:
     )
 
 
-RESPONSES_PATH = "/v1/responses"
+#: Where Chat Completions clients call.
+CHAT_PATH = "/v1/chat/completions"
 
 
 class ChatFrontend:
@@ -94,6 +95,11 @@ class ChatFrontend:
     ) -> None:
         await send_openai_error(send, exc, forwarded)
 
+    @staticmethod
+    def stream_tail(exc: VdmError) -> bytes:
+        """An error chunk and `[DONE]`."""
+        return ChatStreamEncoder("", False).error(exc)
+
 
 async def chat_completions(
     gateway: Gateway, incoming: Incoming, receive: Receive, send: Send
@@ -103,9 +109,3 @@ async def chat_completions(
     check_choices(head.data)
     frontend = ChatFrontend(head.data)
     await serve(Exchange(gateway, incoming, head, frontend), receive, send)
-
-
-def stream_tail(exc: VdmError) -> bytes:
-    """What ends a Chat stream that failed outside any relay (the server's own failure after
-    the response started): an error chunk and `[DONE]`."""
-    return ChatStreamEncoder("", False).error(exc)

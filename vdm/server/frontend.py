@@ -7,13 +7,14 @@ vdm/server/exchange.py: routing, failover, retries, accounting) is the same for 
 a `Frontend` is what differs, one per request.
 
 - When the provider speaks the client's dialect (`dialect`), the client's body is forwarded
-  with only its model renamed, and the answer relayed (vdm/server/passthrough.py for
-  Anthropic, vdm/server/relay.py for OpenAI's dialects).
+  with only its model renamed (vdm/server/passthrough.py for Anthropic, vdm/server/relay.py
+  for OpenAI's dialects), and the answer relayed (vdm/server/forward.py).
 - Otherwise the request is converted once to the canonical (Anthropic) form (`canonical`),
   the provider's backend encodes it and decodes the answer into canonical events or a whole
   message, and the frontend writes those in the client's dialect (`stream_encoder`,
   `answer`).
-- Errors are written in the client's dialect too (`send_error`), before or during a stream.
+- Errors are written in the client's dialect too (`send_error`), before or during a stream
+  (`stream_tail` when vdm itself fails after the response started).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from vdm.protocol.anthropic_stream import AnthropicStreamEncoder
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.events import Event
 from vdm.server.asgi import Send, send_error
 
@@ -77,6 +78,13 @@ class Frontend(Protocol):
         answer, in the client's dialect, may be relayed as it came)."""
         ...
 
+    @staticmethod
+    def stream_tail(exc: VdmError) -> bytes:
+        """What ends a started stream with `exc` when no encoder of the request's is at hand
+        (vdm's own failure after the response started, outside any relay): the dialect's
+        error end, asked of the frontend's class."""
+        ...
+
 
 class AnthropicFrontend:
     """Anthropic Messages clients (Claude Code, the Anthropic SDKs)."""
@@ -100,3 +108,8 @@ class AnthropicFrontend:
         self, send: Send, exc: VdmError, stream: bool, forwarded: bool = False
     ) -> None:
         await send_error(send, exc)
+
+    @staticmethod
+    def stream_tail(exc: VdmError) -> bytes:
+        """An Anthropic `error` event."""
+        return anthropic_error_event(exc)

@@ -2,8 +2,9 @@
 
 Each request is an `Exchange`. Only its head (model, stream) is read before routing
 (vdm/protocol/anthropic_head.py): for an Anthropic-format provider
-vdm/server/passthrough.py forwards the client's body as it is; for any other the request is
-validated, and the provider's backend encodes it and decodes the answer.
+vdm/server/passthrough.py forwards the client's body as it is and vdm/server/forward.py
+relays the answer; for any other the request is validated, and the provider's backend
+encodes it and decodes the answer.
 
 Every answer names the route that served it in `x-vdm-served-by: provider:model` (JSON, SSE
 and errors once routed): with failover (vdm/server/exchange.py) it may not be the first one.
@@ -43,15 +44,10 @@ from vdm.server.asgi import (
     send_json,
 )
 from vdm.server.exchange import Exchange
+from vdm.server.forward import SHUTTING_DOWN, end_cut_stream, not_what_it_claims
 from vdm.server.frontend import AnthropicFrontend
-from vdm.server.passthrough import (
-    SERVED_BY,
-    SHUTTING_DOWN,
-    end_cut_stream,
-    header_value,
-    not_what_it_claims,
-)
-from vdm.server.relay import OpenAIForward
+from vdm.server.passthrough import SERVED_BY, anthropic_relay, header_value
+from vdm.server.relay import openai_relay
 from vdm.server.state import Gateway
 from vdm.upstream.backends import backend, select
 
@@ -139,11 +135,9 @@ async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
 def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[None]]:
     """The call to the exchange's current route, by its backend and the request's kind."""
     if exchange.forwarded:
-        forward = (
-            passthrough.Passthrough if exchange.frontend.dialect == "anthropic" else OpenAIForward
-        )
-        call = forward(exchange)
-        return partial(call.stream if exchange.stream else call.answer, send)
+        forward = anthropic_relay if exchange.frontend.dialect == "anthropic" else openai_relay
+        relay = forward(exchange)
+        return partial(relay.stream if exchange.stream else relay.answer, send)
     if exchange.stream:
         return _StreamRelay(exchange, send, exchange.gateway.settings.ping_interval).run
     return partial(_answer, exchange, send)

@@ -4,9 +4,10 @@ byte for byte.
 The request body changes only in `model` (when an alias or prefix renamed it); unknown fields
 and values, `cache_control`, thinking blocks and their signatures all go through: vdm reads
 only what routing needs (vdm/protocol/anthropic_head.py). Every `anthropic-*` request header
-is forwarded, with `user-agent` and `x-stainless-*`. A stream is relayed read by read, never
-re-framed, while a copy is watched for usage (vdm/protocol/anthropic_observe.py); a
-non-streaming answer is sent back untouched, and so is an error (vdm/protocol/errors.py).
+is forwarded, with `user-agent` and `x-stainless-*`. The answer goes through vdm's one relay
+(vdm/server/forward.py): a stream read by read, never re-framed, while a copy is watched for
+usage (`AnthropicWatcher`, vdm/protocol/anthropic_observe.py); a non-streaming answer is sent
+back untouched, and so is an error (vdm/protocol/errors.py).
 The upstream's `request-id` goes back with the answer, and its rate-limit headers only when
 the key was the client's own (`!PASSTHRU`).
 
@@ -19,28 +20,22 @@ Anthropic `error` event, never with what looks like a normal end.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-from anyio.abc import TaskGroup
-
-from vdm.config.secrets import StreamRedactor, redact_bytes
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError, anthropic_error_event, relayed_headers
+from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.sse import quote_start
-from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Incoming, Send, send_bytes
+from vdm.server.asgi import Incoming
+from vdm.server.forward import Relay, Usage, answer_headers, not_what_it_claims
 from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, fit_body
 from vdm.upstream.client import Call, UpstreamClient
 
 if TYPE_CHECKING:
     from vdm.server.exchange import Exchange
-
-log = logging.getLogger("vdm.requests")
 
 #: Request headers forwarded besides `anthropic-*` (an open list: Claude Platform on AWS needs
 #: `anthropic-workspace-id`, and new ones come with any release): the client's identity, which
@@ -56,43 +51,14 @@ _FOREIGN_MARKS = (
     b'"signature":"vdm-',
     b'"signature": "vdm-',
 )
-#: Send what has been read once this many reads are waiting, even if more is ready.
-_MAX_PENDING = 256
 #: The response header naming the route that served the request (`provider:model`).
 SERVED_BY = b"x-vdm-served-by"
-#: How long the last event of a stream cut by cancellation may take to send.
-CUT_SEND_SECONDS = 1.0
-#: The error that ends a stream the server cut (its shutdown grace period ran out).
-SHUTTING_DOWN = VdmError(529, "vdm is shutting down", error_type="overloaded_error")
-#: Each dialect's name in "answered HTTP 200 with a body that is not …".
-_DIALECTS = {
-    "openai": "an OpenAI Chat Completions response",
-    "responses": "an OpenAI Responses response",
-    "gemini": "a Gemini generateContent response",
-    "anthropic": "an Anthropic message",
-}
 
 
 def header_value(text: str) -> bytes:
     """`text` as a header value: printable ASCII only (a model name comes from the client,
     and a control character would break the response's head)."""
     return "".join(c if " " <= c <= "~" else "?" for c in text).encode("ascii")
-
-
-def not_what_it_claims(
-    provider: str, dialect: str, problem: Exception | str, *, stream: bool = False
-) -> VdmError:
-    """A 502 for an upstream answer that is not what it claims: valid HTTP 200 whose body is
-    not the dialect's (a proxy's page, another API's body, a cut-short one). `unavailable`:
-    another provider may answer (failover)."""
-    if isinstance(problem, Exception):
-        problem = f"{type(problem).__name__}: {str(problem)[:200]}"
-    what = _DIALECTS.get(dialect, f"a {dialect} response")
-    if stream:
-        text = f"{provider} sent a stream event that is not part of {what} ({problem})"
-    else:
-        text = f"{provider} answered HTTP 200 with a body that is not {what} ({problem})"
-    return VdmError(502, text, unavailable=True)
 
 
 def _message_of(provider: str, body: bytes) -> dict[str, Any]:
@@ -110,23 +76,6 @@ def _message_of(provider: str, body: bytes) -> dict[str, Any]:
     if not isinstance(data.get("content"), list):
         raise not_what_it_claims(provider, "anthropic", "its content is not a list")
     return data
-
-
-async def end_cut_stream(
-    send: Send, pending: list[bytes], partial: bytes = b"", tail: bytes | None = None
-) -> None:
-    """End a started stream whose task is being cancelled (the server's shutdown grace period
-    ran out, or the client left) with what was ready and an error (`tail`, in the client's
-    dialect; an Anthropic `error` event by default): shielded from the
-    cancellation and bounded in time. `partial` is the last upstream read, when it may end
-    mid-event (the event is then closed so the error is read as one)."""
-    if partial and not partial.endswith((b"\n\n", b"\r\n\r\n")):
-        pending.append(b"\n\n")
-    pending.append(anthropic_error_event(SHUTTING_DOWN) if tail is None else tail)
-    body = b"".join(pending)
-    pending.clear()
-    with anyio.move_on_after(CUT_SEND_SECONDS, shield=True):
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -173,20 +122,6 @@ def with_model(
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def answer_headers(
-    upstream: Iterable[tuple[str, str]] | None, own_account: bool, stream: bool
-) -> list[tuple[bytes, bytes]]:
-    """The headers of a relayed answer: the upstream's `relayed_headers` (`request-id`, and
-    with the client's own key its rate limits), under vdm's SSE headers for a stream or the
-    upstream's `content-type` (JSON by default) otherwise."""
-    relayed = relayed_headers(upstream or (), own_account=own_account)
-    if stream:
-        return [*SSE_HEADERS, *(h for h in relayed if h[0] != b"content-type")]
-    if not any(name == b"content-type" for name, _ in relayed):
-        relayed.insert(0, (b"content-type", b"application/json"))
-    return relayed
-
-
 async def count_tokens(
     client: UpstreamClient, target: Target, incoming: Incoming, head: Head
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -218,118 +153,66 @@ async def count_tokens(
     return body, answer_headers(headers.items(), client.provider.passthrough, False)
 
 
-class Passthrough:
-    """One request to an Anthropic-format provider; what it learns goes to its exchange."""
+class AnthropicWatcher:
+    """Watches a relayed Anthropic Messages stream (`AnthropicStreamObserver`): usage, the
+    end (`message_stop`, or the upstream's own `error` event). The bytes go out as they came,
+    never re-framed: a stream that breaks mid-event has that event closed before vdm's
+    `error` event, so that the error is read as one."""
 
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
-        incoming, head = exchange.incoming, exchange.head
-        self.data = with_model(
-            incoming.body, head.model, exchange.route.model, head.data, exchange.target
-        )
-        self.headers = forwarded_headers(incoming.headers)
-        self.own_account = exchange.route.provider.passthrough
-        self._pending: list[bytes] = []
-        self._send: Send | None = None
+    reasoning_tokens = 0  # Anthropic counts thinking within the output tokens, unsplit
 
-    async def answer(self, send: Send, _: TaskGroup) -> None:
-        exchange = self.exchange
-        body, headers = await exchange.client.post_bytes(
-            MESSAGES_PATH,
-            self.data,
-            client_key=exchange.incoming.client_key,
-            headers=self.headers,
-            call=exchange.call,
-            model=exchange.route.model,
-        )
-        exchange.data_arrived()
-        message = _message_of(exchange.route.provider.name, body)
+    def __init__(self) -> None:
+        self.observer = AnthropicStreamObserver()
+        #: The last read fed: whether the bytes sent so far end mid-event.
+        self.last = b""
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return self.observer.usage
+
+    def feed(self, read: bytes) -> bytes:
+        self.observer.feed(read)
+        self.last = read
+        return read
+
+    @property
+    def complete(self) -> bool:
+        return self.observer.ended_cleanly
+
+    @property
+    def ended(self) -> bool:
+        return self.observer.ended_cleanly
+
+    @property
+    def upstream_error(self) -> VdmError | None:
+        observer = self.observer
+        if observer.error is None:
+            return None
+        return VdmError(502, observer.error, error_type=observer.error_type or "api_error")
+
+    def rest(self) -> bytes:
+        return b""
+
+    def tail(self, redact: Callable[[VdmError], VdmError]) -> bytes:
+        return b""
+
+    def error_tail(self, exc: VdmError) -> bytes:
+        if self.last and not self.last.endswith((b"\n\n", b"\r\n\r\n")):
+            return b"\n\n" + anthropic_error_event(exc)  # end the cut event first
+        return anthropic_error_event(exc)
+
+    def whole(self, provider: str, body: bytes) -> Usage | None:
+        message = _message_of(provider, body)
         try:
-            exchange.usage = usage_of(message)
+            return usage_of(message), 0
         except (ValueError, AttributeError, TypeError):
-            pass
-        body = redact_bytes(body, exchange.secrets)
-        await send_bytes(send, 200, body, answer_headers(headers.items(), self.own_account, False))
-        exchange.delivered = True
+            return None
 
-    async def _flush(self) -> None:
-        if self._pending and self._send is not None:
-            body = b"".join(self._pending)
-            self._pending.clear()
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def stream(self, send: Send, _: TaskGroup) -> None:
-        """Relay the upstream's SSE bytes as they come; a failure after the start is an SSE
-        `error` event, and a stream that ends without `message_stop` is reported the same way.
-
-        The answer is complete at `message_stop`: the client's response ends there, whatever
-        the upstream does next (pause, close, or nothing), and the exchange counts as
-        answered even if the client then leaves at once."""
-        exchange = self.exchange
-        self._send = send
-        observer = AnthropicStreamObserver()
-        # The bytes go out as they came, but for a credential the upstream quoted back.
-        redactor = StreamRedactor(exchange.secrets)
-        pending = self._pending
-        last = b""
-        async with exchange.client.stream(
-            MESSAGES_PATH,
-            self.data,
-            client_key=exchange.incoming.client_key,
-            headers=self.headers,
-            on_idle=self._flush,
-            call=exchange.call,
-            model=exchange.route.model,
-        ) as reads:
-            upstream = exchange.call.headers
-            headers = answer_headers(
-                upstream.items() if upstream is not None else None, self.own_account, True
-            )
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            try:
-                async for read in reads:
-                    exchange.data_arrived()
-                    pending.append(redactor.feed(read))
-                    observer.feed(read)
-                    last = read
-                    if observer.ended_cleanly:
-                        break  # the final events go out with this read
-                    if len(pending) >= _MAX_PENDING:
-                        await self._flush()
-                pending.append(redactor.flush())
-                if not observer.ended_cleanly:
-                    raise VdmError(502, "upstream stream ended before the response was complete")
-            except anyio.get_cancelled_exc_class():
-                # The client left, or the server's grace period ended: say it was cut.
-                exchange.usage = observer.usage
-                await end_cut_stream(send, pending, last)
-                raise
-            except Exception as exc:  # after the 200 the only way to report is in-stream
-                if not isinstance(exc, VdmError):
-                    log.exception("internal error while relaying a stream")
-                    exc = VdmError(500, "internal error in vdm while relaying the stream")
-                exc = exchange.redacted(exc)
-                exchange.fail(f"error {exc.status} mid-stream", error=exc)
-                log.warning("stream failed after it started: %s", exc.message)
-                pending.append(redactor.flush())
-                if last and not last.endswith((b"\n\n", b"\r\n\r\n")):
-                    pending.append(b"\n\n")  # end the cut event so the error is read as one
-                pending.append(anthropic_error_event(exc))
-            finally:
-                exchange.usage = observer.usage
-            if observer.error is not None:
-                exchange.fail(
-                    "upstream error mid-stream",
-                    error=VdmError(
-                        502, observer.error, error_type=observer.error_type or "api_error"
-                    ),
-                )
-            body = b"".join(pending)
-            pending.clear()
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            if observer.complete and exchange.outcome == "ok":
-                exchange.delivered = True
-                # Read the end of the upstream body so its connection goes back to the pool.
-                with anyio.move_on_after(DRAIN_SECONDS):
-                    async for _rest in reads:
-                        pass
+def anthropic_relay(exchange: Exchange) -> Relay:
+    """The relay of one request to an Anthropic-format provider: the client's body with its
+    model renamed (`with_model`), its headers forwarded (`forwarded_headers`)."""
+    incoming, head = exchange.incoming, exchange.head
+    body = with_model(incoming.body, head.model, exchange.route.model, head.data, exchange.target)
+    headers = forwarded_headers(incoming.headers)
+    return Relay(exchange, MESSAGES_PATH, body, AnthropicWatcher(), headers)

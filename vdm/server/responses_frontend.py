@@ -35,6 +35,9 @@ from vdm.server.frontend import StreamEncoder
 from vdm.server.messages import serve
 from vdm.server.state import Gateway
 
+#: Where Responses clients call (Codex also tries a WebSocket there first: vdm/server/app.py).
+RESPONSES_PATH = "/v1/responses"
+
 
 class ResponsesFrontend:
     """OpenAI Responses clients (Codex CLI)."""
@@ -76,10 +79,10 @@ class ResponsesFrontend:
                 return
         await send_openai_error(send, exc, forwarded)
 
-
-def stream_tail(exc: VdmError) -> bytes:
-    """What ends a Responses stream that failed outside any relay: `response.failed`."""
-    return ResponsesStreamEncoder("", ToolRoutes()).error(exc)
+    @staticmethod
+    def stream_tail(exc: VdmError) -> bytes:
+        """A `response.failed`."""
+        return ResponsesStreamEncoder("", ToolRoutes()).error(exc)
 
 
 async def responses(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:
