@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.fakes.chat_rules import check
 from tests.fakes.responses_upstream import check_request, encrypted_content
-from vdm.protocol.capabilities import caps_for
+from tests.protocol.targets import target
 from vdm.protocol.forward_clean import CHAT_TOOL_ID_MAX, clean_forwarded, short_call_id
 from vdm.protocol.openai_from_anthropic import alnum9
 from vdm.protocol.signatures import id_with_thought, pack_thinking
@@ -50,7 +50,7 @@ def _responses_body(call_id: str) -> dict[str, Any]:
 
 
 def _clean(body: dict[str, Any], dialect: str, family: str, model: str) -> dict[str, Any]:
-    return clean_forwarded(body, dialect, family, caps_for(family, model))
+    return clean_forwarded(body, dialect, target(model, family))
 
 
 def test_responses_vdm_reasoning_is_left_out_and_the_providers_own_kept() -> None:
@@ -172,3 +172,49 @@ def test_chat_gemini_id_loses_its_signature_or_carries_it_where_gemini_reads_it(
     call = gemini["messages"][1]["tool_calls"][0]
     assert call["id"] == "get_weather_0"
     assert call["extra_content"]["google"]["thought_signature"].startswith("CiQBVKhc7")
+
+
+def test_a_limit_above_the_model_ceiling_is_lowered_and_none_is_left_out() -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    assert "max_completion_tokens" not in _clean(body, "openai", "openai", "gpt-4o")
+    for name in ("max_completion_tokens", "max_tokens"):
+        sent = _clean({**body, name: 100000}, "openai", "openai", "gpt-4o")
+        assert sent[name] == 16384
+    small = _clean({**body, "max_tokens": 500}, "openai", "openai", "gpt-4o")
+    assert small["max_tokens"] == 500
+
+
+def test_max_tokens_limit_applies_where_the_client_set_none() -> None:
+    body = {"model": "gpt-5", "input": "hi"}
+    sent = clean_forwarded(body, "responses", target("gpt-5", max_tokens_limit=4000))
+    assert sent["max_output_tokens"] == 4000
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    sent = clean_forwarded(chat, "openai", target("gpt-4o", max_tokens_limit=4000))
+    assert sent["max_completion_tokens"] == 4000
+
+
+def test_effort_is_fitted_to_the_model_or_dropped() -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert "reasoning_effort" not in _clean(
+        {**chat, "reasoning_effort": "high"}, "openai", "openai", "gpt-4o"
+    )
+    assert (
+        _clean({**chat, "reasoning_effort": "none"}, "openai", "openai", "gpt-5")[
+            "reasoning_effort"
+        ]
+        == "minimal"
+    )
+    assert (
+        _clean({**chat, "reasoning_effort": "someday"}, "openai", "openai", "gpt-5")[
+            "reasoning_effort"
+        ]
+        == "someday"
+    )
+    responses = {"model": "m", "input": "hi", "reasoning": {"effort": "high", "summary": "auto"}}
+    assert "reasoning" not in _clean(responses, "responses", "openai", "gpt-4o")
+    none = {**responses, "reasoning": {"effort": "none", "summary": "auto"}}
+    assert _clean(none, "responses", "openai", "gpt-5")["reasoning"] == {
+        "effort": "minimal",
+        "summary": "auto",
+    }
+    assert _clean(none, "responses", "openai", "gpt-5.1")["reasoning"] == none["reasoning"]

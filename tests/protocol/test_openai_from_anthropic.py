@@ -554,9 +554,11 @@ def test_effort_max_on_gpt_5_1_is_high() -> None:
     assert out["reasoning_effort"] == "high"
 
 
-def test_thinking_disabled_sends_no_reasoning_effort() -> None:
+def test_thinking_disabled_sends_the_least_effort_the_model_takes() -> None:
+    """Not the model's default (`medium`), and not the effort a disabled thinking names."""
     out = translate("o3", thinking={"type": "disabled"}, output_config={"effort": "high"})
-    assert "reasoning_effort" not in out
+    assert out["reasoning_effort"] == "low"
+    assert translate("gpt-5.1", thinking={"type": "disabled"})["reasoning_effort"] == "none"
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "llama-3.1-70b", "deepseek-chat"])

@@ -101,7 +101,7 @@ def test_gave_no_limit_reads_the_clients_body() -> None:
 @pytest.mark.parametrize(
     ("effort", "terra", "gpt5"),
     [
-        ("minimal", "low", "low"),
+        ("minimal", "low", "minimal"),
         ("low", "low", "low"),
         ("high", "high", "high"),
         ("xhigh", "xhigh", "high"),

@@ -500,12 +500,15 @@ def test_thinking_and_effort_become_reasoning(
     assert body["store"] is False
 
 
-def test_thinking_disabled_or_a_chat_model_sends_no_reasoning() -> None:
+def test_thinking_disabled_asks_the_least_reasoning_a_chat_model_none() -> None:
     off = encode({"messages": [user("hi")], "thinking": {"type": "disabled"}})
     # gpt-5.6 takes `none`: switched off, not left at the model's default effort.
     assert off["reasoning"] == {"effort": "none"} and "include" not in off
+    # gpt-5 has no `none`: its lowest effort, rather than its default (`medium`); it still
+    # reasons at `minimal`, so the encrypted reasoning is asked for.
     gpt5 = encode({"messages": [user("hi")], "thinking": {"type": "disabled"}}, target("gpt-5"))
-    assert "reasoning" not in gpt5 and "include" not in gpt5
+    assert gpt5["reasoning"] == {"effort": "minimal"}
+    assert gpt5["include"] == ["reasoning.encrypted_content"]
     chat_model = encode(
         {"messages": [user("hi")], "thinking": {"type": "adaptive"}}, target("gpt-4o")
     )

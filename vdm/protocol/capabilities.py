@@ -86,9 +86,14 @@ class ModelCaps:
         return self.efforts[-1] if self.efforts else "high"
 
     def effort(self, wanted: str) -> str | None:
-        """The accepted effort nearest to `wanted` (at or above it, else the highest)."""
+        """The accepted effort nearest to `wanted` (at or above it, else the highest).
+        `none` (reasoning off) is `none` where the model takes it, else its least effort:
+        gpt-5 refuses `none` but takes `minimal`, and its default (`medium`) is the
+        furthest from what the client asked for."""
         if not self.efforts:
             return None
+        if wanted == "none":
+            return "none" if self.effort_none else self.efforts[0]
         if wanted in self.efforts:
             return wanted
         rank = EFFORT_ORDER.index(wanted) if wanted in EFFORT_ORDER else 2
@@ -114,6 +119,15 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
     # o-series and gpt-5 reason: no temperature/top_p, effort instead.
     (None, r"^o\d(-|$)", _REASONING),
     (None, r"^gpt-5", _REASONING),
+    # gpt-5, -mini and -nano (and their dated snapshots) take `minimal`, not `none`; their
+    # successors the other way round ("Unsupported value: 'minimal' is not supported with
+    # the 'gpt-5.1' model. Supported values are: 'none', 'low', 'medium', and 'high'.",
+    # openai/openai-agents-python#2089; developers.openai.com models/gpt-5).
+    (
+        None,
+        r"^gpt-5(-mini|-nano)?($|-\d{4})",
+        {"efforts": ("minimal", "low", "medium", "high")},
+    ),
     # xhigh arrived with gpt-5.1-codex-max and gpt-5.2; gpt-5.1 stops at high.
     (
         None,

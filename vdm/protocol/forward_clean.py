@@ -36,7 +36,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vdm.protocol.capabilities import ModelCaps
+from vdm.protocol.capabilities import EFFORT_ORDER, ModelCaps
+from vdm.protocol.codec import Target
 from vdm.protocol.openai_from_anthropic import alnum9
 from vdm.protocol.rejected_fields import drop_rejected
 from vdm.protocol.signatures import VDM_PREFIX, restore_tool_id, split_thought_id
@@ -76,20 +77,79 @@ MESSAGE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 _ALNUM9 = re.compile(r"[A-Za-z0-9]{9}")
+#: Chat's output limits: the current name and the one older models and providers read.
+_CHAT_LIMITS = ("max_completion_tokens", "max_tokens")
 
 
-def clean_forwarded(
-    data: Mapping[str, Any], dialect: str, family: str, caps: ModelCaps
-) -> dict[str, Any]:
+def clean_forwarded(data: Mapping[str, Any], dialect: str, target: Target) -> dict[str, Any]:
     """`data` (a Chat body when `dialect` is `openai`, else a Responses one) as the provider
-    of `family` with `caps` takes it; a new top-level dict, `data` itself untouched."""
+    and model of `target` take it; a new top-level dict, `data` itself untouched."""
     body = dict(data)
+    caps = target.caps
     if dialect == "responses":
         _clean_input(body)
     else:
-        _clean_messages(body, family, caps)
+        _clean_messages(body, target.family, caps)
+    _fit_output(body, dialect, target)
+    _fit_effort(body, dialect, caps)
     drop_rejected(body, caps.rejects, messages=dialect != "responses")
     return body
+
+
+# --- output limit and effort ----------------------------------------------------------------
+
+
+def _fit_output(body: dict[str, Any], dialect: str, target: Target) -> None:
+    """The client's output limit within the model's ceiling and `MAX_TOKENS_LIMIT` (OpenAI:
+    "max_tokens is too large: 100000. This model supports at most 16384 completion
+    tokens"); where the client set none, `MAX_TOKENS_LIMIT` when it is set, else nothing
+    (the provider's default is the model's maximum). The model the client named may not be
+    the one it reaches (an alias), so its limit may not fit."""
+    ceiling = target.max_tokens_ceiling
+    if ceiling is None:
+        return
+    names = ("max_output_tokens",) if dialect == "responses" else _CHAT_LIMITS
+    given = [name for name in names if name in body]
+    for name in given:
+        value = body[name]
+        if isinstance(value, int) and not isinstance(value, bool) and value > ceiling:
+            log.debug("forwarded request: %s %d lowered to %d", name, value, ceiling)
+            body[name] = ceiling
+    if not given and target.max_tokens_limit is not None:
+        name = names[0] if dialect == "responses" else target.caps.max_tokens_field
+        body[name] = ceiling
+
+
+def _fit_effort(body: dict[str, Any], dialect: str, caps: ModelCaps) -> None:
+    """The client's reasoning effort as the model takes it: the nearest effort it accepts
+    (gpt-5 has `minimal`, not `none`), and none at all for a model that does not reason
+    (gpt-4o: "Unrecognized request argument supplied: reasoning_effort"). A value vdm does
+    not know goes as it came: the provider may know it."""
+    if dialect == "responses":
+        reasoning = body.get("reasoning")
+        effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    else:
+        reasoning, effort = None, body.get("reasoning_effort")
+    if not isinstance(effort, str):
+        return
+    if not caps.reasoning:
+        log.debug("forwarded request: the model does not reason: effort %r dropped", effort)
+        if isinstance(reasoning, dict):
+            # Reasoning settings mean nothing to it ("reasoning.effort is not supported").
+            del body["reasoning"]
+        else:
+            del body["reasoning_effort"]
+        return
+    if effort not in EFFORT_ORDER and effort != "none":
+        return
+    accepted = caps.effort(effort)
+    if accepted is None or accepted == effort:
+        return
+    log.debug("forwarded request: effort %r sent as %r", effort, accepted)
+    if isinstance(reasoning, dict):
+        body["reasoning"] = {**reasoning, "effort": accepted}
+    else:
+        body["reasoning_effort"] = accepted
 
 
 def short_call_id(call_id: str) -> str:

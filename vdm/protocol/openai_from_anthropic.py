@@ -232,8 +232,9 @@ def reasoning_effort(req: MessagesRequest, caps: ModelCaps) -> str | None:
     model's default. `output_config.effort` wins over a thinking budget."""
     thinking = req.thinking
     if thinking is not None and thinking.type == "disabled":
-        # Switched off: gpt-5.1+ say so with `none`; elsewhere the model's default stands.
-        return "none" if caps.effort_none else None
+        # Switched off: `none` where the model takes it (gpt-5.1+), else its least effort
+        # (gpt-5's `minimal`), not its default; a model with its own switch heard it there.
+        return None if caps.thinking_switch else caps.effort("none")
     effort = (req.output_config or {}).get("effort")
     if isinstance(effort, str):
         # The nearest the model takes: `xhigh` stays `xhigh` where it exists, `max` becomes

@@ -147,15 +147,18 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
 
 
 def _reasoning(req: MessagesRequest, caps: ModelCaps, *, summary: bool) -> dict[str, Any] | None:
-    """`reasoning` for the client's thinking settings; None when the model does not reason
-    or the client switched thinking off (then no reasoning is replayed or shown either).
-    `summary=False`: the organization may not have summaries (it is not verified)."""
+    """`reasoning` for the client's thinking settings; None when the model does not reason.
+    Where the client switched thinking off, the least effort the model takes and no summary
+    (with `none`, nothing is replayed either). `summary=False`: the organization may not
+    have summaries (it is not verified)."""
     thinking = req.thinking
     if not caps.reasoning:
         return None
     if thinking is not None and thinking.type == "disabled":
-        # gpt-5.1+ switch reasoning off with `none`; elsewhere the model's default stands.
-        return {"effort": "none"} if caps.effort_none else None
+        # gpt-5.1+ switch reasoning off with `none`; elsewhere the least the model takes
+        # (gpt-5: `minimal`), not its default (`medium`).
+        effort = caps.effort("none")
+        return None if effort is None else {"effort": effort}
     reasoning: dict[str, Any] = {}
     effort = _effort(req, caps)
     if effort is not None:

@@ -31,7 +31,7 @@ from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.sse import quote_start
 from vdm.server.asgi import Incoming
 from vdm.server.forward import Relay, Usage, answer_headers, not_what_it_claims
-from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, fit_body
+from vdm.upstream.backends.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, fit_body, fit_output
 from vdm.upstream.client import Call, UpstreamClient
 
 if TYPE_CHECKING:
@@ -108,18 +108,29 @@ def with_model(
     last tool call turn then opens without one. When vdm renamed the model (an alias, a
     prefix), the client may believe it talks to another model than `target`'s: `max_tokens`,
     thinking and effort are fitted to the real one (`fit_body`), as Claude Code sends an
-    effort to any model it takes for an Opus. Everything else goes through untouched.
+    effort to any model it takes for an Opus. `MAX_TOKENS_LIMIT` holds for every request.
+    Everything else goes through untouched.
     """
     foreign = any(mark in body for mark in _FOREIGN_MARKS)
     renamed = model != requested
-    if not renamed and not foreign:
+    limit = target.max_tokens_limit if target is not None else None
+    if limit is not None and data is None:
+        data = json.loads(body)
+    over = limit is not None and isinstance(data, dict) and _above(data.get("max_tokens"), limit)
+    if not renamed and not foreign and not over:
         return body
     if data is None:
         data = json.loads(body)
-        assert isinstance(data, dict)
+    assert isinstance(data, dict)
     data["model"] = model
     fit_body(data, target if renamed else None)
+    if over and not renamed and target is not None:
+        fit_output(data, target)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _above(value: Any, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > limit
 
 
 async def count_tokens(

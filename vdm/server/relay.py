@@ -290,7 +290,7 @@ def openai_relay(exchange: Exchange) -> Relay:
     strip_usage = chat and exchange.stream and not asked
     target = exchange.target
     rejects = target.caps.rejects
-    data = clean_forwarded(data, dialect, target.family, target.caps)
+    data = clean_forwarded(data, dialect, target)
     # A provider that refuses `stream_options` (Mistral) sends its usage unasked.
     if strip_usage and "stream_options" not in rejects:
         data["stream_options"] = {

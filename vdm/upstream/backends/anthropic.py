@@ -98,7 +98,7 @@ def fit_body(body: dict[str, Any], target: Target | None) -> None:
         thinking_within_history(body)
         return
     if isinstance(body.get("max_tokens"), int):
-        _fit_output(body, target)
+        fit_output(body, target)
     _fit_thinking(body, target.caps)
 
 
@@ -140,7 +140,7 @@ def _foreign_thinking(block: Any) -> bool:
 DEFAULT_MAX_TOKENS = 32000
 
 
-def _fit_output(body: dict[str, Any], target: Target) -> None:
+def fit_output(body: dict[str, Any], target: Target) -> None:
     """`max_tokens` as the provider takes it: vdm's default where the client set none, never
     above the model's ceiling or `MAX_TOKENS_LIMIT`; a thinking budget the new limit no longer
     leaves room above is lowered (the limit is vdm's, so the refusal would be too)."""
