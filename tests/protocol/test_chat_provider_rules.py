@@ -17,9 +17,10 @@ from tests.fakes.chat_rules import SKIP_SIGNATURE, check
 from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
+from vdm.protocol.chat_messages import alnum9
 from vdm.protocol.codec import ReasoningCache, Target
 from vdm.protocol.openai_chat import ChatRequest
-from vdm.protocol.openai_from_anthropic import alnum9, chat_request_from_messages
+from vdm.protocol.openai_from_anthropic import chat_request_from_messages
 from vdm.protocol.rejected_fields import drop_rejected
 from vdm.protocol.signatures import id_with_thought
 

@@ -10,8 +10,8 @@ from typing import Any
 from tests.fakes.chat_rules import check
 from tests.fakes.responses_upstream import check_request, encrypted_content
 from tests.protocol.targets import target
+from vdm.protocol.chat_messages import alnum9
 from vdm.protocol.forward_clean import CHAT_TOOL_ID_MAX, clean_forwarded, short_call_id
-from vdm.protocol.openai_from_anthropic import alnum9
 from vdm.protocol.signatures import id_with_thought, pack_thinking
 
 TOOLU = "toolu_01A09q90qw90lq917835lq9"

@@ -14,7 +14,8 @@ from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
-from vdm.protocol.responses_from_anthropic import INTERRUPTED, responses_request_from_messages
+from vdm.protocol.responses_from_anthropic import responses_request_from_messages
+from vdm.protocol.responses_input import INTERRUPTED
 from vdm.protocol.signatures import (
     CHAT_REASONING,
     pack_reasoning,

@@ -20,9 +20,10 @@ from tests.fakes.responses_upstream import (
 from tests.protocol.targets import target
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.codec import DEGRADATIONS
+from vdm.protocol.current_turn import SKIP_SIGNATURE
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_from_anthropic import gemini_request_from_messages
-from vdm.protocol.openai_from_anthropic import SKIP_SIGNATURE, chat_request_from_messages
+from vdm.protocol.openai_from_anthropic import chat_request_from_messages
 from vdm.protocol.responses_from_anthropic import responses_request_from_messages
 from vdm.protocol.signatures import id_with_thought, pack_reasoning, pack_thought
 from vdm.upstream.backends import backend
