@@ -226,3 +226,15 @@ def test_the_preflight_checks_the_model_codex_was_given(tmp_path: Path, fake: Fa
     assert "unknown provider 'opnai'" in proc.stderr and "nothing was started" in proc.stderr
     assert not (codex.parent / "started").exists()
     assert not [r for r in fake.requests if r.method == "POST"]
+
+
+@pytest.mark.parametrize("proxy", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"])
+def test_a_child_behind_a_proxy_reaches_vdm_directly(proxy: str) -> None:
+    """Claude Code and Codex honour the proxy variables: vdm's loopback URL must bypass it,
+    in both spellings of NO_PROXY, keeping what the user listed."""
+    environ = {"HOME": "/nonexistent", proxy: "http://proxy.corp:3128", "NO_PROXY": "corp.lan"}
+    for env in (child_env(environ, SESSION), _env(environ)):
+        assert env["NO_PROXY"] == "corp.lan,127.0.0.1,localhost,::1"
+        assert env["no_proxy"] == "127.0.0.1,localhost,::1"
+    plain = child_env({"HOME": "/nonexistent"}, SESSION)
+    assert "NO_PROXY" not in plain and "no_proxy" not in plain

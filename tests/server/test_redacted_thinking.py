@@ -13,6 +13,7 @@ for the `openai` SDK's two dialects:
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,7 +212,11 @@ def paced_vdm(
     wait) or on httpx's, which does not (what `UpstreamClient` falls back to for any other
     transport: nothing is sent to the client before the first upstream read returns)."""
     if request.param == "httpx-transport":
-        monkeypatch.setattr(upstream_client, "PooledTransport", httpx.AsyncHTTPTransport)
+
+        def httpx_transport(ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncHTTPTransport:
+            return httpx.AsyncHTTPTransport(verify=ssl_context or True)
+
+        monkeypatch.setattr(upstream_client, "PooledTransport", httpx_transport)
     with running_vdm(_env(fake), ping_interval=0.1) as server:
         yield server
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vdm.cli.proxy_env import bypass_proxy
 from vdm.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def child_env(
     with `settings`, what makes Claude Code know the model `command` will use (docs/models.md)."""
     env = dict(environ)
     env["ANTHROPIC_BASE_URL"] = session.url
+    bypass_proxy(env)
     if not env.get("ANTHROPIC_API_KEY") and not env.get("ANTHROPIC_AUTH_TOKEN"):
         env["ANTHROPIC_AUTH_TOKEN"] = PLACEHOLDER_KEY
     header = f"{SESSION_HEADER}: {session.secret}"

@@ -27,6 +27,8 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from vdm.cli.proxy_env import bypass_proxy
+
 #: The id of vdm's provider in Codex's `model_providers` table (shown as "provider: vdm").
 PROVIDER_ID = "vdm"
 #: The variable Codex reads its key from; vdm gives a placeholder when it is not set.
@@ -77,6 +79,7 @@ def child_env(
     for Codex versions that read it (0.169 does not: the `-c` overrides carry the URL)."""
     env = dict(environ)
     env["OPENAI_BASE_URL"] = url + "/v1"
+    bypass_proxy(env)
     if not env.get(KEY_ENV):
         env[KEY_ENV] = placeholder
     env[SECRET_ENV] = secret

@@ -43,7 +43,7 @@ from vdm.upstream.keys import (
     parse_retry_after,
 )
 from vdm.upstream.network import AsyncioStream
-from vdm.upstream.pool import PooledTransport
+from vdm.upstream.pool import PooledTransport, log_route, proxy_mounts
 from vdm.upstream.timing import CallTimer, retryable
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,10 @@ class UpstreamClient:
     Every call takes the routed `model`: a key cools for the model the upstream throttled,
     not for the provider's others."""
 
+    #: Signs each attempt's final request in place (SigV4: vdm/upstream/aws_auth.py), after
+    #: every header is set; set by `vdm.upstream.backends.client_for` for a `sigv4` provider.
+    signer: Callable[[httpx.Request], Awaitable[None]] | None = None
+
     def __init__(
         self,
         provider: ProviderConfig,
@@ -133,6 +137,14 @@ class UpstreamClient:
             provider.name, provider.api_keys, retry_after_cap=provider.retry_after_cap
         )
         timeouts = provider.timeouts
+        if transport is None:
+            # httpx reads proxy variables only when it makes the transport itself (see
+            # vdm/upstream/pool.py); here they become mounts beside vdm's pool, sharing one
+            # TLS context (SSL_CERT_FILE and SSL_CERT_DIR read once).
+            context = httpx.create_ssl_context()
+            transport, mounts = PooledTransport(ssl_context=context), proxy_mounts(context)
+        else:
+            mounts = None  # an injected transport (tests) carries every request itself
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
             # What a request without a CallTimer's limits would get; `_send` gives each
@@ -143,8 +155,11 @@ class UpstreamClient:
                 write=timeouts.first_byte,
                 pool=timeouts.connect,
             ),
-            transport=transport or PooledTransport(),
+            transport=transport,
+            mounts=mounts,
         )
+        if mounts:
+            log_route(provider.name, self._client)
         self._static_headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -375,7 +390,8 @@ class UpstreamClient:
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         """`AsyncClient.send` without its redirect, auth, cookie and event-hook layers, none of
         which an API call uses: a tenth of vdm's CPU per small request (`make bench`). The
-        transport is still the client's choice for the URL, so proxy settings apply."""
+        transport is still the client's choice for the URL: the mounts `__init__` made from
+        the proxy variables apply (httpx would not read them itself, vdm/upstream/pool.py)."""
         transport = self._client._transport_for_url(request.url)
         response = await transport.handle_async_request(request)
         response.request = request
@@ -482,6 +498,8 @@ class UpstreamClient:
                 headers=self._headers(key, stream, headers),
                 extensions=extensions,
             )
+            if self.signer is not None:  # every attempt anew: the signature dates it
+                await self.signer(request)
             retry_after: float | None = None
             try:
                 response = await self._send_once(request)
