@@ -328,3 +328,10 @@ def test_importing_the_config_commands_loads_no_configuration_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=30
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_validate_reports_a_middleware_it_cannot_load(place: Place) -> None:
+    place.write("vandamme-config.toml", '[middleware]\nenabled = ["no-such-hook"]\n')
+    code, out = vdm("validate", OPENAI_API_KEY="sk-1")
+    assert code == 1, out
+    assert "no-such-hook" in out

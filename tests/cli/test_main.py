@@ -78,3 +78,19 @@ def test_cli_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=30
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_server_start_stops_on_a_middleware_it_cannot_load(tmp_path: Path) -> None:
+    """Checked at startup, not by failing every request that reaches it."""
+    (tmp_path / "vandamme-config.toml").write_text('[middleware]\nenabled = ["no-such-hook"]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "vdm.cli", "server", "start", "--port", "0"],
+        env=clean_env(HOME=str(tmp_path), OPENAI_API_KEY="sk-test-1"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "configuration error" in proc.stderr and "no-such-hook" in proc.stderr
+    assert "Traceback" not in proc.stderr

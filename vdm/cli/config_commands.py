@@ -412,18 +412,25 @@ def _load_all(env: Mapping[str, str], cwd: Path) -> tuple[Settings | None, list[
     then the rest is loaded again."""
     from vdm.config.settings import ConfigError, Settings
     from vdm.config.sources import load_layers
+    from vdm.middleware.registry import MiddlewareError, middlewares
 
     errors: list[str] = []
     layers = load_layers(env, cwd, errors)
     while True:
         try:
-            return Settings.from_layers(layers), errors
+            settings = Settings.from_layers(layers)
         except ConfigError as exc:
             errors.append(str(exc))
             if exc.var is None or not any(exc.var in layer.values for layer in layers):
                 return None, errors
             for layer in layers:
                 layer.values.pop(exc.var, None)
+            continue
+        try:
+            middlewares(settings)
+        except MiddlewareError as exc:
+            errors.append(str(exc))
+        return settings, errors
 
 
 def _alias_problems(settings: Settings) -> list[str]:

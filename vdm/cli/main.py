@@ -153,8 +153,13 @@ def server_start(
             import logging
 
             logging.getLogger("vdm").info("%s", listening)
+    from vdm.config.settings import ConfigError
+
     try:
         grace, served = settings.shutdown_grace, App(settings)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    try:
         anyio.run(
             lambda: serve(settings, sock=sock, graceful_timeout=grace, app=served),
             backend="asyncio",

@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vdm.config.aws import (
+    BEARER_TOKEN_VAR,
+    BEDROCK_FORMAT,
+    BEDROCK_PROVIDER,
+    SIGV4,
+    aws_provider_names,
+    bedrock_url,
+    credentials_problems,
+    ignored_key,
+    no_region,
+    read_aws,
+    region_of,
+)
 from vdm.config.names import (
     env_prefix,
     failover_key,
@@ -48,6 +61,7 @@ from vdm.config.sources import (
     Value,
     env_layer,
     load_layers,
+    merge_middleware,
     packaged_defaults,
     read_dotenv,
 )
@@ -186,6 +200,10 @@ class Settings:
     #: Where a prompt too long for the model's context window goes: `failover_key` → target,
     #: "" for every model (`VDM_LONG_CONTEXT`).
     long_context: Mapping[str, str] = field(default_factory=dict)
+    #: `[middleware]` tables of the configuration files, merged by layer: scope key (""
+    #: global, "provider:NAME", "alias:NAME") → (table, last source), unchecked
+    #: (vdm/middleware/registry.py reads them; docs/middleware.md).
+    middleware: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -239,10 +257,12 @@ class _Builder:
         self.warnings: list[str] = []
         self.problems: list[str] = []
         self.prices: dict[str, tuple[Any, str]] = {}
+        self.middleware: dict[str, tuple[dict[str, Any], str]] = {}
         #: Where PROXY_API_KEY was set blank (it would turn authentication off), if it was.
         self.blank_proxy_key: str | None = None
         for layer in layers:
             self.prices.update(layer.prices)
+            merge_middleware(self.middleware, layer.middleware)
             proxy_key = layer.values.get("PROXY_API_KEY")
             if proxy_key is not None:
                 self.blank_proxy_key = None if proxy_key.value.strip() else proxy_key.source
@@ -319,6 +339,7 @@ class _Builder:
             prices=dict(self.prices),
             failover=failover,
             long_context=long_context,
+            middleware=self.middleware,
         )
 
     def _log_format(self) -> str:
@@ -360,10 +381,11 @@ class _Builder:
                 prefix = var.removesuffix("_KEY_REQUIRED")
                 if any(self._is_setting_of(prefix, other) for other in self.values):
                     names.add(prefix.lower())
+        names |= aws_provider_names(self.values, self.get, self.user_set)
         for section in self.user_sections:
             if self.get(f"{env_prefix(section)}_KEY_REQUIRED").lower() == "false":
                 names.add(provider_key(section))
-            elif not self.user_set(f"{env_prefix(section)}_API_KEY"):
+            elif provider_key(section) not in names:  # no key, no SigV4, no Bedrock token
                 self.warnings.append(
                     f"[{section}] is configured but has no key: set {env_prefix(section)}_API_KEY "
                     f"(or `api-key` in the section, or `!PASSTHRU` to use the client's key)"
@@ -390,6 +412,13 @@ class _Builder:
                 var=f"{prefix}_API_FORMAT",
             )
         base_url = self._base_url(prefix, api_format)
+        region = region_of(self.get, prefix, base_url)
+        preset = self.defaults.get(f"{prefix}_API_FORMAT")
+        if not base_url and BEDROCK_FORMAT in (api_format, preset and preset.value):
+            if not region:
+                self.problems.append(no_region(name, prefix))
+                return None
+            base_url = bedrock_url(api_format, region)
         if not base_url:
             example = "https://host" if api_format == "anthropic" else "https://host/v1"
             self.problems.append(
@@ -406,6 +435,18 @@ class _Builder:
                 var=f"{prefix}_AUTH",
             )
         raw_key = self.get(f"{prefix}_API_KEY")
+        if not raw_key and name == BEDROCK_PROVIDER:
+            raw_key = self.get(BEARER_TOKEN_VAR)
+        aws = None
+        if auth == SIGV4:  # no key: each request is signed
+            if not region:
+                self.problems.append(no_region(name, prefix))
+                return None
+            aws = read_aws(self.get, prefix, base_url, region)
+            self.problems.extend(credentials_problems(name, aws))
+            if self.user_set(f"{prefix}_API_KEY"):
+                self.warnings.append(ignored_key(name, prefix))
+            raw_key = ""
         passthrough = raw_key.upper() == PASSTHRU
         return ProviderConfig(
             name=name,
@@ -420,6 +461,7 @@ class _Builder:
             passthrough=passthrough,
             retry_after_cap=read_seconds(self.values, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
             max_response_bytes=read_bytes(self.values, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
+            aws=aws,
         )
 
     def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:

@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vdm.config.names import normalize, provider_key
+
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "vandamme-config.toml"
@@ -75,6 +77,10 @@ PROVIDER_KEYS: dict[str, str] = {
     "max-retries": "MAX_RETRIES",
     "retry-after-cap": "RETRY_AFTER_CAP",
     "max-response-bytes": "MAX_RESPONSE_BYTES",
+    # AWS (Bedrock, and SigV4 for the mantle endpoint): vdm/config/aws.py.
+    "region": "REGION",
+    "profile": "PROFILE",
+    "sigv4-service": "SIGV4_SERVICE",
 }
 #: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.
 TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_"}
@@ -89,6 +95,14 @@ TOP_TABLES: dict[str, str] = {"fallback": "VDM_FALLBACK_", "custom-headers": "CU
 FAILOVER = "failover"
 FAILOVER_VAR = "VDM_FAILOVER_"
 LONG_CONTEXT_VAR = "VDM_LONG_CONTEXT"
+#: `[middleware]` (docs/middleware.md): the global chain and its options, with
+#: `[middleware.aliases.NAME]` for requests naming an alias; `[P.middleware]` for a provider.
+#: Kept as tables (their options are structured), checked by vdm/middleware/registry.py.
+MIDDLEWARE = "middleware"
+#: `Settings.middleware` scope keys: the global table, a provider's, an alias's.
+GLOBAL_SCOPE = ""
+PROVIDER_SCOPE = "provider:"
+ALIAS_SCOPE = "alias:"
 #: Tables whose values may list several targets: a TOML list becomes `a,b` (an alias's
 #: failover chain), not the `a b` of several keys.
 _LISTS_WITH_COMMAS = frozenset({"aliases", "fallback"})
@@ -125,6 +139,9 @@ class Layer:
     warnings: list[str]
     #: `[prices]` entries: name → (table, source), checked by vdm/usage/prices.py.
     prices: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    #: `[middleware]` tables: scope key (`GLOBAL_SCOPE`, `PROVIDER_SCOPE` + provider,
+    #: `ALIAS_SCOPE` + alias) → (table, source), unchecked.
+    middleware: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
 
 
 def var_name(name: str) -> str:
@@ -164,6 +181,9 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
         if key == FAILOVER:
             _flatten_failover(value, source, put, layer.warnings)
             continue
+        if key == MIDDLEWARE:
+            _middleware_tables(value, source, layer)
+            continue
         if key in TOP_TABLES:
             sep = "," if key in _LISTS_WITH_COMMAS else " "
             for name, item in value.items():
@@ -173,10 +193,14 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
         if not prefix.replace("_", "").isalnum():
             layer.warnings.append(f"{source}: [{key}] is not a usable provider name (ignored)")
             continue
-        layer.sections.add(key.lower().replace("_", "-"))
+        if set(value) != {MIDDLEWARE}:  # middleware options alone do not configure it
+            layer.sections.add(key.lower().replace("_", "-"))
         for item_key, item in value.items():
             where = f"[{key}] {item_key}"
-            if item_key in PROVIDER_KEYS:
+            if item_key == MIDDLEWARE and isinstance(item, dict):
+                scope = PROVIDER_SCOPE + provider_key(key)
+                merge_middleware(layer.middleware, {scope: (item, source)})
+            elif item_key in PROVIDER_KEYS:
                 put(f"{prefix}_{PROVIDER_KEYS[item_key]}", item, where)
             elif item_key in TABLES and isinstance(item, dict):
                 sep = "," if item_key in _LISTS_WITH_COMMAS else " "
@@ -209,6 +233,42 @@ def _flatten_failover(
                     warnings.append(f"{source}: unknown key {sub!r} in {where} (ignored)")
         else:
             put(FAILOVER_VAR + var_name(name), item, where, ",")
+
+
+def _middleware_tables(table: Mapping[str, Any], source: str, layer: Layer) -> None:
+    """The scopes of a top-level `[middleware]` table (see `MIDDLEWARE`)."""
+    table = dict(table)
+    aliases = table.pop("aliases", {})
+    merge_middleware(layer.middleware, {GLOBAL_SCOPE: (table, source)})
+    if not isinstance(aliases, dict):
+        layer.warnings.append(f"{source}: [{MIDDLEWARE}] aliases is not a table (ignored)")
+        return
+    for name, scope in aliases.items():
+        if isinstance(scope, dict):
+            # `Fast` and `fast` are one alias: their tables merge.
+            merge_middleware(layer.middleware, {ALIAS_SCOPE + normalize(name): (scope, source)})
+        else:
+            layer.warnings.append(
+                f"{source}: [{MIDDLEWARE}.aliases] {name} is not a table (ignored)"
+            )
+
+
+def merge_middleware(
+    into: dict[str, tuple[dict[str, Any], str]],
+    layer: Mapping[str, tuple[dict[str, Any], str]],
+) -> None:
+    """A higher layer's `[middleware]` tables over the lower ones', in place: per scope, a key
+    it sets replaces the lower one (`enabled` whole), a middleware's options table is merged
+    key by key."""
+    for scope, (table, source) in layer.items():
+        merged = dict(into[scope][0]) if scope in into else {}
+        for key, value in table.items():
+            below = merged.get(key)
+            if isinstance(value, dict) and isinstance(below, dict):
+                merged[key] = {**below, **value}
+            else:
+                merged[key] = value
+        into[scope] = (merged, source)
 
 
 def read_toml(path: Path) -> Layer | None:

@@ -56,6 +56,9 @@ class Route:
     failover: tuple[Route, ...] = field(default=(), compare=False)
     #: Where a prompt too long for this model's context window goes, if configured.
     long_context: Route | None = field(default=None, compare=False)
+    #: The first alias followed (the one the name matched or contained, or a fallback
+    #: alias), None for a `provider:model` or an unchanged name.
+    alias: str | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -104,7 +107,7 @@ def _with_failover(route: Route, followed: list[Alias], settings: Settings) -> R
             long_context = None  # the long-context model itself: nowhere longer to go
         elif long_context is not None:
             steps.append(f"a prompt too long for its context window goes to {long_context.label}")
-    return Route(route.provider, route.model, tuple(steps), tuple(chain), long_context)
+    return Route(route.provider, route.model, tuple(steps), tuple(chain), long_context, route.alias)
 
 
 def _target(target: str, settings: Settings, steps: list[str], kind: str) -> Route | None:
@@ -234,7 +237,8 @@ class _Resolver:
         return self._on_provider(owner, alias.target, alias.target)
 
     def _route(self, provider: ProviderConfig, model: str) -> Route:
-        return Route(provider, model, tuple(self.steps))
+        alias = self.followed[0].name if self.followed else None
+        return Route(provider, model, tuple(self.steps), alias=alias)
 
 
 def _best(aliases: Iterable[Alias], wanted: str, default: str | None) -> Alias | None:

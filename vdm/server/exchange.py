@@ -9,8 +9,14 @@ usage and the outcome. It writes what it learns to the request's trace (vdm/usag
 which accounting and the request's log line read when the request ends (`finish`),
 whatever way it ended: answered, refused before any upstream was called (an
 unknown provider, a body the translator cannot take), failed before or after the stream
-started, cut by the client, or cancelled by a shutdown. Later middleware hooks attach here
-too.
+started, cut by the client, or cancelled by a shutdown.
+
+Middleware attach here too (docs/middleware.md): each route has its chain, bound to the
+request's read-only `Context` (`hooks`; None when no middleware applies: then nothing of it
+runs). `prepare` runs the request and upstream-header hooks before each route's
+call: on a translated route over the canonical request (`request`), on the Anthropic
+pass-through over the client's body parsed (re-encoded, `rewritten`, only when a hook changed
+it); `reported` runs the error hooks on what the client is about to get.
 
 Failover also lives here: when the route's provider fails before anything reached the client
 (`responded`), with an error worth another provider (`failover_worthy`: a rate limit with no
@@ -24,8 +30,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from vdm.config.secrets import redact
+from vdm.middleware import Answer, Context, Hooks, chain_for
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_head import Head, validated
 from vdm.protocol.codec import Target
@@ -51,7 +59,11 @@ class Exchange:
         "head",
         "requested_model",
         "stream",
+        "canonical",
         "request",
+        "hooks",
+        "rewritten",
+        "upstream_headers",
         "started",
         "route",
         "backend",
@@ -91,9 +103,20 @@ class Exchange:
         #: The model the client asked for (an alias, `provider:model`, a Claude name, ...).
         self.requested_model = head.model
         self.stream = head.stream
-        #: The validated canonical request: only when it is translated; a provider that
-        #: speaks the client's dialect (`forwarded`) gets the client's body as it is.
+        #: The validated canonical request, as the client sent it: made when a route
+        #: translates it, or when middleware must read a forwarded one.
+        self.canonical: MessagesRequest | None = None
+        #: The canonical request the current route sends (after the request hooks): only when
+        #: it is translated; a provider that speaks the client's dialect (`forwarded`) gets
+        #: the client's body as it is.
         self.request: MessagesRequest | None = None
+        #: The current route's middleware, bound to what its hooks see (None: none applies).
+        self.hooks: Hooks | None = None
+        #: The client's Anthropic body as the request hooks changed it, for the
+        #: pass-through (None: unchanged, the client's bytes go).
+        self.rewritten: dict[str, Any] | None = None
+        #: The extra upstream headers as the header hooks left them (None: no hooks ran).
+        self.upstream_headers: dict[str, str] | None = None
         self.started = time.perf_counter()
         #: The upstream call: which key it used, how many attempts it took.
         self.call = Call()
@@ -161,20 +184,86 @@ class Exchange:
             reasoning_cache=gateway.reasoning,
         )
         target.degraded.update(gateway.degraded.get(route.provider.name, ()))
+        if self.frontend.dialect == "anthropic":
+            target.betas = _betas(self.incoming.headers)
         self.backend, self.target = backend, target
         self.client = gateway.client(route.provider)
         self.route = route  # routed: a body the translator refuses is logged with its route
         trace = self.incoming.trace
         trace.provider, trace.model = route.provider.name, route.model
-        if not self.forwarded and self.request is None:
+        self.request = self.rewritten = self.upstream_headers = None
+        if not self.forwarded:
+            self.request = self._canonical()
+            # Every route's target: a failover target is made afresh.
+            target.max_tokens_default = self.frontend.max_tokens_default
+        if gateway.settings.middleware:  # the common case is none: nothing more to do
+            self._middleware(route)
+
+    def _canonical(self) -> MessagesRequest:
+        """The client's request validated in canonical form (once per request)."""
+        if self.canonical is None:
             canonical = self.frontend.canonical()
             head = self.head
             if canonical is not head.data:
                 head = Head(head.model, head.stream, canonical)
-            self.request = validated(MessagesRequest, head)
-        if not self.forwarded:
-            # Every route's target: a failover target is made afresh.
-            target.max_tokens_default = self.frontend.max_tokens_default
+            self.canonical = validated(MessagesRequest, head)
+        return self.canonical
+
+    def _middleware(self, route: Route) -> None:
+        """The hooks of `route`: its chain and the context it sees (the request's `scratch`
+        kept across failovers)."""
+        previous = self.hooks
+        self.hooks = None
+        found = chain_for(
+            self.gateway.settings, route.provider.name, self.requested_model, route.alias
+        )
+        if found is None:
+            return
+        chain, alias = found
+        context = Context(
+            provider=route.provider.name,
+            model=route.model,
+            alias=alias,
+            requested_model=self.requested_model,
+            dialect=self.frontend.dialect,
+            api_format=self.backend.name,
+            request_id=self.incoming.trace.request_id,
+            stream=self.stream,
+            forwarded=self.forwarded,
+            scratch=previous.context.scratch if previous is not None else {},
+        )
+        self.hooks = Hooks(chain, context)
+
+    async def prepare(self, headers: dict[str, str]) -> Answer | None:
+        """Run the current route's request and upstream-header hooks (only when it has a
+        chain): the request to send, or the answer a hook gave instead (then no provider is
+        called). The OpenAI dialects' forwarded bodies are not canonical: only their header
+        hooks run, over `headers` (the extra headers the call would carry)."""
+        hooks = self.hooks
+        assert hooks is not None
+        anthropic = self.frontend.dialect == "anthropic"
+        if hooks.requests and (anthropic or not self.forwarded):
+            done = await hooks.on_request(self._canonical())
+            if done.answer is not None:
+                self.incoming.trace.notes.append(f"answered by middleware {done.by}")
+                return done.answer
+            if not self.forwarded:
+                self.request = done.request
+            elif done.changed:
+                self.rewritten = done.request.model_dump(
+                    mode="json", exclude_unset=True, by_alias=True
+                )
+        if hooks.headers:
+            await hooks.on_upstream_headers(headers)
+            self.upstream_headers = headers
+        return None
+
+    async def reported(self, exc: VdmError) -> VdmError:
+        """`exc` as the client gets it: through the error hooks, secrets masked."""
+        hooks = self.hooks
+        if hooks is None or not hooks.errors:
+            return exc
+        return self.redacted(await hooks.on_error(exc))
 
     @property
     def forwarded(self) -> bool:
@@ -328,3 +417,12 @@ class Exchange:
                 trace.fail(self.outcome, "client_closed")
             else:
                 trace.fail(self.outcome, "api_error", self.detail)
+
+
+def _betas(headers: list[tuple[bytes, bytes]]) -> tuple[str, ...]:
+    """The betas of every `anthropic-beta` header, in order."""
+    found: list[str] = []
+    for name, value in headers:
+        if name.lower() == b"anthropic-beta":
+            found += (b.strip() for b in value.decode("latin-1").split(",") if b.strip())
+    return tuple(found)

@@ -16,7 +16,7 @@ rest of a complete upstream body is read so that its connection goes back to the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -147,7 +147,8 @@ def answer_headers(
 class Relay:
     """One forwarded call: `body` posted to the route's provider at `path` (with `headers`),
     its answer relayed whole (`answer`) or read by read (`stream`) while `watcher` watches;
-    what it learns goes to the exchange."""
+    what it learns goes to the exchange. `rewrite`, when given, turns a whole answer's body
+    into the one the client gets (the middleware's response hooks, checked body in)."""
 
     def __init__(
         self,
@@ -156,12 +157,14 @@ class Relay:
         body: bytes,
         watcher: Watcher,
         headers: Mapping[str, str] | None = None,
+        rewrite: Callable[[bytes], Awaitable[bytes]] | None = None,
     ) -> None:
         self.exchange = exchange
         self.path = path
         self.body = body
         self.watcher = watcher
         self.headers = headers
+        self.rewrite = rewrite
         self.own_account = exchange.route.provider.passthrough
         self._pending: list[bytes] = []
         self._send: Send | None = None
@@ -180,6 +183,8 @@ class Relay:
         usage = self.watcher.whole(exchange.route.provider.name, body)
         if usage is not None:
             exchange.usage, exchange.reasoning_tokens = usage
+        if self.rewrite is not None:
+            body = await self.rewrite(body)
         body = redact_bytes(body, exchange.secrets)
         await send_bytes(send, 200, body, answer_headers(headers.items(), self.own_account, False))
         exchange.delivered = True
@@ -244,6 +249,8 @@ class Relay:
                 exc = exchange.redacted(exc)
                 exchange.fail(f"error {exc.status} mid-stream", error=exc)
                 log.warning("stream failed after it started: %s", exc.message)
+                if exchange.hooks is not None:
+                    exc = await exchange.reported(exc)
                 pending.append(redactor.flush())
                 pending.append(watcher.error_tail(exc))
             finally:

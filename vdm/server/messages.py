@@ -25,6 +25,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from vdm.middleware import Answer
+from vdm.middleware.answer import events_of, message_of
 from vdm.protocol.anthropic import CountTokensRequest
 from vdm.protocol.anthropic_head import parse_head, validated
 from vdm.protocol.errors import VdmError
@@ -46,7 +48,7 @@ from vdm.server.asgi import (
 from vdm.server.exchange import Exchange
 from vdm.server.forward import SHUTTING_DOWN, end_cut_stream, not_what_it_claims
 from vdm.server.frontend import AnthropicFrontend
-from vdm.server.passthrough import SERVED_BY, anthropic_relay, header_value
+from vdm.server.passthrough import SERVED_BY, anthropic_relay, forwarded_headers, header_value
 from vdm.server.relay import openai_relay
 from vdm.server.state import Gateway
 from vdm.upstream.backends import backend, select
@@ -91,6 +93,8 @@ async def serve(exchange: Exchange, receive: Receive, send: Send) -> None:
         exc = exchange.redacted(exc)
         exchange.fail(f"error {exc.status}", None if exchange.routed else exc.message, exc)
         if exchange.routed and not exchange.responded:
+            if exchange.hooks is not None:
+                exc = await exchange.reported(exc)
             # With the route that failed in x-vdm-served-by.
             await exchange.frontend.send_error(served, exc, exchange.stream, exchange.forwarded)
             return
@@ -125,11 +129,37 @@ async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
     answering with an error another provider may not have (`Exchange.fail_over`)."""
     while True:
         try:
+            hooks = exchange.hooks
+            if hooks is not None:
+                # The pass-through's header hooks see the client's headers it forwards.
+                anthropic = exchange.forwarded and exchange.frontend.dialect == "anthropic"
+                forwarded = anthropic and hooks.headers
+                extra = forwarded_headers(exchange.incoming.headers) if forwarded else {}
+                answer = await exchange.prepare(extra)
+                if answer is not None:
+                    await _answered(exchange, send, answer)
+                    return
             await _work(exchange, send)(tg)
             return
         except VdmError as exc:
             if not exchange.fail_over(exc):
                 raise
+
+
+async def _answered(exchange: Exchange, send: Send, answer: Answer) -> None:
+    """Send a middleware's own answer in the client's dialect; no provider is called."""
+    model = exchange.requested_model
+    message = message_of(answer, model)
+    exchange.usage = dict(message["usage"])
+    if exchange.stream:
+        encoder = exchange.frontend.stream_encoder(model)
+        out = [encoder.start()]
+        encoder.encode(events_of(message), out)
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.body", "body": b"".join(out), "more_body": False})
+    else:
+        await send_json(send, 200, exchange.frontend.answer(message, model, 0))
+    exchange.delivered = True
 
 
 def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[None]]:
@@ -155,6 +185,7 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 path,
                 backend.encode(request, target),
                 client_key=exchange.incoming.client_key,
+                headers=exchange.upstream_headers,
                 call=exchange.call,
                 model=target.model,
             )
@@ -166,6 +197,9 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 raise
     exchange.usage.update(message["usage"])
     exchange.reasoning_tokens = reasoning_tokens(exchange.backend.name, reply)
+    hooks = exchange.hooks
+    if hooks is not None and hooks.responses:
+        message = await hooks.on_response(message)
     answer = exchange.frontend.answer(message, exchange.requested_model, exchange.reasoning_tokens)
     await send_json(send, 200, answer)
     exchange.delivered = True
@@ -259,6 +293,7 @@ class _StreamRelay:
                     path,
                     backend.encode(exchange.translated, target),
                     client_key=exchange.incoming.client_key,
+                    headers=exchange.upstream_headers,
                     on_idle=self._flush,
                     call=exchange.call,
                     model=target.model,
@@ -275,6 +310,9 @@ class _StreamRelay:
         decoder = self.decoder
         encode = self.encoder.encode
         pending = self.pending
+        # The event hooks sit between the decoder and the encoder, when any applies.
+        hooks = exchange.hooks
+        on_events = hooks.on_events if hooks is not None and hooks.events else None
         self.started = True
         exchange.answered()
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -284,12 +322,18 @@ class _StreamRelay:
         try:
             async for read in reads:
                 exchange.data_arrived()
-                encode(decoder.feed(read), pending, decoder.reasoning_tokens)
+                events = decoder.feed(read)
+                if on_events is not None:
+                    events = await on_events(events)
+                encode(events, pending, decoder.reasoning_tokens)
                 if decoder.done:
                     break  # the final events go out together with these
                 if len(pending) >= _MAX_PENDING:
                     await self._flush()
-            encode(decoder.finish(), pending, decoder.reasoning_tokens)
+            events = decoder.finish()
+            if on_events is not None:
+                events = await on_events(events)
+            encode(events, pending, decoder.reasoning_tokens)
         except anyio.get_cancelled_exc_class():
             # The client left (nobody reads this), or the server's grace period ended: the
             # client must not take the cut for the end of the answer.
@@ -308,6 +352,8 @@ class _StreamRelay:
             exc = exchange.redacted(exc)
             exchange.fail(f"error {exc.status} mid-stream", error=exc)
             log.warning("stream failed after it started: %s", exc.message)
+            if hooks is not None:
+                exc = await exchange.reported(exc)
             pending.append(self.encoder.error(exc))
         finally:
             exchange.usage = decoder.usage
@@ -328,7 +374,8 @@ class _StreamRelay:
 async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:
     """Answer `{"input_tokens": N}`: counted offline for translated providers, by the
     provider itself (the client's body forwarded as it is) for Anthropic-format ones, a call
-    cancelled when the client disconnects (as `/v1/messages` is)."""
+    cancelled when the client disconnects (as `/v1/messages` is); by Bedrock's CountTokens
+    for a Bedrock model id it counts, else offline."""
     from vdm.protocol.tokens import count_tokens as count
 
     head = parse_head(incoming.body)
@@ -349,7 +396,15 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
         await run_until_disconnect(receive, ask)
         return
     request = validated(CountTokensRequest, head)
-    tokens = await anyio.to_thread.run_sync(count, request)
+    tokens = None
+    if route.provider.api_format == "bedrock":  # Bedrock counts itself where the id allows
+        from vdm.upstream.backends.bedrock import count_tokens as bedrock_count
+
+        target = select(route.provider, route.model, head.model)[1]
+        client = gateway.client(route.provider)
+        tokens = await bedrock_count(client, head.data, target, incoming.client_key)
+    if tokens is None:
+        tokens = await anyio.to_thread.run_sync(count, request)
     await send_bytes(
         send, 200, json.dumps({"input_tokens": tokens}).encode(), [*JSON_HEADERS, served]
     )

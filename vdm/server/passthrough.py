@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from vdm.middleware import Hooks
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
@@ -222,8 +224,26 @@ class AnthropicWatcher:
 
 def anthropic_relay(exchange: Exchange) -> Relay:
     """The relay of one request to an Anthropic-format provider: the client's body with its
-    model renamed (`with_model`), its headers forwarded (`forwarded_headers`)."""
+    model renamed (`with_model`), its headers forwarded (`forwarded_headers`). Middleware
+    (docs/middleware.md) may have changed both (`Exchange.prepare`): the body is then the
+    request as the hooks left it, encoded again; and a whole answer goes through the response
+    hooks (`_responded`). A stream stays byte for byte: event hooks do not run on it."""
     incoming, head = exchange.incoming, exchange.head
-    body = with_model(incoming.body, head.model, exchange.route.model, head.data, exchange.target)
-    headers = forwarded_headers(incoming.headers)
-    return Relay(exchange, MESSAGES_PATH, body, AnthropicWatcher(), headers)
+    data, body = head.data, incoming.body
+    if exchange.rewritten is not None:
+        data = exchange.rewritten
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    body = with_model(body, head.model, exchange.route.model, data, exchange.target)
+    headers = exchange.upstream_headers
+    if headers is None:
+        headers = forwarded_headers(incoming.headers)
+    hooks = exchange.hooks
+    rewrite = partial(_responded, hooks) if hooks is not None and hooks.responses else None
+    return Relay(exchange, MESSAGES_PATH, body, AnthropicWatcher(), headers, rewrite)
+
+
+async def _responded(hooks: Hooks, body: bytes) -> bytes:
+    """A whole answer's body through the response hooks (the watcher checked it is a
+    message), encoded again."""
+    message = await hooks.on_response(json.loads(body))
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()

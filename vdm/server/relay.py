@@ -305,4 +305,4 @@ def openai_relay(exchange: Exchange) -> Relay:
         watcher = ChatWatcher(encoder, strip_usage)
     else:
         watcher = ResponsesWatcher(encoder, exchange.requested_model, exchange.head.data)
-    return Relay(exchange, path, body, watcher)
+    return Relay(exchange, path, body, watcher, exchange.upstream_headers)

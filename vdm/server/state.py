@@ -10,6 +10,7 @@ from typing import Any
 
 from vdm import __version__
 from vdm.config.settings import ProviderConfig, Settings
+from vdm.middleware.registry import middlewares
 from vdm.protocol.codec import DEGRADATIONS, ReasoningCache
 from vdm.server.catalog import ModelCatalog
 from vdm.server.logs import RequestLog
@@ -32,6 +33,9 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # A middleware that cannot be loaded or configured stops the start (ConfigError),
+        # rather than failing every request that reaches it.
+        middlewares(settings)
         self._clients: dict[str, UpstreamClient] = {}
         self.catalog = ModelCatalog(settings, self.client)
         prices, self.price_problems = user_prices(settings.prices)
