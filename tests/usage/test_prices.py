@@ -105,6 +105,19 @@ def test_unpriced_entries_are_alias_targets_without_a_price() -> None:
         assert len(why) > 10
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "global.anthropic.claude-sonnet-4-5-v1",
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ],
+)
+def test_a_bedrock_id_is_priced_as_its_claude_model(model: str) -> None:
+    assert TABLE.lookup("bedrock", model) == TABLE.lookup("anthropic", "claude-sonnet-4-5")
+    assert TABLE.lookup("bedrock", model) is not None
+
+
 def test_unknown_models_have_no_price() -> None:
     assert TABLE.lookup("mycorp", "house-model") is None
     assert TABLE.lookup("gemini", "gemini-pro-latest") is None

@@ -7,19 +7,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vdm.config.aws import AwsAuth
 from vdm.config.names import env_prefix, looks_like_provider, provider_key
 from vdm.config.secrets import is_credential_name, mask
 from vdm.config.timeouts import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, Timeouts
 from vdm.protocol.capabilities import family_of
 
-ApiFormat = Literal["openai", "responses", "gemini", "anthropic"]
-Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key"]
-API_FORMATS: tuple[ApiFormat, ...] = ("openai", "responses", "gemini", "anthropic")
+ApiFormat = Literal["openai", "responses", "gemini", "anthropic", "bedrock"]
+Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "sigv4"]
+API_FORMATS: tuple[ApiFormat, ...] = ("openai", "responses", "gemini", "anthropic", "bedrock")
 FORMAT_NAMES = {
     "openai": "OpenAI",
     "responses": "OpenAI Responses",
     "gemini": "Gemini",
     "anthropic": "Anthropic",
+    "bedrock": "Amazon Bedrock",
 }
 #: The auth scheme of each format, unless `{P}_AUTH` says otherwise.
 DEFAULT_AUTH: dict[str, Auth] = {
@@ -27,8 +29,11 @@ DEFAULT_AUTH: dict[str, Auth] = {
     "responses": "bearer",
     "gemini": "x-goog-api-key",
     "anthropic": "x-api-key",
+    # A Bedrock API key (AWS_BEARER_TOKEN_BEDROCK); `sigv4` signs with AWS credentials.
+    "bedrock": "bearer",
 }
-AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key", "x-goog-api-key")
+#: `sigv4`: no key is sent; each request is signed (vdm/config/aws.py, vdm/upstream/aws_auth.py).
+AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key", "x-goog-api-key", "sigv4")
 #: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
 PASSTHRU = "!PASSTHRU"
 
@@ -55,6 +60,8 @@ class ProviderConfig:
     retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
     #: The largest non-streamed answer read, in bytes (`{P}_MAX_RESPONSE_BYTES`).
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: How a `sigv4` provider signs (region, signing name, credentials); None otherwise.
+    aws: AwsAuth | None = None
 
     def __repr__(self) -> str:  # never show keys, even in a traceback
         return (
@@ -68,7 +75,8 @@ class ProviderConfig:
         """Its keys and the values of its credential custom headers (`X-Auth-Token`, …):
         what must be masked wherever an answer of this provider is shown."""
         headers = (v.strip() for k, v in self.custom_headers.items() if is_credential_name(k))
-        return (*self.api_keys, *(v for v in headers if v))
+        aws = self.aws.secrets if self.aws is not None else ()
+        return (*self.api_keys, *(v for v in headers if v), *aws)
 
     @property
     def timeout(self) -> float | None:

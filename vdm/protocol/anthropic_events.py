@@ -101,6 +101,17 @@ class AnthropicEventDecoder:
                 break
         return out
 
+    def feed_event(self, data: str | bytes, name: str = "") -> list[Event]:
+        """Events for one whole Anthropic stream event, its JSON `data` (the `type` in it
+        names it), for an upstream that frames events itself (Bedrock's event stream carries
+        each one in a `chunk`). Raises VdmError for an `error` event."""
+        out: list[Event] = []
+        if not self.done:
+            self._event(
+                name, data if isinstance(data, str) else data.decode("utf-8", "replace"), out
+            )
+        return out
+
     def finish(self) -> list[Event]:
         """Nothing more once `message_stop` came (its events were returned by `feed`); a 502
         if the body ended before it."""

@@ -119,6 +119,9 @@ class Target:
     #: Degradations the encoder honours after the provider rejected what it would send
     #: otherwise (`Backend.recover`; the names are in DEGRADATIONS).
     degraded: set[str] = field(default_factory=set)
+    #: The betas an Anthropic client asked for in its `anthropic-beta` header, for a
+    #: provider that takes them in the body (Bedrock's `anthropic_beta`).
+    betas: tuple[str, ...] = ()
 
     @property
     def max_tokens_ceiling(self) -> int | None:

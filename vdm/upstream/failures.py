@@ -1,6 +1,11 @@
 """Upstream failures as VdmErrors: an error answer (its status mapped, its message, code and
 param kept, any key in it masked) and a transport failure (timeout, refused connection, a
-body cut short or undecodable)."""
+body cut short or undecodable).
+
+AWS (Bedrock) names its error in a header, `x-amzn-ErrorType: ThrottlingException:http://…`,
+and its body holds only `{"message"}` (or `{"Message"}`): botocore/parsers.py reads both. The
+type becomes the error's `code` and leads its message, so a 403 reads
+"UnrecognizedClientException: The security token included in the request is invalid."."""
 
 from __future__ import annotations
 
@@ -26,6 +31,9 @@ STATUS_MAP: dict[int, int] = {
     409: 409,
     413: 413,
     422: 400,
+    # Bedrock's ModelErrorException: the model failed, not the request (botocore's
+    # bedrock-runtime service-2.json).
+    424: 502,
     429: 429,
     500: 500,
     502: 502,
@@ -36,6 +44,9 @@ STATUS_MAP: dict[int, int] = {
 #: Response headers passed on to the client with a translated error (a client of the
 #: provider's own dialect gets all of `relayed_headers` with the upstream's answer).
 _PASS_HEADERS = ("retry-after", "x-should-retry")
+#: Bedrock's own "the prompt does not fit" (a ValidationException; Claude's own wording,
+#: "prompt is too long: …", also comes through Bedrock and is known already).
+_AWS_OVERFLOW = "input is too long for requested model"
 
 
 def error_from_response(
@@ -57,6 +68,13 @@ def error_from_response(
     mapped = STATUS_MAP.get(status, 400 if status < 500 else 502)
     found, code, param = _error_fields(body)
     message = redact(found or f"HTTP {status}", secrets)
+    aws_type = _aws_error_type(headers)
+    if aws_type is not None:
+        code = code or aws_type
+        if not message.startswith(aws_type):
+            message = f"{aws_type}: {message}"
+        if _AWS_OVERFLOW in message.lower():
+            code = "context_length_exceeded"
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
     text = f"{provider} returned HTTP {status}: {message}"
     relayed = relayed_headers(headers.items(), own_account=own_account)
@@ -90,7 +108,8 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
         return error, None, None
     if not isinstance(error, dict):
         return json.dumps(data)[:500], None, None
-    message = next((str(error[k]) for k in ("message", "detail", "msg") if error.get(k)), "")
+    keys = ("message", "Message", "detail", "msg")
+    message = next((str(error[k]) for k in keys if error.get(k)), "")
     code = error.get("code")
     if not isinstance(code, str):
         code = error.get("status")
@@ -100,6 +119,13 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None]:
         code if isinstance(code, str) else None,
         param if isinstance(param, str) else None,
     )
+
+
+def _aws_error_type(headers: Mapping[str, str]) -> str | None:
+    """`ThrottlingException` of `x-amzn-ErrorType: ThrottlingException:http://…`."""
+    raw = headers.get("x-amzn-errortype") or headers.get("x-amzn-ErrorType")
+    found = raw.split(":", 1)[0].strip() if raw else ""
+    return found or None
 
 
 def error_from_transport(

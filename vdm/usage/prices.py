@@ -22,6 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from vdm.protocol.bedrock_from_anthropic import claude_name
 from vdm.protocol.context import DISCOVERY_PREFIX
 
 #: Rate fields of a price entry (and of its `long` tier), in dollars per million tokens.
@@ -156,14 +157,20 @@ def parse_price(name: str, entry: Any) -> Price:
 
 def _names(provider: str, model: str) -> Iterator[tuple[str, str]]:
     """(qualified, bare) name pairs to look up, most specific first: as given, without a
-    `[1m]`-style suffix or a date (`gpt-5.2-2025-12-11`, `claude-sonnet-4-5-20250929`), and
-    Claude's dotted versions as Anthropic spells them (`claude-sonnet-4.5`)."""
+    `[1m]`-style suffix or a date (`gpt-5.2-2025-12-11`, `claude-sonnet-4-5-20250929`), a
+    Bedrock id's Claude model, and Claude's dotted versions as Anthropic spells them
+    (`claude-sonnet-4.5`)."""
     bare = model.lower().strip()
     seen: set[str] = set()
+    # A Bedrock id (`global.anthropic.claude-sonnet-4-6-v1:0`) is priced as its Claude model:
+    # Bedrock's global endpoints charge Anthropic's list prices.
+    claude = claude_name(bare)
     for name in (
         bare,
         bare.split("[", 1)[0],
         _DATE_SUFFIX.sub("", bare.split("[", 1)[0]),
+        claude,
+        _DATE_SUFFIX.sub("", claude),
     ):
         for variant in (name, name.replace(".", "-") if "claude" in name else name):
             if variant and variant not in seen:

@@ -10,10 +10,15 @@ answers and streams decode back into canonical form. The upstream client stays f
 | `responses` | `responses` | OpenAI Responses |
 | `gemini` | `gemini` | Google Gemini `generateContent` |
 | `anthropic` | `anthropic` | Anthropic Messages (same as the client's: forwarded as is) |
+| `bedrock` | `bedrock` | Amazon Bedrock's InvokeModel (Claude's Messages, AWS framing) |
 
 An `openai`-format provider sends a model whose capabilities say `wire = "responses"` (gpt-5.x
 reasoning models, gpt-6, o-series and codex models on OpenAI and Azure's v1 API) to the
 Responses backend, with no configuration (`select`).
+
+A provider with `{P}_AUTH=sigv4` gets a client that signs every request (`client_for`,
+vdm/upstream/aws_auth.py), whatever its format: Bedrock's InvokeModel, or the Anthropic format
+on Bedrock's mantle endpoint.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import httpx
 
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
+from vdm.protocol.bedrock_from_anthropic import claude_name
 from vdm.protocol.capabilities import caps_for
 from vdm.protocol.codec import ReasoningCache, Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import StreamDecoder
+from vdm.upstream.aws_auth import signer_for
 from vdm.upstream.client import UpstreamClient
 
 #: `{P}_API_FORMAT` -> the module that holds its backend (imported on first use).
@@ -39,6 +46,7 @@ MODULES: dict[str, str] = {
     "responses": "vdm.upstream.backends.responses",
     "gemini": "vdm.upstream.backends.gemini",
     "anthropic": "vdm.upstream.backends.anthropic",
+    "bedrock": "vdm.upstream.backends.bedrock",
 }
 
 
@@ -138,7 +146,8 @@ def select(
 ) -> tuple[Backend, Target]:
     """The backend for `model` on `provider`, and the codecs' view of the destination."""
     family = provider.family
-    caps = caps_for(family, model)
+    # A Bedrock id (`us.anthropic.claude-…-v1:0`) has the capabilities of its Claude model.
+    caps = caps_for(family, claude_name(model))
     api_format = provider.api_format
     if api_format == "openai" and caps.wire == "responses" and not provider.uses_deployments:
         api_format = "responses"
@@ -156,9 +165,14 @@ def select(
 def client_for(
     provider: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> UpstreamClient:
-    """A pooled client for `provider`, carrying its dialect's headers."""
+    """A pooled client for `provider`, carrying its dialect's headers, and signing its
+    requests when the provider signs with SigV4."""
     headers = backend(provider.api_format).headers(provider)
-    return UpstreamClient(provider, headers=headers, transport=transport)
+    client = UpstreamClient(provider, headers=headers, transport=transport)
+    signer = signer_for(provider.name, provider.aws)
+    if signer is not None:
+        client.signer = signer.sign
+    return client
 
 
 def models_path(provider: ProviderConfig) -> str:
