@@ -598,6 +598,33 @@ def xai(body: dict[str, Any], path: str) -> Rejection | None:
     return None
 
 
+# --- OpenRouter -------------------------------------------------------------------------------
+
+#: Plugin ids and the `web` plugin's options (openrouter.ai/docs/guides/features/web-search,
+#: /plugins): `max_results`, `search_prompt`, `engine` (`native` or `exa`).
+_OPENROUTER_PLUGINS = frozenset({"web", "file-parser", "response-healing", "moderation"})
+_OPENROUTER_WEB_KEYS = frozenset({"id", "enabled", "max_results", "search_prompt", "engine"})
+
+
+def openrouter(body: dict[str, Any], path: str) -> Rejection | None:
+    """OpenAI's message rules (OpenRouter validates the same shapes) plus `plugins`: a list of
+    objects with a known `id`; the `web` plugin takes only its documented options. (The
+    messages are the fake's own wording: OpenRouter's are not quoted anywhere we found.)"""
+    plugins = body.get("plugins")
+    if plugins is not None:
+        if not isinstance(plugins, list):
+            return 400, _openai_error("plugins: Expected array", "plugins")
+        for n, plugin in enumerate(plugins):
+            kind = plugin.get("id") if isinstance(plugin, dict) else None
+            if kind not in _OPENROUTER_PLUGINS:
+                return 400, _openai_error(f"plugins[{n}].id: Invalid plugin id", "plugins")
+            unknown = set(plugin) - _OPENROUTER_WEB_KEYS if kind == "web" else set()
+            if unknown:
+                key = sorted(unknown)[0]
+                return 400, _openai_error(f"plugins[{n}]: Unrecognized key '{key}'", "plugins")
+    return _openai_messages(body) if path.endswith("/chat/completions") else None
+
+
 RULES: dict[str, Rule] = {
     "openai": openai,
     "azure": openai,
@@ -607,4 +634,5 @@ RULES: dict[str, Rule] = {
     "mistral": mistral,
     "groq": groq,
     "xai": xai,
+    "openrouter": openrouter,
 }

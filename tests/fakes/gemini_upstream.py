@@ -41,6 +41,9 @@ from the real API; the sources are in docs/backends/gemini.md):
   does not resolve in the document (``reference to undefined schema at …``), a ``$ref``
   beside other keywords, ``required`` names that are not properties (``property is not
   defined``); invalid function names;
+* ``googleSearch`` beside ``functionDeclarations``: ``Tool use with function calling is
+  unsupported`` (grounded replies, :func:`grounded_reply`, only for requests with
+  ``googleSearch``);
 * ``thinkingConfig``: budget and level together (``You can only set only one of thinking
   budget and thinking level.``), a level on a 2.5 model, a level the model does not take
   (``Thinking level MEDIUM is not supported for this model. …``), a budget outside the 2.5
@@ -86,6 +89,8 @@ __all__ = [
     "gemini_chunks",
     "gemini_error",
     "gemini_response",
+    "grounded_reply",
+    "grounding_metadata",
     "signature_part",
     "text_part",
     "thought_part",
@@ -341,11 +346,13 @@ class GeminiReply:
     raw: Mapping[str, Any] | None = None
     cut_after: int | None = None
     extra: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    #: `groundingMetadata` (:func:`grounding_metadata`): on the last chunk, as Google sends it.
+    grounding: Mapping[str, Any] | None = None
 
     def chunks(self) -> list[dict[str, Any]]:
         if self.raw is not None:
             return [dict(self.raw)]
-        return gemini_chunks(
+        chunks = gemini_chunks(
             self.parts,
             finish_reason=self.finish_reason,
             finish_message=self.finish_message,
@@ -353,6 +360,9 @@ class GeminiReply:
             usage=self.usage,
             pieces=self.pieces,
         )
+        if self.grounding is not None:
+            chunks[-1]["candidates"][0]["groundingMetadata"] = dict(self.grounding)
+        return chunks
 
     def render(self, stream: bool, sse: bool) -> Reply:
         if not stream:
@@ -365,6 +375,8 @@ class GeminiReply:
                 model=self.model,
                 usage=self.usage,
             )
+            if self.grounding is not None:
+                response["candidates"][0]["groundingMetadata"] = dict(self.grounding)
             return JsonReply(response)
         chunks = [*self.chunks(), *map(dict, self.extra)]
         if not sse:
@@ -668,6 +680,12 @@ def _json_schema_problem(schema: Any, root: Any, at: str, path: str) -> str | No
 
 
 def _tools_problem(tools: Any) -> str | None:
+    listed = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    if any(_get(t, "googleSearch") is not None for t in listed) and any(
+        _get(t, "functionDeclarations") for t in listed
+    ):
+        # googleapis/go-genai#323, googleapis/js-genai#435 (Live API only, per the docs).
+        return "Tool use with function calling is unsupported"
     for tool_index, tool in enumerate(tools if isinstance(tools, list) else ()):
         declarations = _get(tool, "functionDeclarations") if isinstance(tool, dict) else None
         for position, declaration in enumerate(declarations or ()):
@@ -769,6 +787,41 @@ def check_request(body: Any, model: str) -> Rejection | None:
 # --------------------------------------------------------------------------------------------
 
 _PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+
+
+def grounding_metadata(
+    queries: Sequence[str],
+    sources: Sequence[tuple[str, str]],
+    supports: Sequence[tuple[str, int, int, Sequence[int]]] = (),
+) -> dict[str, Any]:
+    """Google Search grounding as the API reports it (ai.google.dev/gemini-api/docs/
+    google-search): the queries run, the sources (`(uri, title)`: the uri a
+    vertexaisearch redirect, the title the site's domain), and which text segments
+    (`(text, start, end, chunk indices)`, UTF-8 byte offsets) each source supports."""
+    return {
+        "webSearchQueries": list(queries),
+        "searchEntryPoint": {"renderedContent": "<style>…</style><div>…</div>"},
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in sources],
+        "groundingSupports": [
+            {
+                "segment": {"startIndex": start, "endIndex": end, "text": text},
+                "groundingChunkIndices": list(indices),
+            }
+            for text, start, end, indices in supports
+        ],
+    }
+
+
+def grounded_reply(text: str, grounding: Mapping[str, Any]) -> Any:
+    """A reply that is grounded only if the request has the `googleSearch` tool (the model
+    cannot search otherwise)."""
+
+    def reply(request: Recorded) -> GeminiReply:
+        tools = _get(request.json or {}, "tools") or []
+        searches = any(_get(t, "googleSearch") is not None for t in tools)
+        return GeminiReply([text_part(text)], grounding=grounding if searches else None)
+
+    return reply
 
 
 def auto_reply(request: Recorded) -> GeminiReply:

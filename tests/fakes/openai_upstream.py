@@ -607,6 +607,45 @@ _MODELS = JsonReply(
 )
 
 
+def openrouter_search_reply(
+    text: str, citations: Sequence[tuple[str, str, str]]
+) -> Callable[[Recorded], Reply]:
+    """OpenRouter's answer with its `web` plugin: `url_citation` annotations (`(url, title,
+    excerpt)`) on the message, or in a stream on the delta before the finish, and only when
+    the request asked for the plugin (openrouter.ai/docs/guides/features/web-search)."""
+
+    def reply(request: Recorded) -> Reply:
+        asked = request.json if isinstance(request.json, dict) else {}
+        searched = any(p.get("id") == "web" for p in asked.get("plugins") or ())
+        notes = [
+            {
+                "type": "url_citation",
+                "url_citation": {
+                    "url": url,
+                    "title": title,
+                    "content": excerpt,
+                    "start_index": 0,
+                    "end_index": len(text),
+                },
+            }
+            for url, title, excerpt in (citations if searched else ())
+        ]
+        model = str(asked.get("model") or "gpt-4o")
+        if asked.get("stream"):
+            chunks = stream_chunks(text, model=model)
+            if notes:
+                chunks.insert(-2, {**chunks[1], "choices": [
+                    {"index": 0, "delta": {"annotations": notes}, "finish_reason": None}
+                ]})  # fmt: skip
+            return SseReply(chunks)
+        body = completion(text, model=model)
+        if notes:
+            body["choices"][0]["message"]["annotations"] = notes
+        return JsonReply(body)
+
+    return reply
+
+
 def auto_reply(request: Recorded) -> Reply:
     """The default reply: "Hello from fake", streamed iff the request body has ``stream: true``.
 

@@ -28,6 +28,10 @@ code}}``), recorded in :attr:`FakeResponses.rejected`. The rules and their real 
 * ``reasoning.summary`` when :attr:`FakeResponses.verified_org` is False: ``Your organization
   must be verified to generate reasoning summaries. …`` (param ``reasoning.summary``, code
   ``unsupported_value``);
+* hosted tools: an Anthropic server tool type (``web_search_20250305``), a ``web_search``
+  tool with keys it does not take (``filters`` takes ``allowed_domains`` only,
+  ``user_location.type`` is ``approximate``), ``web_search`` with ``minimal`` effort; an
+  ``include`` value the API does not list;
 * input items: content parts of unknown types (Chat's ``text`` / ``image_url``), a reasoning
   item without ``summary``, with ``status``, without ``encrypted_content`` under
   ``store: false`` (404), with encrypted content this fake never issued, or not followed by
@@ -36,7 +40,9 @@ code}}``), recorded in :attr:`FakeResponses.rejected`. The rules and their real 
 
 Replies echo what the request asked for, like the real API: reasoning items carry
 ``encrypted_content`` only when ``include`` asks for it and summaries only when
-``reasoning.summary`` is set. Streams use the real framing (``event: <type>`` lines, a
+``reasoning.summary`` is set; web searches (``responses_reply(searches=…)``) run only when
+the request has the ``web_search`` tool, with ``action.sources`` only when ``include`` asks
+for them. Streams use the real framing (``event: <type>`` lines, a
 ``sequence_number`` per event, no ``[DONE]``).
 """
 
@@ -125,11 +131,16 @@ def reasoning_item(
 
 
 def message_item(
-    text: str | None = _DEFAULT_TEXT, *, refusal: str | None = None, id: str | None = None
+    text: str | None = _DEFAULT_TEXT,
+    *,
+    refusal: str | None = None,
+    id: str | None = None,
+    annotations: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if text:
-        content.append({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
+        notes = [dict(a) for a in annotations]
+        content.append({"type": "output_text", "annotations": notes, "logprobs": [], "text": text})
     if refusal:
         content.append({"type": "refusal", "refusal": refusal})
     return {
@@ -138,6 +149,33 @@ def message_item(
         "status": "completed",
         "content": content,
         "role": "assistant",
+    }
+
+
+def web_search_call_item(
+    query: str, urls: Sequence[str], *, sources: bool, id: str | None = None
+) -> dict[str, Any]:
+    """A finished `web_search_call` (a search action); `action.sources` only when the request
+    asked for them (`include: ["web_search_call.action.sources"]`), as on OpenAI."""
+    action: dict[str, Any] = {"type": "search", "query": query}
+    if sources:
+        action["sources"] = [{"type": "url", "url": u} for u in urls]
+    return {
+        "id": id or "ws_" + _hex("ws", query),
+        "type": "web_search_call",
+        "status": "completed",
+        "action": action,
+    }
+
+
+def url_citation(url: str, title: str, start: int, end: int) -> dict[str, Any]:
+    """An `output_text` annotation citing `url` for the text `[start:end]`."""
+    return {
+        "type": "url_citation",
+        "start_index": start,
+        "end_index": end,
+        "url": url,
+        "title": title,
     }
 
 
@@ -274,6 +312,15 @@ def _item_events(
             for piece in _split_text(text, pieces):
                 extra = {} if refusal else {"logprobs": [], "obfuscation": "q"}
                 events.append({"type": kind_delta, **where, "delta": piece, **extra})
+            for k, note in enumerate(part.get("annotations") or ()):
+                events.append(
+                    {
+                        "type": "response.output_text.annotation.added",
+                        **where,
+                        "annotation_index": k,
+                        "annotation": dict(note),
+                    }
+                )
             if refusal:
                 events.append({"type": "response.refusal.done", **where, "refusal": text})
             else:
@@ -301,6 +348,12 @@ def _item_events(
                 "arguments": item["arguments"],
             }
         )
+    elif kind == "web_search_call":
+        # The `added` copy has no action yet; the search runs between the progress events.
+        added = {"id": item_id, "type": kind, "status": "in_progress"}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": added})
+        for step in ("in_progress", "searching", "completed"):
+            events.append({"type": f"response.web_search_call.{step}", **at})
     else:
         events.append(
             {"type": "response.output_item.added", "output_index": index, "item": dict(item)}
@@ -407,17 +460,28 @@ def responses_reply(
     pieces: int | None = None,
     arg_pieces: int = 3,
     shape: str = "streamed",
+    searches: Sequence[tuple[str, Sequence[str]]] = (),
+    citations: Sequence[Mapping[str, Any]] = (),
 ) -> Callable[[Recorded], Reply]:
     """A scripted answer that adapts to the request as the real API does: a stream iff
     ``stream: true``, the requested model echoed, and the reasoning item (``reasoning``: its
     summary parts) with ``encrypted_content`` only if ``include`` asks for it and its summary
     only if ``reasoning.summary`` is set. Ids differ per request (they derive from the body).
-    ``shape``: how a stream sends its items (:func:`response_events`)."""
+    ``shape``: how a stream sends its items (:func:`response_events`). ``searches``:
+    ``(query, urls)`` web searches run before the answer, only when the request has the
+    ``web_search`` tool (the model cannot search otherwise), with their sources only when
+    ``include`` asks for them; ``citations``: the text's ``url_citation`` annotations."""
 
     def reply(request: Recorded) -> Reply:
         asked = _asked(request)
         salt = _hex(request.body, n=12)
         output: list[dict[str, Any]] = []
+        can_search = any(t.get("type") == "web_search" for t in asked.get("tools") or ())
+        with_sources = "web_search_call.action.sources" in (asked.get("include") or ())
+        for n, (query, urls) in enumerate(searches if can_search else ()):
+            output.append(
+                web_search_call_item(query, urls, sources=with_sources, id=f"ws_{salt}{n:02d}")
+            )
         if reasoning is not None:
             wants_summary = bool((asked.get("reasoning") or {}).get("summary"))
             include = asked.get("include") or []
@@ -429,7 +493,14 @@ def responses_reply(
                 )
             )
         if text or refusal:
-            output.append(message_item(text, refusal=refusal, id=f"msg_{salt}{_hex(text, n=36)}"))
+            output.append(
+                message_item(
+                    text,
+                    refusal=refusal,
+                    id=f"msg_{salt}{_hex(text, n=36)}",
+                    annotations=citations if can_search else (),
+                )
+            )
         for n, spec in enumerate(tool_calls):
             name, arguments = spec[0], spec[1]
             call = spec[2] if len(spec) == 3 else f"call_{salt}{n:02d}{_hex(name, n=10)}"
@@ -585,6 +656,7 @@ def _check(body: Any, verified: bool = True) -> None:
     ):
         raise Rejection("Tool choice 'function' not found in 'tools' parameter.", "tool_choice")
     _check_text_format((body.get("text") or {}).get("format"))
+    _check_include(body.get("include"), body)
     _check_input(body.get("input"), store=body.get("store", True) is not False)
 
 
@@ -635,7 +707,8 @@ def _check_tools(tools: list[Any]) -> set[str]:
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
         if tool.get("type") != "function":
-            continue  # hosted tools are not what vdm sends
+            _check_hosted_tool(tool, where)
+            continue
         name = tool.get("name")
         if not isinstance(name, str):
             raise _missing(f"{where}.name")
@@ -666,6 +739,68 @@ def _check_tools(tools: list[Any]) -> set[str]:
                 )
         names.add(name)
     return names
+
+
+#: Anthropic's server tool types, which OpenAI does not know (the other hosted types are not
+#: checked: the API takes more than openai-python lists, Codex's `namespace` among them).
+_ANTHROPIC_TOOL = re.compile(r"^[a-z_]+_\d{8}$")
+_SEARCH_KEYS = frozenset(
+    {"type", "filters", "user_location", "search_context_size", "external_web_access"}
+)
+#: `include` values the API takes (openai-python `ResponseIncludable`).
+_INCLUDABLE = (
+    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+    "message.input_image.image_url", "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs",
+)  # fmt: skip
+
+
+def _check_hosted_tool(tool: dict[str, Any], where: str) -> None:
+    kind = tool.get("type")
+    if not isinstance(kind, str) or _ANTHROPIC_TOOL.match(kind):
+        raise Rejection(f"Invalid value: '{kind}'.", f"{where}.type", "invalid_value")
+    if kind != "web_search":
+        return
+    for key in tool:
+        if key not in _SEARCH_KEYS:
+            raise _unknown(f"{where}.{key}")
+    filters = tool.get("filters")
+    if filters is not None:
+        for key in filters:
+            if key != "allowed_domains":
+                raise _unknown(f"{where}.filters.{key}")
+        if not isinstance(filters.get("allowed_domains", []), list):
+            raise Rejection(
+                f"Invalid type for '{where}.filters.allowed_domains': expected an array.",
+                f"{where}.filters.allowed_domains",
+                "invalid_type",
+            )
+    location = tool.get("user_location")
+    if location is not None and location.get("type") != "approximate":
+        raise Rejection(
+            f"Invalid value: '{location.get('type')}'. Supported values are: 'approximate'.",
+            f"{where}.user_location.type",
+            "invalid_value",
+        )
+
+
+def _check_include(include: Any, body: dict[str, Any]) -> None:
+    for i, value in enumerate(include if isinstance(include, list) else ()):
+        if value not in _INCLUDABLE:
+            listed = ", ".join(f"'{v}'" for v in _INCLUDABLE[:-1]) + f", and '{_INCLUDABLE[-1]}'"
+            raise Rejection(
+                f"Invalid value: '{value}'. Supported values are: {listed}.",
+                f"include[{i}]",
+                "invalid_value",
+            )
+    searches = any(t.get("type") == "web_search" for t in body.get("tools") or ())
+    if searches and (body.get("reasoning") or {}).get("effort") == "minimal":
+        # OpenAI's web search guide: not with minimal reasoning (the wording is unverified).
+        raise Rejection(
+            "The following tools cannot be used with reasoning.effort 'minimal': web_search.",
+            "tools",
+            "unsupported_value",
+        )
 
 
 def _check_input(items: Any, *, store: bool) -> None:

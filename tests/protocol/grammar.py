@@ -13,10 +13,13 @@ from vdm.protocol.events import Event, StreamDecoder
 # --- SSE grammar checker ----------------------------------------------------------------------
 
 DELTA_FOR_BLOCK = {
-    "text": {"text_delta"},
+    "text": {"text_delta", "citations_delta"},
     "thinking": {"thinking_delta", "signature_delta"},
     "redacted_thinking": set(),
     "tool_use": {"input_json_delta"},
+    # The provider's web search (vdm/protocol/web_search.py): the result comes whole.
+    "server_tool_use": {"input_json_delta"},
+    "web_search_tool_result": set(),
 }
 
 

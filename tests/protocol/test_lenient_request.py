@@ -274,12 +274,13 @@ def test_server_tools_and_tool_sets_are_dropped_and_client_tools_kept(
     vdm: RunningVdm, upstreams: Upstreams, backend: str
 ) -> None:
     sent = answered(vdm, upstreams, backend, tools=TOOLS)
-    assert sent_tool_names(backend, sent) == ["Bash", "Strict"]
+    # The web search goes as a stub function where the provider cannot search (docs/protocol.md).
+    assert sent_tool_names(backend, sent) == ["Bash", "Strict", "web_search"]
     dumped = json.dumps(sent)
     for field in ("mcp_toolset", "input_examples", "cache_control", "eager_input_streaming"):
         assert field not in dumped
     if backend == "responses":
-        assert [t["strict"] for t in sent["tools"]] == [False, False]
+        assert [t["strict"] for t in sent["tools"]] == [False, False, False]
     else:
         assert '"strict"' not in dumped
 

@@ -376,10 +376,12 @@ def test_tools_become_functions_with_schema_unchanged() -> None:
 
 
 def test_server_tools_are_dropped() -> None:
-    web = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
-    out = translate(tools=[web, BASH])
+    code = {"type": "code_execution_20250522", "name": "code_execution"}
+    out = translate(tools=[code, BASH])
     assert [t["function"]["name"] for t in out["tools"]] == ["Bash"]
-    assert "web_search" not in json.dumps(out)
+    assert "code_execution" not in json.dumps(out)
+    # (web search: a stub function where the provider cannot search, tests/protocol/
+    # test_search_stub.py)
 
 
 @pytest.mark.parametrize(
@@ -399,7 +401,9 @@ def test_tool_choice(choice: dict[str, Any], expected: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "tools", [None, [{"type": "web_search_20250305", "name": "web_search"}]], ids=["none", "server"]
+    "tools",
+    [None, [{"type": "code_execution_20250522", "name": "code_execution"}]],
+    ids=["none", "server"],
 )
 def test_tool_choice_without_client_tools_is_omitted(tools: Any) -> None:
     out = translate(tools=tools, tool_choice={"type": "any"})

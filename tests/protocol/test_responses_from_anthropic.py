@@ -370,6 +370,8 @@ def test_tools_are_flat_non_strict_functions_without_schema_dialect() -> None:
             "parameters": {"type": "object"},
             "strict": False,
         },
+        # Anthropic's web search server tool becomes OpenAI's (tests/protocol/test_web_search.py).
+        {"type": "web_search"},
     ]
     assert body["parallel_tool_calls"] is True
 

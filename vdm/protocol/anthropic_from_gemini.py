@@ -33,9 +33,12 @@ from vdm.protocol.errors import VdmError, context_overflow
 from vdm.protocol.events import (
     Blocks,
     BlockStop,
+    CitationDelta,
     Event,
     InputJsonDelta,
     MessageEnd,
+    ServerToolResultStart,
+    ServerToolUseStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -44,8 +47,17 @@ from vdm.protocol.events import (
     ToolUseStart,
 )
 from vdm.protocol.reasoning import from_gemini_usage
+from vdm.protocol.search_stub import StubAnswers, answer_stub_calls
 from vdm.protocol.signatures import id_with_thought, pack_thought
 from vdm.protocol.sse import SseDecoder, quote_start
+from vdm.protocol.web_search import (
+    gemini_citations,
+    gemini_queries,
+    gemini_results,
+    new_server_tool_id,
+    query_json,
+    search_blocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +142,8 @@ class GeminiStreamDecoder:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        #: Answers the model's calls of the web search stub (vdm/protocol/search_stub.py).
+        self._stub = StubAnswers(target)
         self.done = False
         self.finished = False
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
@@ -142,6 +156,9 @@ class GeminiStreamDecoder:
         self._calls = 0
         #: A signature from a thought or signature-only part, for the next call of the step.
         self._pending: str | None = None
+        #: The latest `groundingMetadata` (Google Search), turned into blocks at the end.
+        self._grounding: dict[str, Any] | None = None
+        self.web_search_requests = 0
 
     def feed(self, data: bytes) -> list[Event]:
         """Events for one upstream read. Raises VdmError for an in-band upstream error."""
@@ -150,7 +167,7 @@ class GeminiStreamDecoder:
             return out
         for event in self._sse.feed(data):
             self.feed_response(_response(event.data), out)
-        return out
+        return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Close the open block and the message; raises VdmError if the stream was cut."""
@@ -174,10 +191,12 @@ class GeminiStreamDecoder:
             stop = "tool_use"
         else:
             stop = STOP_REASONS.get(reason, "end_turn")
+        if self._grounding is not None:
+            self._ground(self._grounding, out)
         self._blocks.close(out)
         self.finished = True
-        out.append(MessageEnd(stop, None, self.usage))
-        return out
+        out.append(MessageEnd(stop, None, self.usage, self.web_search_requests))
+        return self._stub(out)
 
     def feed_response(self, response: dict[str, Any], out: list[Event]) -> None:
         """Events for one (partial) `GenerateContentResponse`."""
@@ -201,6 +220,9 @@ class GeminiStreamDecoder:
         for part in parts or ():
             if isinstance(part, dict):
                 self._part(part, out)
+        grounding = candidate.get("groundingMetadata")
+        if isinstance(grounding, dict):
+            self._grounding = grounding
         finish = candidate.get("finishReason")
         if finish:
             self.finish_reason = str(finish)
@@ -240,6 +262,30 @@ class GeminiStreamDecoder:
         elif not signature and part:
             kinds = ", ".join(sorted(part))
             log.debug("ignored a Gemini part (%s)", kinds)
+
+    def _ground(self, metadata: dict[str, Any], out: list[Event]) -> None:
+        """Google Search grounding: citations on the open text block, then a
+        `server_tool_use` / `web_search_tool_result` pair per query (the sources on the
+        first: Gemini does not say which query found which)."""
+        blocks = self._blocks
+        citations = gemini_citations(metadata)
+        if blocks.is_open("text"):
+            out.extend(CitationDelta(blocks.open_index, c) for c in citations)
+        elif citations:
+            log.debug("grounding citations without an open text block: dropped")
+        results = gemini_results(metadata)
+        queries = gemini_queries(metadata)
+        for n, query in enumerate(queries):
+            call = new_server_tool_id()
+            _, result = search_blocks(call, query, results if n == 0 else [])
+            out.append(
+                ServerToolUseStart(
+                    blocks.open(out, ("search", n)), call, "web_search", query_json(query)
+                )
+            )
+            out.append(ServerToolResultStart(blocks.open(out, ("result", n)), result))
+        blocks.close(out)
+        self.web_search_requests = len(queries)
 
     def _sign(self, signature: str, out: list[Event], fresh: bool = False) -> None:
         """Give the open thinking block `signature`, or open a signature-only one."""
@@ -290,7 +336,10 @@ def message_from_gemini(answer: Any, target: Target) -> dict[str, Any]:
         decoder.finish_reason = "STOP"  # a whole answer is complete even without a reason
     events.extend(decoder.finish())
     content, stop = _collect(events)
-    return anthropic_message(target.requested, content, stop, None, decoder.usage)
+    message = anthropic_message(
+        target.requested, content, stop, None, decoder.usage, decoder.web_search_requests
+    )
+    return answer_stub_calls(message, target)
 
 
 def _collect(events: list[Event]) -> tuple[list[dict[str, Any]], str]:
@@ -316,6 +365,13 @@ def _collect(events: list[Event]) -> tuple[list[dict[str, Any]], str]:
             arguments[event.index].append(event.partial_json)
         elif isinstance(event, MessageEnd):
             stop = event.stop_reason
+        elif isinstance(event, ServerToolUseStart):
+            use = {"type": "server_tool_use", "id": event.id, "name": event.name}
+            content.append({**use, "input": json.loads(event.input_json)})
+        elif isinstance(event, ServerToolResultStart):
+            content.append(dict(event.block))
+        elif isinstance(event, CitationDelta):
+            content[event.index].setdefault("citations", []).append(dict(event.citation))
         elif isinstance(event, BlockStop):
             continue
     for index, parts in arguments.items():

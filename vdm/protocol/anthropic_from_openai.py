@@ -32,10 +32,27 @@ from vdm.protocol.chat_answer import tool_input as tool_input
 from vdm.protocol.chat_answer import usage_from_chat as usage_from_chat
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
-from vdm.protocol.events import Blocks, Event, InputJsonDelta, MessageEnd, ToolUseStart
+from vdm.protocol.events import (
+    Blocks,
+    CitationDelta,
+    Event,
+    InputJsonDelta,
+    MessageEnd,
+    ServerToolResultStart,
+    ServerToolUseStart,
+    ToolUseStart,
+)
 from vdm.protocol.reasoning import from_chat_usage
+from vdm.protocol.search_stub import StubAnswers, answer_stub_calls
 from vdm.protocol.signatures import CHAT_REASONING
 from vdm.protocol.sse import SseDecoder, json_event
+from vdm.protocol.web_search import (
+    chat_annotation,
+    new_server_tool_id,
+    query_json,
+    results_of,
+    search_blocks,
+)
 
 
 def message_from_chat(
@@ -79,9 +96,24 @@ def message_from_chat(
     reason, sequence = stop_reason(
         choice.get("finish_reason"), choice, stop_sequences, bool(tool_calls)
     )
-    return anthropic_message(
-        target.requested, content, reason, sequence, usage_from_chat(response.get("usage"))
+    searches = 0
+    if target.web_search_query is not None:
+        citations = [c for c in map(chat_annotation, message.get("annotations") or ()) if c]
+        texts = [b for b in content if b["type"] == "text"]
+        if citations and texts:
+            texts[-1]["citations"] = citations
+        call = new_server_tool_id()
+        content.extend(search_blocks(call, target.web_search_query, results_of(citations)))
+        searches = 1
+    message = anthropic_message(
+        target.requested,
+        content,
+        reason,
+        sequence,
+        usage_from_chat(response.get("usage")),
+        searches,
     )
+    return answer_stub_calls(message, target)
 
 
 # --- streaming ------------------------------------------------------------------------------
@@ -103,6 +135,8 @@ class ChatStreamDecoder:
 
     def __init__(self, target: Target, stop_sequences: list[str] | None = None) -> None:
         self.target = target
+        #: Answers the model's calls of the web search stub (vdm/protocol/search_stub.py).
+        self._stub = StubAnswers(target)
         self.stop_sequences = stop_sequences
         self.done = False
         self.finished = False
@@ -117,6 +151,8 @@ class ChatStreamDecoder:
         self._positions: dict[int, int] = {}
         self._last_choice: dict[str, Any] = {}
         self._had_tool_calls = False
+        #: OpenRouter's web search citations (`delta.annotations`), reported at the end.
+        self._citations: list[dict[str, Any]] = []
         #: The reasoning text, kept only where it must travel back (for the cache).
         self._reasoning: list[str] | None = (
             [] if target.caps.reasoning_echo and target.reasoning_cache is not None else None
@@ -134,7 +170,7 @@ class ChatStreamDecoder:
             self.feed_chunk(json_event(event.data), out)
             if self.done:
                 break
-        return out
+        return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Close the open block and the message; raises VdmError if the stream was cut."""
@@ -156,6 +192,10 @@ class ChatStreamDecoder:
             if call.index is None:  # a call whose name never arrived: emit what we have
                 call.name = call.name or "unknown_tool"
                 self._start_tool(out, call)
+        searches = 0
+        if self.target.web_search_query is not None:
+            self._searched(self.target.web_search_query, out)
+            searches = 1
         blocks.close(out)
         if self._reasoning:
             cache = self.target.reasoning_cache
@@ -165,8 +205,21 @@ class ChatStreamDecoder:
                 name = self.target.client_tool_name(call.name or "")
                 arguments = tool_input("".join(call.arguments or ()))
                 cache.put(call.client_id, name, arguments, text)
-        out.append(MessageEnd(reason, sequence, self.usage))
-        return out
+        out.append(MessageEnd(reason, sequence, self.usage, searches))
+        return self._stub(out)
+
+    def _searched(self, query: str, out: list[Event]) -> None:
+        """The request-wide search (OpenRouter's `web` plugin): the citations on the open
+        text block, then the search and the cited pages as its results."""
+        blocks = self._blocks
+        if blocks.is_open("text"):
+            out.extend(CitationDelta(blocks.open_index, c) for c in self._citations)
+        call = new_server_tool_id()
+        _, result = search_blocks(call, query, results_of(self._citations))
+        out.append(
+            ServerToolUseStart(blocks.open(out, "search"), call, "web_search", query_json(query))
+        )
+        out.append(ServerToolResultStart(blocks.open(out, "search_result"), result))
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
         """Events for one parsed `chat.completion.chunk`."""
@@ -203,6 +256,9 @@ class ChatStreamDecoder:
                         self._blocks.thinking(out, text, signature=CHAT_REASONING)
                         if self._reasoning is not None:
                             self._reasoning.append(text)
+        annotations = delta.get("annotations")
+        if annotations and self.target.web_search_query is not None:
+            self._citations.extend(c for c in map(chat_annotation, annotations) if c)
         tool_calls = delta.get("tool_calls")
         if tool_calls:
             for call in tool_calls:

@@ -22,7 +22,7 @@ terminal event's `response.output` (servers that send whole items, completed-onl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vdm.protocol.anthropic_from_openai import tool_input
@@ -31,16 +31,29 @@ from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, context_overflow
 from vdm.protocol.events import (
     Blocks,
+    CitationDelta,
     Event,
     InputJsonDelta,
     MessageEnd,
+    ServerToolResultStart,
+    ServerToolUseStart,
     ThinkingDelta,
     ThinkingStart,
     ToolUseStart,
 )
 from vdm.protocol.reasoning import from_responses_usage
+from vdm.protocol.search_stub import StubAnswers, answer_stub_calls
 from vdm.protocol.signatures import pack_reasoning
 from vdm.protocol.sse import SseDecoder, json_event
+from vdm.protocol.web_search import (
+    citation_titles,
+    query_json,
+    search_blocks,
+    search_query,
+    search_results,
+    server_tool_id,
+    url_citation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +142,8 @@ def message_from_response(
         raise error_from_failure(response.get("error"))
     content: list[dict[str, Any]] = []
     tool_use = refusal = False
+    searches = 0
+    titles = citation_titles(response.get("output"))
     for item in response.get("output") or ():
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "reasoning":
@@ -140,7 +155,15 @@ def message_from_response(
             for part in item.get("content") or ():
                 texts = _texts([part], "output_text", "refusal")
                 refusal = refusal or (bool(texts) and part.get("type") == "refusal")
-                content.extend({"type": "text", "text": t} for t in texts)
+                content.extend(_text_block(t, part) for t in texts)
+        elif kind == "web_search_call":
+            query = search_query(item)
+            if query is None:
+                log.debug("dropped a web_search_call that was not a search")
+                continue
+            searches += 1
+            call = server_tool_id(str(item.get("id") or ""))
+            content.extend(search_blocks(call, query, search_results(item, titles)))
         elif kind == "function_call":
             tool_use = True
             content.append(
@@ -153,13 +176,24 @@ def message_from_response(
             )
         else:
             log.debug("dropped a %s output item", kind)
-    return anthropic_message(
+    message = anthropic_message(
         target.requested,
         content,
         _stop_reason(response, tool_use, refusal),
         None,
         usage_from_responses(response.get("usage")),
+        searches,
     )
+    return answer_stub_calls(message, target)
+
+
+def _text_block(text: str, part: dict[str, Any]) -> dict[str, Any]:
+    """A text block, with the part's `url_citation` annotations as its citations."""
+    block: dict[str, Any] = {"type": "text", "text": text}
+    citations = [url_citation(text, a) for a in part.get("annotations") or ()]
+    if any(citations):
+        block["citations"] = [c for c in citations if c]
+    return block
 
 
 # --- streaming ------------------------------------------------------------------------------
@@ -175,6 +209,8 @@ class _Item:
     kind: str
     #: Text (or thinking, or arguments) already sent for it.
     sent: bool = False
+    #: A message's text so far, for the spans its citations quote (joined only then).
+    parts: list[str] = field(default_factory=list)
 
 
 class ResponsesStreamDecoder:
@@ -182,6 +218,8 @@ class ResponsesStreamDecoder:
 
     def __init__(self, target: Target, *, thinking: bool = True) -> None:
         self.target = target
+        #: Answers the model's calls of the web search stub (vdm/protocol/search_stub.py).
+        self._stub = StubAnswers(target)
         self.thinking = thinking
         self.done = False
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
@@ -197,6 +235,7 @@ class ResponsesStreamDecoder:
         self._finished: set[int] = set()
         self._tool_use = False
         self._refusal = False
+        self._searches = 0
 
     def feed(self, data: bytes) -> list[Event]:
         """Events for one upstream read. Raises VdmError for a failed response."""
@@ -207,7 +246,7 @@ class ResponsesStreamDecoder:
             self._event(json_event(event.data), out)
             if self.done:
                 break
-        return out
+        return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Nothing more once the response ended; raises VdmError if the stream was cut."""
@@ -217,7 +256,7 @@ class ResponsesStreamDecoder:
                 self._event(json_event(event.data), out)
         if not self.done:
             raise VdmError(502, "upstream stream ended before the response was complete")
-        return out
+        return self._stub(out)
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -277,7 +316,7 @@ class ResponsesStreamDecoder:
         self.usage = usage_from_responses(response.get("usage"))
         self.reasoning_tokens = from_responses_usage(response.get("usage"))
         reason = _stop_reason(response, self._tool_use, self._refusal)
-        out.append(MessageEnd(reason, None, self.usage))
+        out.append(MessageEnd(reason, None, self.usage, self._searches))
         self.done = True
 
     # -- one item --------------------------------------------------------------------------------
@@ -322,15 +361,18 @@ class ResponsesStreamDecoder:
             call = payload.get("call_id") or payload.get("id") or new_tool_id()
             name = self.target.client_tool_name(str(payload.get("name") or ""))
             out.append(ToolUseStart(block, self.target.client_tool_id(call), name))
-        elif kind not in ("message", "reasoning"):
+        elif kind not in ("message", "reasoning", "web_search_call"):
             log.debug("ignored a %s output item", kind)
 
     def _done(self, index: int, item: _Item, payload: dict[str, Any], out: list[Event]) -> None:
         blocks = self._blocks
         if item.kind == "message" and not item.sent:
             # A provider that sends whole items only: the text is in the done item.
-            for text in _texts(payload.get("content"), "output_text", "refusal"):
-                self._text(index, item, text, out)
+            for part in payload.get("content") or ():
+                for text in _texts([part], "output_text", "refusal"):
+                    self._text(index, item, text, out)
+                    for note in part.get("annotations") or ():
+                        self._citation(index, item, note, out)
             self._refusal = self._refusal or bool(_texts(payload.get("content"), "refusal"))
         elif item.kind == "reasoning" and self.thinking:
             encrypted = payload.get("encrypted_content")
@@ -343,6 +385,8 @@ class ResponsesStreamDecoder:
                 blocks.signature = pack_reasoning(str(payload.get("id") or ""), encrypted)
         elif item.kind == "function_call" and not item.sent:
             self._arguments(index, item, payload.get("arguments") or "{}", out)
+        elif item.kind == "web_search_call":
+            self._search(index, payload, out)
         if blocks.is_open(index):
             blocks.close(out)
         self._finished.add(index)
@@ -357,6 +401,8 @@ class ResponsesStreamDecoder:
         elif kind == "response.refusal.delta":
             self._refusal = True
             self._text(index, item, event.get("delta"), out)
+        elif kind == "response.output_text.annotation.added":
+            self._citation(index, item, event.get("annotation"), out)
         elif kind in ("response.output_text.done", "response.refusal.done") and not item.sent:
             self._refusal = self._refusal or kind == "response.refusal.done"
             self._text(index, item, event.get("text") or event.get("refusal"), out)
@@ -376,6 +422,34 @@ class ResponsesStreamDecoder:
         if isinstance(text, str) and text:
             self._blocks.text(out, text, key=index)
             item.sent = True
+            item.parts.append(text)
+
+    def _citation(self, index: int, item: _Item, annotation: Any, out: list[Event]) -> None:
+        """A `url_citation` of the message's text, on its open text block. (Offsets count
+        across the item's text parts, which are one block here.)"""
+        if not self._blocks.is_open(index):
+            log.debug("dropped an annotation outside its text block")
+            return
+        citation = url_citation("".join(item.parts), annotation)
+        if citation is None:
+            return
+        out.append(CitationDelta(self._blocks.open_index, citation))
+
+    def _search(self, index: int, payload: dict[str, Any], out: list[Event]) -> None:
+        """A finished `web_search_call`: Anthropic's `server_tool_use` then its result."""
+        query = search_query(payload)
+        if query is None:
+            log.debug("dropped a web_search_call that was not a search")
+            return
+        self._searches += 1
+        call = server_tool_id(str(payload.get("id") or ""))
+        _, result = search_blocks(call, query, search_results(payload, {}))
+        out.append(
+            ServerToolUseStart(self._blocks.open(out, index), call, "web_search", query_json(query))
+        )
+        self._blocks.close(out)
+        out.append(ServerToolResultStart(self._blocks.open(out, ("result", index)), result))
+        self._blocks.close(out)
 
     def _thinking(self, index: int, item: _Item, text: Any, out: list[Event]) -> None:
         if not self.thinking or not isinstance(text, str):

@@ -9,16 +9,19 @@ payload string per event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.events import (
     BlockStop,
+    CitationDelta,
     Event,
     InputJsonDelta,
     MessageEnd,
     RedactedThinkingStart,
+    ServerToolResultStart,
+    ServerToolUseStart,
     SignatureDelta,
     TextDelta,
     TextStart,
@@ -56,6 +59,7 @@ def anthropic_message(
     stop_reason: str,
     stop_sequence: str | None,
     usage: dict[str, int],
+    web_search_requests: int = 0,
 ) -> dict[str, Any]:
     """A whole (non-streamed) Anthropic Message for the client's `requested` model name."""
     return {
@@ -66,8 +70,16 @@ def anthropic_message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": usage,
+        "usage": with_searches(usage, web_search_requests),
     }
+
+
+def with_searches(usage: Mapping[str, int], web_search_requests: int) -> dict[str, Any]:
+    """`usage` plus Anthropic's count of the provider's web searches, when there were any."""
+    out: dict[str, Any] = dict(usage)
+    if web_search_requests:
+        out["server_tool_use"] = {"web_search_requests": web_search_requests}
+    return out
 
 
 def new_tool_id() -> str:
@@ -179,8 +191,33 @@ class AnthropicStreamEncoder:
                                 "stop_reason": event.stop_reason,
                                 "stop_sequence": event.stop_sequence,
                             },
-                            "usage": dict(event.usage),
+                            "usage": with_searches(event.usage, event.web_search_requests),
                         },
                     )
                 )
                 out.append(MESSAGE_STOP)
+            else:
+                _server_tool_event(event, out)
+
+
+def _server_tool_event(event: Event, out: list[bytes]) -> None:
+    """The provider's own web search as Anthropic streams its server tool: the call's
+    `server_tool_use` start then its input as one `input_json_delta`; the result block whole
+    in its start event; citations as `citations_delta` on the text block."""
+    if isinstance(event, ServerToolUseStart):
+        block = {"type": "server_tool_use", "id": event.id, "name": event.name, "input": {}}
+        start = {"type": "content_block_start", "index": event.index, "content_block": block}
+        out.append(encode_event("content_block_start", start))
+        partial = dumps(event.input_json)
+        out.append((_DELTA % (event.index, "input_json_delta", "partial_json", partial)).encode())
+    elif isinstance(event, ServerToolResultStart):
+        start = {
+            "type": "content_block_start",
+            "index": event.index,
+            "content_block": dict(event.block),
+        }
+        out.append(encode_event("content_block_start", start))
+    elif isinstance(event, CitationDelta):
+        delta = {"type": "citations_delta", "citation": dict(event.citation)}
+        body = {"type": "content_block_delta", "index": event.index, "delta": delta}
+        out.append(encode_event("content_block_delta", body))

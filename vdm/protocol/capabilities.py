@@ -80,6 +80,11 @@ class ModelCaps:
     #: Claude models that take `output_config.effort` (Opus 4.5 and later); older ones
     #: refuse it.
     claude_effort: bool = False
+    #: The provider's own web search, which Anthropic's `web_search` server tool maps to
+    #: (vdm/protocol/web_search.py): `responses` the Responses API's `web_search` tool,
+    #: `gemini` native Gemini's `google_search` grounding, `openrouter` OpenRouter's `web`
+    #: plugin; `none`: the model cannot search, and a call is answered with an error result.
+    web_search: Literal["none", "responses", "gemini", "openrouter"] = "none"
 
     @property
     def max_effort(self) -> str:
@@ -243,6 +248,17 @@ RULES: tuple[tuple[str | None, str, dict[str, Any]], ...] = (
             "efforts": ("low", "medium", "high", "xhigh", "max"),
         },
     ),
+    # Web search (docs/protocol.md, "Web search"): OpenAI's Responses `web_search` tool
+    # (developers.openai.com/api/docs/guides/tools-web-search; not on gpt-4.1-nano),
+    # Gemini's `google_search` grounding on the native API (2.0 and later), and OpenRouter's
+    # `web` plugin, which serves any model (openrouter.ai/docs/features/web-search).
+    (
+        "^openai$",
+        r"^(gpt-4o|gpt-4\.1(?!-nano)|gpt-5(?!(\.\d+)?-chat)|gpt-[6-9]|o3|o4)",
+        {"web_search": "responses"},
+    ),
+    ("^gemini$", r"(^|/)gemini-([2-9]|flash-|pro-)", {"web_search": "gemini"}),
+    ("^openrouter$", r"", {"web_search": "openrouter"}),
     # Groq refuses fields it does not know.
     ("^groq$", r"", {"rejects": _GROQ_REJECTS}),
     # xAI reasoning models refuse penalties and stop sequences ("Model grok-4 does not support

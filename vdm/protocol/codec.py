@@ -122,6 +122,12 @@ class Target:
     #: The betas an Anthropic client asked for in its `anthropic-beta` header, for a
     #: provider that takes them in the body (Bedrock's `anthropic_beta`).
     betas: tuple[str, ...] = ()
+    #: What the provider's request-wide web search looks for (OpenRouter's `web` plugin
+    #: searches the prompt): the query of the `server_tool_use` block the decoder reports.
+    web_search_query: str | None = None
+    #: The provider cannot search: the client's web search went as a function tool, whose
+    #: calls the decoder answers with an error result (vdm/protocol/web_search.py).
+    web_search_stub: bool = False
 
     @property
     def max_tokens_ceiling(self) -> int | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +78,45 @@ class BlockStop:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerToolUseStart:
+    """A `server_tool_use` block: a tool the provider ran itself (its web search, mapped to
+    Anthropic's `web_search`). Known whole when it starts, so `input_json` rides along; the
+    Anthropic encoder sends it as one `input_json_delta`, other dialects skip the block."""
+
+    index: int
+    id: str
+    name: str
+    input_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerToolResultStart:
+    """A server tool's result block (`web_search_tool_result`), whole in its start event as
+    Anthropic streams it; `block` is the Anthropic content block."""
+
+    index: int
+    block: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CitationDelta:
+    """A citation of the open text block (`citations_delta`): `citation` is Anthropic's
+    `web_search_result_location`."""
+
+    index: int
+    citation: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
 class MessageEnd:
     """The end of the message: Anthropic stop reason, matched stop sequence, final usage
-    (`input_tokens` excludes cache reads and writes)."""
+    (`input_tokens` excludes cache reads and writes), and the provider's web searches
+    (`usage.server_tool_use.web_search_requests`)."""
 
     stop_reason: str
     stop_sequence: str | None = None
     usage: Mapping[str, int] = field(default_factory=dict)
+    web_search_requests: int = 0
 
 
 Event: TypeAlias = (
@@ -98,6 +130,9 @@ Event: TypeAlias = (
     | InputJsonDelta
     | BlockStop
     | MessageEnd
+    | ServerToolUseStart
+    | ServerToolResultStart
+    | CitationDelta
 )
 
 

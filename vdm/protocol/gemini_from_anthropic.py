@@ -31,6 +31,7 @@ from vdm.protocol.system_prompt import system_text
 from vdm.protocol.thinking_budget import budget_effort
 from vdm.protocol.tools_out import gemini_tools
 from vdm.protocol.translation import check, output_schema
+from vdm.protocol.web_search import web_search_tool
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def gemini_request_from_messages(req: MessagesRequest, target: Target) -> dict[s
         body["systemInstruction"] = {"parts": [{"text": system}]}
     body["contents"] = gemini_contents(req, target)
     body.update(gemini_tools(req, target))
+    searches = target.caps.web_search == "gemini" and not target.web_search_stub
+    if searches and web_search_tool(req) is not None:
+        # (beside function tools the search went as a stub: vdm/protocol/tools_out.py)
+        body["tools"] = [*body.get("tools", ()), {"googleSearch": {}}]
     body["generationConfig"] = _generation_config(req, target)
     return body
 

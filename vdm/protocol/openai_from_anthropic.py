@@ -36,6 +36,7 @@ from vdm.protocol.translation import (
     schema_instruction,
     strict_compatible,
 )
+from vdm.protocol.web_search import last_user_text, openrouter_web_plugin, web_search_tool
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ def chat_request_from_messages(req: MessagesRequest, target: Target) -> dict[str
     if req.stop_sequences:
         body["stop"] = list(req.stop_sequences)
     body.update(chat_tools(req, target))
+    search = web_search_tool(req)
+    if search is not None and caps.web_search == "openrouter":
+        body["plugins"] = [openrouter_web_plugin(search)]
+        target.web_search_query = last_user_text(req)
 
     if caps.thinking_switch and req.thinking is not None:
         # DeepSeek V4: thinking is on by default; the client's switch is passed on.

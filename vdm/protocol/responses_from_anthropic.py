@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vdm.protocol.anthropic import MessagesRequest
+from vdm.protocol.anthropic import MessagesRequest, Tool
 from vdm.protocol.capabilities import ModelCaps
 from vdm.protocol.codec import Target
 from vdm.protocol.openai_request_out import (
@@ -30,6 +30,7 @@ from vdm.protocol.thinking_budget import budget_effort
 from vdm.protocol.tools_out import responses_tools
 from vdm.protocol.tools_out import tool_name as tool_name
 from vdm.protocol.translation import check, output_schema, strict_compatible
+from vdm.protocol.web_search import SOURCES_INCLUDE, responses_search_tool, web_search_tool
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,19 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
     if req.stop_sequences:
         log.debug("dropped stop_sequences: the Responses API has no stop parameter")
     body.update(responses_tools(req, target))
+    include: list[str] = []
+    search = web_search_tool(req)
+    if search is not None and caps.web_search == "responses":
+        _add_search(body, req, search, reasoning)
+        include.append(SOURCES_INCLUDE)
 
     if reasoning:
         body["reasoning"] = reasoning
     if thinks:
         # Stateless reasoning: the encrypted items come back in the thinking signatures.
-        body["include"] = ["reasoning.encrypted_content"]
+        include.insert(0, "reasoning.encrypted_content")
+    if include:
+        body["include"] = include
     body["store"] = False
 
     schema = output_schema(req)
@@ -86,6 +94,20 @@ def responses_request_from_messages(req: MessagesRequest, target: Target) -> dic
         body["stream"] = True
     drop_rejected(body, caps.rejects, messages=False)
     return body
+
+
+def _add_search(
+    body: dict[str, Any], req: MessagesRequest, search: Tool, reasoning: dict[str, Any] | None
+) -> None:
+    """OpenAI's `web_search` tool for the client's web search server tool. OpenAI refuses it
+    with `minimal` effort ("The following tools cannot be used with reasoning.effort
+    'minimal': web_search"), so that becomes `low`; a forced web search is `required`."""
+    body.setdefault("tools", []).append(responses_search_tool(search))
+    if reasoning is not None and reasoning.get("effort") == "minimal":
+        reasoning["effort"] = "low"
+    choice = req.tool_choice
+    if choice is not None and choice.type == "tool" and choice.name == search.name:
+        body["tool_choice"] = "required"
 
 
 def _reasoning(req: MessagesRequest, caps: ModelCaps, *, summary: bool) -> dict[str, Any] | None:

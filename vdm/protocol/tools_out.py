@@ -21,7 +21,9 @@ from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.gemini_native_schema import native_parameters
 from vdm.protocol.gemini_schema import gemini_schema
-from vdm.protocol.translation import client_tools
+from vdm.protocol.translation import ClientTool
+from vdm.protocol.translation import client_tools as _client_tools
+from vdm.protocol.web_search import search_stub
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,15 @@ def _forced(choice: ToolChoice, rename: Callable[[str], str]) -> str:
     return rename(choice.name)
 
 
+def client_tools(req: MessagesRequest, target: Target, searches: bool) -> list[ClientTool]:
+    """The client's tools, plus a `web_search` function standing in for its web search
+    server tool where the provider cannot search (`searches` False): the model may call it,
+    and the decoder answers the call with an error result."""
+    tools = _client_tools(req)
+    stub = None if searches else search_stub(req, target)
+    return tools if stub is None else [*tools, stub]
+
+
 # --- per dialect ------------------------------------------------------------------------------
 
 
@@ -77,7 +88,7 @@ def chat_tools(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The Chat Completions fields for the client's tools: `tools`, `tool_choice` and
     `parallel_tool_calls` (only when the client turned parallel calls off); none without
     tools."""
-    tools = client_tools(req)
+    tools = client_tools(req, target, target.caps.web_search == "openrouter")
     if not tools:
         return {}
     fields: dict[str, Any] = {
@@ -123,7 +134,7 @@ def responses_tools(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The Responses API fields for the client's tools: flat function `tools`, `tool_choice`,
     and `parallel_tool_calls` (always said); none without tools."""
     tools = []
-    for tool in client_tools(req):
+    for tool in client_tools(req, target, target.caps.web_search == "responses"):
         schema = dict(tool.input_schema or {"type": "object", "properties": {}})
         schema.pop("$schema", None)
         tools.append(
@@ -153,8 +164,10 @@ def responses_tools(req: MessagesRequest, target: Target) -> dict[str, Any]:
 
 def gemini_tools(req: MessagesRequest, target: Target) -> dict[str, Any]:
     """The `generateContent` fields for the client's tools: one `functionDeclarations` tool
-    (schemas as `parametersJsonSchema`) and `toolConfig`; none without tools."""
-    tools = client_tools(req)
+    (schemas as `parametersJsonSchema`) and `toolConfig`; none without tools. Google Search
+    cannot go beside function declarations: with any, the web search is a stub too."""
+    functions = _client_tools(req)
+    tools = client_tools(req, target, target.caps.web_search == "gemini" and not functions)
     if not tools:
         return {}
     declarations = []
