@@ -9,14 +9,16 @@ passed through `redact` with the configured secrets before it is printed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from functools import partial
+from pathlib import Path  # typer reads `--request`'s annotation at run time
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from vdm.config.routing_rules import Rule
     from vdm.config.settings import Alias, ProviderConfig, Settings
+    from vdm.routing.rules import Facts
 
 config_app = typer.Typer(help="Set up, show and check the configuration.", no_args_is_help=True)
 
@@ -61,6 +63,33 @@ def show(
         None, "--resolve", metavar="MODEL", help="Explain where a model name is routed."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    request: Annotated[
+        Path | None,
+        typer.Option(
+            "--request",
+            metavar="FILE",
+            help="With --resolve: take the routing rules' facts from this request body (JSON, "
+            "Anthropic Messages, Chat Completions or Responses).",
+        ),
+    ] = None,
+    background: bool = typer.Option(
+        False, "--background", help="With --resolve: as a background (small-model) request."
+    ),
+    subagent: bool = typer.Option(
+        False, "--subagent", help="With --resolve: as a subagent's request."
+    ),
+    thinking: bool = typer.Option(
+        False, "--thinking", help="With --resolve: as a request with thinking on."
+    ),
+    images: bool = typer.Option(
+        False, "--images", help="With --resolve: as a request with images."
+    ),
+    web_search: bool = typer.Option(
+        False, "--web-search", help="With --resolve: as a request carrying the web_search tool."
+    ),
+    tokens: int | None = typer.Option(
+        None, "--tokens", metavar="N", min=0, help="With --resolve: as a request of N input tokens."
+    ),
 ) -> None:
     """The effective configuration and where each value comes from."""
     from vdm.cli.common import load_settings
@@ -68,7 +97,8 @@ def show(
     settings = load_settings()
     view = _View(settings)
     if resolve is not None:
-        lines = _explain(view, resolve, as_json)
+        flags = _Flags(background, subagent, thinking, images, web_search, tokens)
+        lines = _explain(view, resolve, as_json, _facts(resolve, request, flags))
     elif as_json:
         lines = [_json(view.as_dict())]
     else:
@@ -274,6 +304,10 @@ class _View:
                 for a in settings.fallbacks
             ],
             "server": [{"name": n, "value": v, "source": s} for n, v, s in self.server_rows()],
+            "rules": [
+                {"when": r.when, "use": r.use, "model": list(r.models), "above": r.above}
+                for r in settings.rules
+            ],
             "problems": self.problems(),
             "warnings": [self.short(w) for w in settings.warnings],
         }
@@ -305,10 +339,20 @@ def _show(view: _View) -> Iterator[str]:
         if any(":" in name for name, _, _ in rows):
             yield "  (provider:name: not the default provider's, or shadowed by an earlier one,"
             yield "  so only that name reaches it)"
+    if settings.rules:
+        yield ""
+        yield f"Routing rules, the first match wins ({view.short(settings.rules[0].source)}):"
+        yield from _table(
+            [(f"#{r.number} {r.label}", r.use, _rule_note(r)) for r in settings.rules], 2
+        )
     yield ""
     yield "Server:"
     yield from _table(view.server_rows(), 2)
     yield from _notes(view.problems(), [view.short(w) for w in settings.warnings])
+
+
+def _rule_note(rule: Rule) -> str:
+    return f"above {rule.above:,} input tokens" if rule.above is not None else ""
 
 
 def _notes(problems: list[str], warnings: list[str]) -> Iterator[str]:
@@ -334,7 +378,91 @@ def _bullets(items: Iterable[str]) -> Iterator[str]:
         )
 
 
-def _explain(view: _View, model: str, as_json: bool) -> list[str]:
+class _Flags(NamedTuple):
+    """The request facts stated on the command line (`--thinking`, `--tokens N`, ...)."""
+
+    background: bool
+    subagent: bool
+    thinking: bool
+    images: bool
+    web_search: bool
+    tokens: int | None
+
+
+def _facts(model: str, request: Path | None, flags: _Flags) -> Facts:
+    """The facts `--resolve` explains the rules with: the `--request` file's, if given, then
+    the flags on top (a flag only turns a fact on)."""
+    import json
+
+    from vdm.cli.common import fail
+    from vdm.routing.rules import Facts, facts_from_body
+
+    facts = Facts()
+    if request is not None:
+        try:
+            body = json.loads(request.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"--request {request}: cannot read a JSON body: {exc}")
+        if not isinstance(body, dict):
+            fail(f"--request {request}: expected a JSON object")
+        dialect = _dialect_of(body)
+        facts = facts_from_body(dialect, body, model)
+        facts.count = partial(_count_tokens, body, dialect)
+    facts.background |= flags.background
+    facts.subagent |= flags.subagent
+    facts.thinking |= flags.thinking
+    facts.images |= flags.images
+    facts.web_search |= flags.web_search
+    if flags.tokens is not None:
+        facts.tokens, facts.count = flags.tokens, None
+    return facts
+
+
+#: Fields only a Chat Completions body has, and only an Anthropic one.
+_CHAT_ONLY = frozenset(
+    {"reasoning_effort", "web_search_options", "max_completion_tokens", "response_format", "n"}
+)
+_ANTHROPIC_ONLY = frozenset({"thinking", "system", "stop_sequences", "output_config"})
+
+
+def _dialect_of(body: dict[str, Any]) -> str:
+    """The dialect a request body is written in: Responses has `input`; Chat Completions
+    has its own fields or OpenAI-only roles; else Anthropic when it has Anthropic's fields
+    or `max_tokens` (which Anthropic requires)."""
+    if "input" in body and "messages" not in body:
+        return "responses"
+    messages = body.get("messages")
+    roles = (
+        {m.get("role") for m in messages if isinstance(m, dict)}
+        if isinstance(messages, list)
+        else set()
+    )
+    if _ANTHROPIC_ONLY & body.keys():  # Claude Code's bodies, `role: system` messages and all
+        return "anthropic"
+    if _CHAT_ONLY & body.keys() or roles & {"system", "developer", "tool"}:
+        return "openai"
+    return "anthropic" if "max_tokens" in body else "openai"
+
+
+def _count_tokens(body: dict[str, Any], dialect: str) -> int:
+    """The input tokens of an Anthropic body, as vdm counts them offline; by size (4 bytes a
+    token) for another dialect's or one that does not validate."""
+    import json
+
+    from pydantic import ValidationError
+
+    from vdm.protocol.anthropic import MessagesRequest
+    from vdm.protocol.tokens import count_tokens
+
+    try:
+        if dialect == "anthropic":
+            return count_tokens(MessagesRequest.model_validate({"max_tokens": 1, **body}))
+    except ValidationError:
+        pass
+    return len(json.dumps(body)) // 4
+
+
+def _explain(view: _View, model: str, as_json: bool, facts: Facts | None = None) -> list[str]:
     from vdm.cli.common import NO_PROVIDER, fail
     from vdm.protocol.errors import VdmError
     from vdm.routing.resolve import resolve
@@ -342,14 +470,14 @@ def _explain(view: _View, model: str, as_json: bool) -> list[str]:
     if not view.settings.providers:
         fail(NO_PROVIDER)
     try:
-        route = resolve(model, view.settings)
+        route = resolve(model, view.settings, facts)
     except VdmError as exc:
         fail(f"cannot resolve {model!r}: {view.short(exc.message)}")
     steps = [view.short(step) for step in route.steps]
     target = f"{route.provider.name}:{route.model}"
     if as_json:
         found = {"model": model, "provider": route.provider.name, "upstream_model": route.model}
-        chain = {"failover": [r.label for r in route.failover]}
+        chain: dict[str, Any] = {"rule": route.rule, "failover": [r.label for r in route.failover]}
         if route.long_context is not None:
             chain["long_context"] = [route.long_context.label]
         return [_json({**found, "steps": steps, **chain})]
@@ -357,6 +485,8 @@ def _explain(view: _View, model: str, as_json: bool) -> list[str]:
 
     lines = [f"Resolving {model!r}:"]
     lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
+    if facts is not None and view.settings.rules:
+        lines.insert(1, f"  request: {_stated(facts)}")
     where = f"{route.provider.api_format} format, {safe_url(route.provider.base_url)}"
     lines.append(f"{model} → {target}  ({where})")
     if route.failover:
@@ -364,6 +494,24 @@ def _explain(view: _View, model: str, as_json: bool) -> list[str]:
     if route.long_context is not None:
         lines.append(f"  long context: {route.long_context.label}")
     return lines
+
+
+def _stated(facts: Facts) -> str:
+    """The facts the rules were tried with, in words."""
+    found = [
+        name
+        for name, on in (
+            ("background", facts.background),
+            ("subagent", facts.subagent),
+            ("thinking", facts.thinking),
+            ("images", facts.images),
+            ("web search", facts.web_search),
+        )
+        if on
+    ]
+    if facts.tokens is not None:
+        found.append(f"{facts.tokens:,} input tokens")
+    return ", ".join(found) or "no facts stated (try --thinking, --tokens N, --request FILE)"
 
 
 def _json(data: Any) -> str:
@@ -390,6 +538,7 @@ def validate() -> None:
         if not settings.providers:
             problems.append(NO_PROVIDER)
         problems += _alias_problems(settings)
+        problems += _rule_problems(settings)
         problems += user_prices(settings.prices)[1]
     warnings = list(settings.warnings) if settings is not None else []
     if problems:
@@ -449,6 +598,20 @@ def _alias_problems(settings: Settings) -> list[str]:
             resolve(name, settings)
         except VdmError as exc:
             found.append(exc.message)
+    return found
+
+
+def _rule_problems(settings: Settings) -> list[str]:
+    """Routing rules whose `use` cannot be resolved (an alias cycle, an unknown provider)."""
+    from vdm.protocol.errors import VdmError
+    from vdm.routing.resolve import resolve
+
+    found: list[str] = []
+    for rule in settings.rules:
+        try:
+            resolve(rule.use, settings)
+        except VdmError as exc:
+            found.append(f"{rule.source}: [[routing.rules]] #{rule.number}: {exc.message}")
     return found
 
 

@@ -22,12 +22,16 @@ before answering, resolved here once: a list alias's other targets (`fast = ["gr
 `provider:model`; and the long-context target for a prompt the model cannot take. A failover
 target is resolved like a requested name, but its own failovers are not followed; one that
 cannot be resolved (a provider not configured) is skipped, with a step saying why.
+
+Request-aware rules (`[[routing.rules]]`, vdm/routing/rules.py) come before all of this:
+given the request's `Facts`, the first matching rule's `use` is resolved instead of the
+requested name, and the route names the rule (`Route.rule`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vdm.config.settings import (
     NO_PROVIDER,
@@ -39,8 +43,12 @@ from vdm.config.settings import (
     normalize,
     provider_key,
 )
+from vdm.protocol.bedrock_from_anthropic import claude_name
+from vdm.protocol.capabilities import caps_for
 from vdm.protocol.context import without_discovery_prefix
 from vdm.protocol.errors import VdmError
+from vdm.routing.cloud_ids import for_provider, is_model_id, keeps_id
+from vdm.routing.rules import Facts, first_match
 
 #: Alias chains longer than this are certainly a mistake.
 MAX_CHAIN = 16
@@ -59,6 +67,8 @@ class Route:
     #: The first alias followed (the one the name matched or contained, or a fallback
     #: alias), None for a `provider:model` or an unchanged name.
     alias: str | None = field(default=None, compare=False)
+    #: The `[[routing.rules]]` entry that chose this route (its label), None when none did.
+    rule: str | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -66,8 +76,21 @@ class Route:
         return f"{self.provider.name}:{self.model}"
 
 
-def resolve(requested: str, settings: Settings) -> Route:
-    """The route for `requested`; raises VdmError(400) with the fix when there is none."""
+def resolve(requested: str, settings: Settings, facts: Facts | None = None) -> Route:
+    """The route for `requested`; raises VdmError(400) with the fix when there is none.
+    With the request's `facts`, the routing rules are tried first."""
+    if facts is not None and settings.rules and settings.providers:
+        hit = first_match(settings.rules, requested, facts, lambda: _vision(requested, settings))
+        if hit is None:
+            route = resolve(requested, settings)
+            return replace(route, steps=("no routing rule matched", *route.steps))
+        rule = hit.rule
+        step = (
+            f"routing rule #{rule.number} ({rule.source}), when = {rule.when!r}: {hit.why}; "
+            f"using {rule.use!r} instead of {requested!r}"
+        )
+        route = resolve(rule.use, settings)
+        return replace(route, steps=(step, *route.steps), rule=rule.label)
     if not settings.providers:
         detail = "; ".join(settings.problems)
         raise VdmError(400, NO_PROVIDER + ", then restart vdm" + (f" ({detail})" if detail else ""))
@@ -110,6 +133,16 @@ def _with_failover(route: Route, followed: list[Alias], settings: Settings) -> R
     return Route(route.provider, route.model, tuple(steps), tuple(chain), long_context, route.alias)
 
 
+def _vision(requested: str, settings: Settings) -> bool | None:
+    """Whether the model `requested` resolves to takes images (capability table); None when
+    it cannot be resolved (its own 400 comes later)."""
+    try:
+        route = resolve(requested, settings)
+    except VdmError:
+        return None
+    return caps_for(route.provider.family, claude_name(route.model)).images
+
+
 def _target(target: str, settings: Settings, steps: list[str], kind: str) -> Route | None:
     """A failover or long-context target resolved (its own failovers not followed); None,
     with a step saying why, when it cannot be."""
@@ -148,7 +181,7 @@ class _Resolver:
         if not name:
             raise VdmError(400, "model: must not be empty")
         prefix, sep, rest = name.partition(":")
-        if sep:
+        if sep and not is_model_id(name, prefix, self.settings):
             provider = self._provider(prefix, requested)
             return self._on_provider(provider, rest, requested)
         wanted = normalize(name)
@@ -164,7 +197,9 @@ class _Resolver:
             (a for a in self.settings.fallbacks if a.provider == default and a.name in wanted),
             None,
         )
-        if fallback is not None:
+        if fallback is not None and keeps_id(name, self.settings.providers[default]):
+            self.steps.append(f"{name!r} is a Bedrock id: its fallback alias does not apply")
+        elif fallback is not None:
             self.steps.append(
                 f"{name!r} contains {fallback.name!r}: fallback alias ({fallback.source})"
             )
@@ -178,7 +213,11 @@ class _Resolver:
                 f"`{other.provider}:{other.name}`)"
             )
         self.steps.append(step)
-        return self._route(self.settings.providers[default], name)
+        provider = self.settings.providers[default]
+        model = for_provider(name, provider)
+        if model != name:
+            self.steps.append(f"a Bedrock id: {provider.name!r} gets its Claude model {model!r}")
+        return self._route(provider, model)
 
     def _provider(self, prefix: str, requested: str) -> ProviderConfig:
         provider = self.settings.providers.get(provider_key(prefix))

@@ -39,6 +39,7 @@ from vdm.protocol.anthropic_head import Head, validated
 from vdm.protocol.codec import Target
 from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
 from vdm.routing.resolve import Route, resolve
+from vdm.routing.rules import BACKGROUND_CLASSES, Facts, facts_from_body
 from vdm.server.asgi import Incoming
 from vdm.server.frontend import AnthropicFrontend, Frontend
 from vdm.server.state import Gateway
@@ -168,10 +169,36 @@ class Exchange:
     def resolve(self) -> None:
         """Route the requested model and pick the backend; validate the request when it is
         to be translated (VdmError(400) if it cannot be routed or translated)."""
-        route = resolve(self.requested_model, self.gateway.settings)
+        settings = self.gateway.settings
+        facts = self._facts() if settings.rules else None  # the common case: no rules
+        route = resolve(self.requested_model, settings, facts)
+        if route.rule is not None:
+            self.incoming.trace.rule = route.rule
+            self.incoming.trace.notes.append(f"rule={route.rule}")
         self.primary = route
         self.pending_failover = list(route.failover)
         self._use(route)
+
+    def _facts(self) -> Facts:
+        """What the routing rules test (vdm/routing/rules.py): the body's facts in the
+        client's dialect, Claude Code's hint headers, and the input tokens, counted only when
+        a long-context rule asks (of the validated canonical request; a body that does not
+        validate is estimated from its size, its 400 left to the route that translates it)."""
+        facts = facts_from_body(self.frontend.dialect, self.head.data, self.requested_model)
+        caller = self.incoming.trace.caller
+        if caller.request_class is not None:
+            facts.background = caller.request_class in BACKGROUND_CLASSES
+        facts.subagent = caller.subagent
+        facts.count = self._count_tokens
+        return facts
+
+    def _count_tokens(self) -> int:
+        from vdm.protocol.tokens import count_tokens
+
+        try:
+            return count_tokens(self._canonical())
+        except VdmError:
+            return len(self.incoming.body) // 4
 
     def _use(self, route: Route) -> None:
         """Make `route` the one this exchange calls: its backend, target and client."""

@@ -105,6 +105,7 @@ class Gateway:
                 key=trace.key,
                 client=trace.client,
                 left=tuple((p, m[:MAX_NAME], t) for p, m, t in trace.left),
+                rule=trace.rule,
             )
         )
         logged = log.isEnabledFor(logging.INFO)

@@ -44,6 +44,7 @@ def request_fields(trace: Trace, duration: float, cost: float | None) -> dict[st
         "session": caller.session,
         "agent": caller.agent,
         "request_class": caller.request_class,
+        "rule": trace.rule,
         "requested": trace.requested or None,
         "provider": trace.provider or None,
         "model": trace.model or None,

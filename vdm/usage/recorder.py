@@ -91,6 +91,8 @@ class Request:
     client: str = ""
     #: The routes failed over from before the one that served: (provider, model, error type).
     left: tuple[tuple[str, str, str], ...] = ()
+    #: The `[[routing.rules]]` entry that chose the route (its label), if one did.
+    rule: str | None = None
 
 
 @dataclass(slots=True)
@@ -265,6 +267,8 @@ class Snapshot:
     subagents: int
     #: Requests per Claude Code request class (`x-claude-code-request-class`).
     request_classes: dict[str, int]
+    #: Generation requests per routing rule that chose their route (`[[routing.rules]]`).
+    rules: dict[str, int] = field(default_factory=dict)
     #: Requests and errors per endpoint, every endpoint included.
     endpoints: dict[str, Totals] = field(default_factory=dict)
     #: Per endpoint and provider:model, for the metrics (generation requests are in `models`).
@@ -338,6 +342,7 @@ class UsageRecorder:
         self._endpoints: dict[str, Totals] = {}
         self._agents = {"main": Totals(), "subagent": Totals()}
         self._classes: Counter[str] = Counter()
+        self._rules: Counter[str] = Counter()
         self._sessions = _Seen()
         self._subagents = _Seen()
         self._session_rows: OrderedDict[str, SessionUsage] = OrderedDict()
@@ -396,6 +401,8 @@ class UsageRecorder:
         self._agents[caller.role].add(request, cost, claude)
         if caller.request_class is not None:
             _count(self._classes, caller.request_class)
+        if request.rule is not None:
+            _count(self._rules, request.rule)
         self._sessions.add(caller.session)
         if caller.subagent:
             self._subagents.add(caller.agent)
@@ -445,6 +452,7 @@ class UsageRecorder:
             sessions=self._sessions.count,
             subagents=self._subagents.count,
             request_classes=dict(self._classes),
+            rules=dict(self._rules.most_common()),
             endpoints={name: t.copy_totals() for name, t in self._endpoints.items()},
             others=others,
             session_rows=[row.copy() for row in reversed(self._session_rows.values())],

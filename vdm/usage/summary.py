@@ -116,6 +116,7 @@ def summary_dict(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
         "agents": agents,
         "sessions": snapshot.sessions,
         "request_classes": snapshot.request_classes,
+        "rules": snapshot.rules,
         "endpoints": {
             name: {"requests": t.requests, "errors": t.errors}
             for name, t in sorted(snapshot.endpoints.items())
@@ -231,6 +232,11 @@ def _footer(data: dict[str, Any], total: dict[str, Any]) -> list[str]:
     ]
     if others:
         lines.append("  other requests: " + ", ".join(others))
+    rules = data.get("rules") or {}
+    if rules:
+        lines.append(
+            "  routing rules served: " + ", ".join(f"{name} {n}" for name, n in rules.items())
+        )
     sessions = data.get("sessions", 0)
     if sessions:
         subagents = total.get("subagents", 0)

@@ -112,6 +112,8 @@ class Trace:
     #: Words for the log line ("via responses", "degraded=no_tools").
     notes: list[str] = field(default_factory=list)
     caller: Caller = NO_CALLER
+    #: The `[[routing.rules]]` entry that chose the route (its label), if one did.
+    rule: str | None = None
     #: Seconds spent waiting for upstreams so far (see the module docstring).
     upstream: Callable[[], float] | None = None
     #: Seconds vdm spent before the response's head (None until it is sent).
