@@ -26,7 +26,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "protocol": {"pydantic", "tiktoken"},
     "config": {"pydantic"},
     "routing": {"pydantic"},
-    "upstream": {"pydantic", "httpx", "httpcore", "anyio", "botocore"},
+    "upstream": {"pydantic", "httpx", "httpcore", "anyio", "botocore", "google"},
     "middleware": {"pydantic", "httpx", "anyio"},
     "usage": {"pydantic", "prometheus_client"},
     "server": {"pydantic", "httpx", "anyio", "hypercorn", "starlette"},

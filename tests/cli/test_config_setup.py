@@ -128,7 +128,10 @@ def test_setup_for_a_project_puts_keys_in_dotenv_and_the_rest_in_toml(
     s.answer("Provider (number or name) [openai]: ", "custom")
     s.answer("Name for this provider (e.g. mycorp): ", "proxy")  # PROXY_API_KEY: reserved
     s.answer("Name for this provider (e.g. mycorp): ", "MyCorp")
-    s.answer("API format (openai, responses, gemini, anthropic or bedrock) [openai]: ", "anthropic")
+    s.answer(
+        "API format (openai, responses, gemini, anthropic, bedrock or vertex) [openai]: ",
+        "anthropic",
+    )
     s.answer("Base URL, e.g. https://host (without /v1): ", "llm.mycorp.example")  # no scheme
     s.answer("Base URL, e.g. https://host (without /v1): ", "https://llm.mycorp.example/")
     s.secret(f"Enter keeps {mask('mc-old-key-0000000')}): ", CORP_KEY)
@@ -280,7 +283,7 @@ def test_wrong_answers_are_asked_again_with_the_reason(dirs: tuple[Path, Path]) 
     said = "\n".join(script.said)
     for reason in (
         "answer a number from 1 to 3",
-        "answer a number from 1 to 17",
+        "answer a number from 1 to 18",
         "enter a URL starting with https://",
         "AZURE_API_KEY is needed",
         "write it as name=model",

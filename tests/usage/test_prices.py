@@ -111,9 +111,10 @@ def test_unpriced_entries_are_alias_targets_without_a_price() -> None:
         "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
         "global.anthropic.claude-sonnet-4-5-v1",
         "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "claude-sonnet-4-5@20250929",
     ],
 )
-def test_a_bedrock_id_is_priced_as_its_claude_model(model: str) -> None:
+def test_a_bedrock_or_vertex_id_is_priced_as_its_claude_model(model: str) -> None:
     assert TABLE.lookup("bedrock", model) == TABLE.lookup("anthropic", "claude-sonnet-4-5")
     assert TABLE.lookup("bedrock", model) is not None
 

@@ -8,20 +8,29 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vdm.config.aws import AwsAuth
+from vdm.config.gcp import GcpConfig
 from vdm.config.names import env_prefix, looks_like_provider, provider_key
 from vdm.config.secrets import is_credential_name, mask
 from vdm.config.timeouts import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, Timeouts
 from vdm.protocol.capabilities import family_of
 
-ApiFormat = Literal["openai", "responses", "gemini", "anthropic", "bedrock"]
-Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "sigv4"]
-API_FORMATS: tuple[ApiFormat, ...] = ("openai", "responses", "gemini", "anthropic", "bedrock")
+ApiFormat = Literal["openai", "responses", "gemini", "anthropic", "bedrock", "vertex"]
+Auth = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "sigv4", "google"]
+API_FORMATS: tuple[ApiFormat, ...] = (
+    "openai",
+    "responses",
+    "gemini",
+    "anthropic",
+    "bedrock",
+    "vertex",
+)
 FORMAT_NAMES = {
     "openai": "OpenAI",
     "responses": "OpenAI Responses",
     "gemini": "Gemini",
     "anthropic": "Anthropic",
     "bedrock": "Amazon Bedrock",
+    "vertex": "Google Vertex AI",
 }
 #: The auth scheme of each format, unless `{P}_AUTH` says otherwise.
 DEFAULT_AUTH: dict[str, Auth] = {
@@ -31,9 +40,19 @@ DEFAULT_AUTH: dict[str, Auth] = {
     "anthropic": "x-api-key",
     # A Bedrock API key (AWS_BEARER_TOKEN_BEDROCK); `sigv4` signs with AWS credentials.
     "bedrock": "bearer",
+    # An OAuth access token; `google` gets and refreshes one with google-auth.
+    "vertex": "bearer",
 }
 #: `sigv4`: no key is sent; each request is signed (vdm/config/aws.py, vdm/upstream/aws_auth.py).
-AUTH_SCHEMES: tuple[Auth, ...] = ("bearer", "x-api-key", "api-key", "x-goog-api-key", "sigv4")
+#: `google`: no key; a token from Google's credentials (vdm/config/gcp.py, upstream/gcp_auth.py).
+AUTH_SCHEMES: tuple[Auth, ...] = (
+    "bearer",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "sigv4",
+    "google",
+)
 #: `{P}_API_KEY=!PASSTHRU`: the client's own key is used upstream.
 PASSTHRU = "!PASSTHRU"
 
@@ -62,6 +81,8 @@ class ProviderConfig:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     #: How a `sigv4` provider signs (region, signing name, credentials); None otherwise.
     aws: AwsAuth | None = None
+    #: A Vertex provider's project and location, and whether google-auth gives its token.
+    gcp: GcpConfig | None = None
 
     def __repr__(self) -> str:  # never show keys, even in a traceback
         return (
@@ -153,8 +174,9 @@ def claude_warning(
     no alias of yours and no fallback of the default provider matches `claude-haiku`,
     `claude-sonnet` or `claude-opus` (docs/routing.md). An Anthropic-format provider is
     assumed to know them (Anthropic itself, a Claude gateway; DeepSeek's and Kimi's
-    Anthropic endpoints map them to their own models)."""
-    if default.api_format == "anthropic":
+    Anthropic endpoints map them to their own models), and so is Vertex (its ids are
+    Claude's with `@` before the date, which its backend writes)."""
+    if default.api_format in ("anthropic", "vertex"):
         return None
     mapping = [a.name for a in aliases]
     mapping += [a.name for a in fallbacks if a.provider == default.name]

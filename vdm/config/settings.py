@@ -27,6 +27,9 @@ from vdm.config.aws import (
     read_aws,
     region_of,
 )
+from vdm.config.gcp import GOOGLE, VERTEX_FORMAT, google_provider_names, read_gcp, vertex_url
+from vdm.config.gcp import ignored_key as ignored_google_key
+from vdm.config.gcp import location_of as vertex_location
 from vdm.config.names import (
     env_prefix,
     failover_key,
@@ -49,6 +52,7 @@ from vdm.config.provider import (
     chain_warnings,
     claude_warning,
 )
+from vdm.config.routing_rules import Rule, RuleError, parse_rules
 from vdm.config.secrets import is_credential_name
 from vdm.config.sources import (
     DEFAULTS_SOURCE,
@@ -204,6 +208,9 @@ class Settings:
     #: global, "provider:NAME", "alias:NAME") → (table, last source), unchecked
     #: (vdm/middleware/registry.py reads them; docs/middleware.md).
     middleware: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict, repr=False)
+    #: `[[routing.rules]]` (docs/routing.md): request-aware rules, first match wins, tried
+    #: before the requested name is resolved (vdm/routing/rules.py).
+    rules: tuple[Rule, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -258,11 +265,15 @@ class _Builder:
         self.problems: list[str] = []
         self.prices: dict[str, tuple[Any, str]] = {}
         self.middleware: dict[str, tuple[dict[str, Any], str]] = {}
+        #: The highest layer's `[[routing.rules]]` (tables, file), unchecked.
+        self.rules: tuple[list[Any], str] | None = None
         #: Where PROXY_API_KEY was set blank (it would turn authentication off), if it was.
         self.blank_proxy_key: str | None = None
         for layer in layers:
             self.prices.update(layer.prices)
             merge_middleware(self.middleware, layer.middleware)
+            if layer.rules is not None:
+                self.rules = layer.rules
             proxy_key = layer.values.get("PROXY_API_KEY")
             if proxy_key is not None:
                 self.blank_proxy_key = None if proxy_key.value.strip() else proxy_key.source
@@ -340,7 +351,17 @@ class _Builder:
             failover=failover,
             long_context=long_context,
             middleware=self.middleware,
+            rules=self._rules(providers),
         )
+
+    def _rules(self, providers: Mapping[str, ProviderConfig]) -> tuple[Rule, ...]:
+        """The routing rules, checked: a wrong one stops the start (ConfigError)."""
+        if self.rules is None:
+            return ()
+        try:
+            return parse_rules(self.rules[0], self.rules[1], providers)
+        except RuleError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _log_format(self) -> str:
         found = self.get("LOG_FORMAT", "text").lower()
@@ -382,6 +403,7 @@ class _Builder:
                 if any(self._is_setting_of(prefix, other) for other in self.values):
                     names.add(prefix.lower())
         names |= aws_provider_names(self.values, self.get, self.user_set)
+        names |= google_provider_names(self.values, self.get, self.user_set)
         for section in self.user_sections:
             if self.get(f"{env_prefix(section)}_KEY_REQUIRED").lower() == "false":
                 names.add(provider_key(section))
@@ -419,6 +441,8 @@ class _Builder:
                 self.problems.append(no_region(name, prefix))
                 return None
             base_url = bedrock_url(api_format, region)
+        if not base_url and api_format == VERTEX_FORMAT:
+            base_url = vertex_url(vertex_location(self.get, prefix))
         if not base_url:
             example = "https://host" if api_format == "anthropic" else "https://host/v1"
             self.problems.append(
@@ -447,6 +471,17 @@ class _Builder:
             if self.user_set(f"{prefix}_API_KEY"):
                 self.warnings.append(ignored_key(name, prefix))
             raw_key = ""
+        gcp = None
+        if api_format == VERTEX_FORMAT or auth == GOOGLE:
+            vertex = api_format == VERTEX_FORMAT
+            gcp, problems = read_gcp(self.get, prefix, name, base_url, auth == GOOGLE, vertex)
+            if gcp is None:
+                self.problems.extend(problems)
+                return None
+            if auth == GOOGLE:  # no key: google-auth gives a token for each request
+                if self.user_set(f"{prefix}_API_KEY"):
+                    self.warnings.append(ignored_google_key(name, prefix))
+                raw_key = ""
         passthrough = raw_key.upper() == PASSTHRU
         return ProviderConfig(
             name=name,
@@ -462,6 +497,7 @@ class _Builder:
             retry_after_cap=read_seconds(self.values, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
             max_response_bytes=read_bytes(self.values, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
             aws=aws,
+            gcp=gcp,
         )
 
     def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:

@@ -81,6 +81,10 @@ PROVIDER_KEYS: dict[str, str] = {
     "region": "REGION",
     "profile": "PROFILE",
     "sigv4-service": "SIGV4_SERVICE",
+    # Google Cloud (Vertex AI): vdm/config/gcp.py.
+    "project": "PROJECT",
+    "location": "LOCATION",
+    "credentials": "CREDENTIALS",
 }
 #: Tables: inside a provider section they set `{P}_{PREFIX}{NAME}`; at top level `{PREFIX}{NAME}`.
 TABLES: dict[str, str] = {"aliases": "ALIAS_", "custom-headers": "CUSTOM_HEADER_"}
@@ -99,6 +103,9 @@ LONG_CONTEXT_VAR = "VDM_LONG_CONTEXT"
 #: `[middleware.aliases.NAME]` for requests naming an alias; `[P.middleware]` for a provider.
 #: Kept as tables (their options are structured), checked by vdm/middleware/registry.py.
 MIDDLEWARE = "middleware"
+#: `[[routing.rules]]` (docs/routing.md): request-aware routing rules, kept as tables and
+#: checked by vdm/config/routing_rules.py. The highest layer that sets them wins whole.
+ROUTING = "routing"
 #: `Settings.middleware` scope keys: the global table, a provider's, an alias's.
 GLOBAL_SCOPE = ""
 PROVIDER_SCOPE = "provider:"
@@ -142,6 +149,8 @@ class Layer:
     #: `[middleware]` tables: scope key (`GLOBAL_SCOPE`, `PROVIDER_SCOPE` + provider,
     #: `ALIAS_SCOPE` + alias) → (table, source), unchecked.
     middleware: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    #: `[[routing.rules]]` of the file, as written (None: the file sets none), and the file.
+    rules: tuple[list[Any], str] | None = None
 
 
 def var_name(name: str) -> str:
@@ -183,6 +192,9 @@ def flatten_toml(data: Mapping[str, Any], source: str) -> Layer:
             continue
         if key == MIDDLEWARE:
             _middleware_tables(value, source, layer)
+            continue
+        if key == ROUTING:
+            _routing_table(value, source, layer)
             continue
         if key in TOP_TABLES:
             sep = "," if key in _LISTS_WITH_COMMAS else " "
@@ -233,6 +245,20 @@ def _flatten_failover(
                     warnings.append(f"{source}: unknown key {sub!r} in {where} (ignored)")
         else:
             put(FAILOVER_VAR + var_name(name), item, where, ",")
+
+
+def _routing_table(table: Mapping[str, Any], source: str, layer: Layer) -> None:
+    """`[routing]`: its `rules` array (see `ROUTING`); other keys are warnings."""
+    for name, item in table.items():
+        if name != "rules":
+            layer.warnings.append(f"{source}: unknown key {name!r} in [{ROUTING}] (ignored)")
+        elif isinstance(item, list):
+            layer.rules = (item, source)
+        else:
+            layer.warnings.append(
+                f"{source}: [{ROUTING}] rules must be an array of tables ([[routing.rules]]) "
+                "(ignored)"
+            )
 
 
 def _middleware_tables(table: Mapping[str, Any], source: str, layer: Layer) -> None:

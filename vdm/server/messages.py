@@ -51,7 +51,7 @@ from vdm.server.frontend import AnthropicFrontend
 from vdm.server.passthrough import SERVED_BY, anthropic_relay, forwarded_headers, header_value
 from vdm.server.relay import openai_relay
 from vdm.server.state import Gateway
-from vdm.upstream.backends import backend, select
+from vdm.upstream.backends import backend, counter, request_headers, select
 
 log = logging.getLogger("vdm.requests")
 
@@ -185,7 +185,7 @@ async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
                 path,
                 backend.encode(request, target),
                 client_key=exchange.incoming.client_key,
-                headers=exchange.upstream_headers,
+                headers=request_headers(backend, target, exchange.upstream_headers),
                 call=exchange.call,
                 model=target.model,
             )
@@ -293,7 +293,7 @@ class _StreamRelay:
                     path,
                     backend.encode(exchange.translated, target),
                     client_key=exchange.incoming.client_key,
-                    headers=exchange.upstream_headers,
+                    headers=request_headers(backend, target, exchange.upstream_headers),
                     on_idle=self._flush,
                     call=exchange.call,
                     model=target.model,
@@ -374,8 +374,9 @@ class _StreamRelay:
 async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:
     """Answer `{"input_tokens": N}`: counted offline for translated providers, by the
     provider itself (the client's body forwarded as it is) for Anthropic-format ones, a call
-    cancelled when the client disconnects (as `/v1/messages` is); by Bedrock's CountTokens
-    for a Bedrock model id it counts, else offline."""
+    cancelled when the client disconnects (as `/v1/messages` is); by the provider's own
+    counter where its format has one (Bedrock's CountTokens, Vertex's count-tokens), else
+    offline (and offline too when that counter gives no count)."""
     from vdm.protocol.tokens import count_tokens as count
 
     head = parse_head(incoming.body)
@@ -397,12 +398,11 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
         return
     request = validated(CountTokensRequest, head)
     tokens = None
-    if route.provider.api_format == "bedrock":  # Bedrock counts itself where the id allows
-        from vdm.upstream.backends.bedrock import count_tokens as bedrock_count
-
+    own = counter(route.provider.api_format)
+    if own is not None:
         target = select(route.provider, route.model, head.model)[1]
         client = gateway.client(route.provider)
-        tokens = await bedrock_count(client, head.data, target, incoming.client_key)
+        tokens = await own(client, head.data, target, incoming.client_key)
     if tokens is None:
         tokens = await anyio.to_thread.run_sync(count, request)
     await send_bytes(

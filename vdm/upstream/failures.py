@@ -5,7 +5,13 @@ body cut short or undecodable).
 AWS (Bedrock) names its error in a header, `x-amzn-ErrorType: ThrottlingException:http://…`,
 and its body holds only `{"message"}` (or `{"Message"}`): botocore/parsers.py reads both. The
 type becomes the error's `code` and leads its message, so a 403 reads
-"UnrecognizedClientException: The security token included in the request is invalid."."""
+"UnrecognizedClientException: The security token included in the request is invalid.".
+
+Google (Vertex AI's quota, auth and IAM errors) answers `[{"error": {"code": 429, "message",
+"status": "RESOURCE_EXHAUSTED"}}]`: an array around its usual shape (cline/cline#651); its
+`status` is the code, the HTTP status gives the type (429 rate limit, 403 permission, 404 not
+found). A Claude model not enabled in Model Garden is a 400 FAILED_PRECONDITION ("… not
+allowed to use Publisher Model …", yym68686/uni-api#41): a 403 naming the fix."""
 
 from __future__ import annotations
 
@@ -47,6 +53,9 @@ _PASS_HEADERS = ("retry-after", "x-should-retry")
 #: Bedrock's own "the prompt does not fit" (a ValidationException; Claude's own wording,
 #: "prompt is too long: …", also comes through Bedrock and is known already).
 _AWS_OVERFLOW = "input is too long for requested model"
+#: Vertex's "the project may not use this model": `code` and a text the message holds.
+_NOT_ENABLED = ("FAILED_PRECONDITION", "publisher model")
+_ENABLE_HINT = " (enable the model for the project in Vertex AI's Model Garden)"
 
 
 def error_from_response(
@@ -75,6 +84,8 @@ def error_from_response(
             message = f"{aws_type}: {message}"
         if _AWS_OVERFLOW in message.lower():
             code = "context_length_exceeded"
+    if code == _NOT_ENABLED[0] and _NOT_ENABLED[1] in message.lower():
+        mapped, message = 403, message + _ENABLE_HINT
     passed = {k: headers[k] for k in _PASS_HEADERS if k in headers}
     text = f"{provider} returned HTTP {status}: {message}"
     relayed = relayed_headers(headers.items(), own_account=own_account)

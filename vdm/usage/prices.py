@@ -24,6 +24,7 @@ from typing import Any
 
 from vdm.protocol.bedrock_from_anthropic import claude_name
 from vdm.protocol.context import DISCOVERY_PREFIX
+from vdm.protocol.vertex_from_anthropic import claude_name as vertex_claude_name
 
 #: Rate fields of a price entry (and of its `long` tier), in dollars per million tokens.
 RATE_FIELDS = ("input", "output", "cache-read", "cache-write", "cache-write-1h")
@@ -162,9 +163,10 @@ def _names(provider: str, model: str) -> Iterator[tuple[str, str]]:
     (`claude-sonnet-4.5`)."""
     bare = model.lower().strip()
     seen: set[str] = set()
-    # A Bedrock id (`global.anthropic.claude-sonnet-4-6-v1:0`) is priced as its Claude model:
-    # Bedrock's global endpoints charge Anthropic's list prices.
-    claude = claude_name(bare)
+    # A Bedrock id (`global.anthropic.claude-sonnet-4-6-v1:0`) or a Vertex one
+    # (`claude-sonnet-4-6@20260217`) is priced as its Claude model: their global endpoints
+    # charge Anthropic's list prices.
+    claude = vertex_claude_name(claude_name(bare))
     for name in (
         bare,
         bare.split("[", 1)[0],

@@ -11,6 +11,7 @@ answers and streams decode back into canonical form. The upstream client stays f
 | `gemini` | `gemini` | Google Gemini `generateContent` |
 | `anthropic` | `anthropic` | Anthropic Messages (same as the client's: forwarded as is) |
 | `bedrock` | `bedrock` | Amazon Bedrock's InvokeModel (Claude's Messages, AWS framing) |
+| `vertex` | `vertex` | Google Vertex AI's rawPredict (Claude's Messages, model in the URL) |
 
 An `openai`-format provider sends a model whose capabilities say `wire = "responses"` (gpt-5.x
 reasoning models, gpt-6, o-series and codex models on OpenAI and Azure's v1 API) to the
@@ -18,13 +19,19 @@ Responses backend, with no configuration (`select`).
 
 A provider with `{P}_AUTH=sigv4` gets a client that signs every request (`client_for`,
 vdm/upstream/aws_auth.py), whatever its format: Bedrock's InvokeModel, or the Anthropic format
-on Bedrock's mantle endpoint.
+on Bedrock's mantle endpoint. One with `{P}_AUTH=google` gets a client that adds a token from
+Google's credentials to every request (vdm/upstream/gcp_auth.py).
+
+A backend may add headers of its own to each request (`request_headers`: Vertex's
+`anthropic-beta`), and count tokens itself (`COUNTERS`: Bedrock's CountTokens, Vertex's
+count-tokens) where the Anthropic format's pass-through cannot.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -37,8 +44,10 @@ from vdm.protocol.capabilities import caps_for
 from vdm.protocol.codec import ReasoningCache, Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import StreamDecoder
+from vdm.protocol.vertex_from_anthropic import claude_name as vertex_claude_name
 from vdm.upstream.aws_auth import signer_for
 from vdm.upstream.client import UpstreamClient
+from vdm.upstream.gcp_auth import authorizer_for
 
 #: `{P}_API_FORMAT` -> the module that holds its backend (imported on first use).
 MODULES: dict[str, str] = {
@@ -47,7 +56,15 @@ MODULES: dict[str, str] = {
     "gemini": "vdm.upstream.backends.gemini",
     "anthropic": "vdm.upstream.backends.anthropic",
     "bedrock": "vdm.upstream.backends.bedrock",
+    "vertex": "vdm.upstream.backends.vertex",
 }
+#: Formats whose provider counts tokens itself for a translated request: the module holding
+#: its `count_tokens(client, body, target, client_key) -> int | None` (None: count offline).
+COUNTERS: dict[str, str] = {
+    "bedrock": "vdm.upstream.backends.bedrock",
+    "vertex": "vdm.upstream.backends.vertex",
+}
+Counter = Callable[[UpstreamClient, dict[str, Any], Target, str | None], Awaitable[int | None]]
 
 
 class Backend(Protocol):
@@ -146,8 +163,9 @@ def select(
 ) -> tuple[Backend, Target]:
     """The backend for `model` on `provider`, and the codecs' view of the destination."""
     family = provider.family
-    # A Bedrock id (`us.anthropic.claude-…-v1:0`) has the capabilities of its Claude model.
-    caps = caps_for(family, claude_name(model))
+    # A Bedrock id (`us.anthropic.claude-…-v1:0`) or a Vertex id (`claude-…@20250929`) has
+    # the capabilities of its Claude model.
+    caps = caps_for(family, vertex_claude_name(claude_name(model)))
     api_format = provider.api_format
     if api_format == "openai" and caps.wire == "responses" and not provider.uses_deployments:
         api_format = "responses"
@@ -172,7 +190,31 @@ def client_for(
     signer = signer_for(provider.name, provider.aws)
     if signer is not None:
         client.signer = signer.sign
+    authorizer = authorizer_for(provider.name, provider.gcp)
+    if authorizer is not None:
+        client.signer = authorizer.authorize
     return client
+
+
+def request_headers(
+    backend: Backend, target: Target, headers: Mapping[str, str] | None
+) -> Mapping[str, str] | None:
+    """The extra headers of one upstream call: the backend's own for this request (Vertex's
+    `anthropic-beta`), then `headers` (the middleware's, which win)."""
+    own = getattr(backend, "request_headers", None)
+    found: dict[str, str] = own(target) if own is not None else {}
+    if not found:
+        return headers
+    return {**found, **(headers or {})}
+
+
+def counter(api_format: str) -> Counter | None:
+    """The provider's own token counter for a translated request, if its format has one."""
+    module = COUNTERS.get(api_format)
+    if module is None:
+        return None
+    found: Counter = importlib.import_module(module).count_tokens
+    return found
 
 
 def models_path(provider: ProviderConfig) -> str:
