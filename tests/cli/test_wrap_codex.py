@@ -238,3 +238,18 @@ def test_a_child_behind_a_proxy_reaches_vdm_directly(proxy: str) -> None:
         assert env["no_proxy"] == "127.0.0.1,localhost,::1"
     plain = child_env({"HOME": "/nonexistent"}, SESSION)
     assert "NO_PROXY" not in plain and "no_proxy" not in plain
+
+
+def test_claude_code_in_bedrock_or_vertex_mode_is_pointed_at_vdm() -> None:
+    """In these modes Claude Code ignores ANTHROPIC_BASE_URL (docs/clouds.md)."""
+    bedrock = child_env({"HOME": "/x", "CLAUDE_CODE_USE_BEDROCK": "1"}, SESSION)
+    assert bedrock["ANTHROPIC_BEDROCK_BASE_URL"] == SESSION.url
+    assert bedrock["CLAUDE_CODE_SKIP_BEDROCK_AUTH"] == "1"
+    vertex = child_env(
+        {"HOME": "/x", "CLAUDE_CODE_USE_VERTEX": "true", "CLOUD_ML_REGION": "us-east5"}, SESSION
+    )
+    assert vertex["ANTHROPIC_VERTEX_BASE_URL"] == SESSION.url + "/v1"
+    assert vertex["CLAUDE_CODE_SKIP_VERTEX_AUTH"] == "1"
+    assert vertex["CLOUD_ML_REGION"] == "us-east5" and vertex["ANTHROPIC_VERTEX_PROJECT_ID"]
+    plain = child_env({"HOME": "/x"}, SESSION)
+    assert not any(k.startswith(("ANTHROPIC_BEDROCK", "ANTHROPIC_VERTEX")) for k in plain)

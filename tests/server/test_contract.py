@@ -12,7 +12,6 @@ httpx or the official anthropic SDK as the client:
 - every answer that retrying cannot fix says `x-should-retry: false` (C15);
 - request headers: every `anthropic-*`, `user-agent`, `x-stainless-*` forwarded, never
   credentials or Claude Code's hints (C4, C6);
-- Bedrock and Vertex paths answer 501 `not_supported` (C12, C13, C15);
 - a stream whose `message_stop` reached the client is a success, whatever the upstream does
   after it, and usage that arrived is kept;
 - requests refused before any upstream was called still get a request log line.
@@ -535,57 +534,6 @@ def test_rate_limits_of_vdms_key_are_not_relayed_with_an_error(
     assert response.status_code == 429
     assert response.headers["retry-after"] == "300"
     assert not any(name in response.headers for name in _ACCOUNT)
-
-
-# --- C12, C13: paths vdm does not serve yet ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "api"),
-    [
-        ("POST", "/model/us.anthropic.claude-opus-5-5/invoke", "Bedrock"),
-        ("POST", "/model/us.anthropic.claude-opus-5-5/invoke-with-response-stream", "Bedrock"),
-        (
-            "POST",
-            "/model/arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc/invoke",
-            "Bedrock",
-        ),
-        ("GET", "/inference-profiles", "Bedrock"),
-        (
-            "POST",
-            "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-opus-5:rawPredict",
-            "Vertex",
-        ),
-        (
-            "POST",
-            "/v1/projects/p/locations/global/publishers/anthropic/models/claude-opus-5:streamRawPredict",
-            "Vertex",
-        ),
-        (
-            "POST",
-            "/v1/projects/p/locations/global/publishers/anthropic/models/count-tokens:rawPredict",
-            "Vertex",
-        ),
-    ],
-)
-def test_bedrock_and_vertex_paths_are_not_supported_yet(
-    vdm: RunningVdm, ant: FakeAnthropic, method: str, path: str, api: str
-) -> None:
-    response = httpx.request(
-        method,
-        f"{vdm.url}{path}",
-        params={"type": "SYSTEM_DEFINED"} if method == "GET" else None,
-        json={"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []},
-        timeout=10,
-    )
-    assert response.status_code == 501
-    assert response.headers["x-should-retry"] == "false"
-    error = response.json()
-    assert error["type"] == "error" and error["error"]["type"] == "not_supported"
-    assert api in error["error"]["message"]
-    assert "a later vdm will" in error["error"]["message"]
-    assert "ANTHROPIC_BASE_URL" in error["error"]["message"]
-    assert ant.requests == []
 
 
 # --- a stream that reached message_stop is a success -------------------------------------------

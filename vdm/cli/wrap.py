@@ -57,6 +57,25 @@ class Session:
     secret: str
 
 
+def cloud_mode(env: dict[str, str], url: str) -> None:
+    """Claude Code in Bedrock or Vertex mode (`CLAUDE_CODE_USE_BEDROCK` / `_VERTEX`) ignores
+    ANTHROPIC_BASE_URL: its own base URL points at vdm too (docs/clouds.md), and its cloud
+    auth is skipped (vdm checks the session secret, not an AWS signature or a Google token)."""
+    if _on(env.get("CLAUDE_CODE_USE_BEDROCK")):
+        env["ANTHROPIC_BEDROCK_BASE_URL"] = url
+        env.setdefault("CLAUDE_CODE_SKIP_BEDROCK_AUTH", "1")
+    if _on(env.get("CLAUDE_CODE_USE_VERTEX")):
+        env["ANTHROPIC_VERTEX_BASE_URL"] = url + "/v1"
+        env.setdefault("CLAUDE_CODE_SKIP_VERTEX_AUTH", "1")
+        # Claude Code needs a project and a region to build the path; vdm ignores both.
+        env.setdefault("ANTHROPIC_VERTEX_PROJECT_ID", "vdm")
+        env.setdefault("CLOUD_ML_REGION", "global")
+
+
+def _on(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def child_env(
     environ: Mapping[str, str],
     session: Session,
@@ -67,6 +86,7 @@ def child_env(
     with `settings`, what makes Claude Code know the model `command` will use (docs/models.md)."""
     env = dict(environ)
     env["ANTHROPIC_BASE_URL"] = session.url
+    cloud_mode(env, session.url)
     bypass_proxy(env)
     if not env.get("ANTHROPIC_API_KEY") and not env.get("ANTHROPIC_AUTH_TOKEN"):
         env["ANTHROPIC_AUTH_TOKEN"] = PLACEHOLDER_KEY

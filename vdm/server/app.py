@@ -19,7 +19,9 @@ import anyio
 from vdm import __version__
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.protocol.errors import VdmError
+from vdm.server import bedrock_frontend as bedrock
 from vdm.server import dashboard, messages, observe
+from vdm.server import vertex_frontend as vertex
 from vdm.server.asgi import (
     ClientDisconnected,
     Incoming,
@@ -113,6 +115,42 @@ async def _count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: 
     incoming = await _incoming(gateway, scope, receive)
     # Cancelled when the client disconnects, as `/v1/messages` is (vdm/server/messages.py).
     await messages.count_tokens(gateway, incoming, receive, send)
+
+
+async def _bedrock(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """Claude Code in Bedrock mode: `POST /model/{id}/invoke`, `/invoke-with-response-stream`
+    and `/count-tokens` (vdm/server/bedrock_frontend.py; `App._http` re-frames the answer)."""
+    path = scope["path"].rstrip("/")
+    operation = bedrock.operation_of(path)
+    assert operation is not None  # `_cloud_route` chose this handler by it
+    model = bedrock.model_id(scope.get("raw_path") or path.encode(), operation)
+    incoming = await _incoming(gateway, scope, receive)
+    await bedrock.serve_operation(gateway, incoming, model, operation, receive, send)
+
+
+async def _inference_profiles(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    _client_key(gateway, scope)
+    await bedrock.inference_profiles(send)
+
+
+async def _vertex(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """Claude Code in Vertex mode (vdm/server/vertex_frontend.py)."""
+    call = vertex.call_of(scope.get("raw_path") or scope["path"].rstrip("/").encode())
+    incoming = await _incoming(gateway, scope, receive)
+    await vertex.predict(gateway, incoming, call, receive, send)
+
+
+def _cloud_route(method: str, path: str) -> tuple[Handler, str] | None:
+    """The handler and endpoint name (for accounting) of the paths Claude Code calls in
+    Bedrock or Vertex mode, which carry the model in the path; None for any other path."""
+    operation = bedrock.operation_of(path)
+    if operation is not None and method == "POST":
+        return _bedrock, "count_tokens" if operation == bedrock.COUNT_TOKENS else "messages"
+    if bedrock.is_profiles(path) and method == "GET":
+        return _inference_profiles, "other"
+    if vertex.is_predict(path) and method == "POST":
+        return _vertex, "count_tokens" if vertex.is_count(path) else "messages"
+    return None
 
 
 async def _models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -236,22 +274,6 @@ _UNLIMITED = frozenset(
 #: The request limit's default, when the server does not set one (vdm/server/serve.py does).
 DEFAULT_MAX_REQUESTS = 1000
 SHUTTING_DOWN = "vdm is shutting down: the request was ended after the shutdown grace period"
-
-
-def _not_served(method: str, path: str) -> str | None:
-    """What vdm does not serve yet at `path`, in words for a 501; None if it is not one of
-    those. Claude Code speaks these APIs when told to use Bedrock or Vertex."""
-    if path.startswith("/model/") or path == "/inference-profiles":
-        api, switch = "the Amazon Bedrock runtime API", "CLAUDE_CODE_USE_BEDROCK"
-    elif path.endswith((":rawPredict", ":streamRawPredict")):
-        api, switch = "the Google Vertex AI rawPredict API", "CLAUDE_CODE_USE_VERTEX"
-    else:
-        return None
-    return (
-        f"vdm does not serve {api} ({method} {path}) yet; a later vdm will. Until then unset "
-        f"{switch} and point Claude Code at vdm with ANTHROPIC_BASE_URL (the Anthropic "
-        "Messages API)"
-    )
 
 
 class _Response:
@@ -432,6 +454,13 @@ class App:
         method = scope["method"]
         handler = ROUTES.get((method, path))
         endpoint = "preflight" if method == "OPTIONS" else endpoint_of(path)
+        if handler is None and endpoint == "other":
+            cloud = _cloud_route(method, path)
+            if cloud is not None:
+                handler, endpoint = cloud
+            if bedrock.is_bedrock(path):
+                # Bedrock-mode clients read answers in Bedrock's shape, errors included.
+                send = bedrock.BedrockSend(send, counting=endpoint == "count_tokens")
         trace = Trace(new_request_id(), method, path, endpoint)
         scope[TRACE] = trace
         token = REQUEST_ID.set(trace.request_id)
@@ -484,9 +513,6 @@ class App:
                         f"method {method} is not allowed on {path}; use {allowed}",
                         headers={"allow": allowed},
                     )
-                unserved = _not_served(method, path)
-                if unserved is not None:
-                    raise VdmError(501, unserved)
                 raise VdmError(404, f"no such endpoint: {method} {path}")
             if method == "POST":
                 check_json(headers)

@@ -15,17 +15,23 @@ a `Frontend` is what differs, one per request.
   `answer`).
 - Errors are written in the client's dialect too (`send_error`), before or during a stream
   (`stream_tail` when vdm itself fails after the response started).
+
+Claude Code in Bedrock or Vertex mode speaks Anthropic's dialect in a cloud's clothes: its
+request is made the Anthropic request it stands for at the edge (`as_anthropic`) and served
+by `AnthropicFrontend`; Bedrock's answer framing is put back on at the edge too
+(vdm/server/bedrock_frontend.py, vertex_frontend.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from vdm.protocol.anthropic_stream import AnthropicStreamEncoder
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.events import Event
-from vdm.server.asgi import Send, send_error
+from vdm.server.asgi import Incoming, Send, send_error
 
 
 class StreamEncoder(Protocol):
@@ -113,3 +119,15 @@ class AnthropicFrontend:
     def stream_tail(exc: VdmError) -> bytes:
         """An Anthropic `error` event."""
         return anthropic_error_event(exc)
+
+
+def as_anthropic(incoming: Incoming, body: bytes, betas: list[str]) -> Incoming:
+    """`incoming` as the Anthropic request it stands for: a Bedrock or Vertex client's
+    request (vdm/server/bedrock_frontend.py, vertex_frontend.py) made an Anthropic `body`,
+    with the betas its body carried added as an `anthropic-beta` header, where the Anthropic
+    path reads them (forwarded as they are, or fitted to the provider)."""
+    headers = incoming.headers
+    if betas:
+        beta = ",".join(betas).encode("latin-1", "replace")
+        headers = [*headers, (b"anthropic-beta", beta)]
+    return replace(incoming, body=body, headers=headers)
