@@ -6,6 +6,7 @@ lists sources only when asked. The SDK must see Anthropic's search blocks and ci
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -86,6 +87,34 @@ def test_a_search_answer_streams(client: anthropic.Anthropic) -> None:
     with client.messages.stream(**REQUEST) as stream:
         message = stream.get_final_message()
     check(message.content, message.usage)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gpt_4o_searches_through_the_responses_api(
+    client: anthropic.Anthropic, fake: FakeResponses, stream: bool
+) -> None:
+    """gpt-4o's Chat Completions has no search tool, its Responses API has: a request with
+    web search goes there, one without stays on Chat (`select`)."""
+    request = {**REQUEST, "model": "gpt-4o"}
+    if stream:
+        with client.messages.stream(**request) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**request)
+    check(message.content, message.usage)
+    assert fake.responses_requests[-1].json["model"] == "gpt-4o"
+
+
+def test_only_a_search_request_moves_gpt_4o_to_responses(tmp_path: Path) -> None:
+    from vdm.config.settings import Settings
+    from vdm.upstream.backends import select
+
+    settings = Settings.load({"OPENAI_API_KEY": "sk-x", "HOME": str(tmp_path)}, cwd=tmp_path)
+    provider = settings.providers["openai"]
+    assert select(provider, "gpt-4o", "gpt-4o")[0].name == "openai"
+    assert select(provider, "gpt-4o", "gpt-4o", web_search=True)[0].name == "responses"
+    # A model whose search is not the Responses API's stays where it was.
+    assert select(provider, "gpt-4.1-nano", "x", web_search=True)[0].name == "openai"
 
 
 # --- native Gemini ----------------------------------------------------------------------------

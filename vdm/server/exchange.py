@@ -209,6 +209,7 @@ class Exchange:
             self.requested_model,
             max_tokens_limit=gateway.settings.max_tokens_limit,
             reasoning_cache=gateway.reasoning,
+            web_search=self.frontend.dialect == "anthropic" and _web_search(self.head.data),
         )
         target.degraded.update(gateway.degraded.get(route.provider.name, ()))
         if self.frontend.dialect == "anthropic":
@@ -453,3 +454,11 @@ def _betas(headers: list[tuple[bytes, bytes]]) -> tuple[str, ...]:
         if name.lower() == b"anthropic-beta":
             found += (b.strip() for b in value.decode("latin-1").split(",") if b.strip())
     return tuple(found)
+
+
+def _web_search(data: dict[str, Any]) -> bool:
+    """The Anthropic request carries the web search server tool (`web_search_…`)."""
+    tools = data.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and str(t.get("type", "")).startswith("web_search_") for t in tools
+    )

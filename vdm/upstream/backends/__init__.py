@@ -160,14 +160,18 @@ def select(
     *,
     max_tokens_limit: int | None = None,
     reasoning_cache: ReasoningCache | None = None,
+    web_search: bool = False,
 ) -> tuple[Backend, Target]:
-    """The backend for `model` on `provider`, and the codecs' view of the destination."""
+    """The backend for `model` on `provider`, and the codecs' view of the destination. A
+    request with Anthropic's web search tool (`web_search`) goes to OpenAI's Responses API
+    where only that has search (gpt-4o, gpt-4.1: their Chat Completions has none)."""
     family = provider.family
     # A Bedrock id (`us.anthropic.claude-…-v1:0`) or a Vertex id (`claude-…@20250929`) has
     # the capabilities of its Claude model.
     caps = caps_for(family, vertex_claude_name(claude_name(model)))
     api_format = provider.api_format
-    if api_format == "openai" and caps.wire == "responses" and not provider.uses_deployments:
+    responses = caps.wire == "responses" or (web_search and caps.web_search == "responses")
+    if api_format == "openai" and responses and not provider.uses_deployments:
         api_format = "responses"
     target = Target(
         family=family,
