@@ -250,6 +250,11 @@ def test_refused_betas_and_fields_are_left_out_and_the_request_sent_again(
     ]
     last = bedrock.last.json
     assert "anthropic_beta" not in last and "metadata" not in last
+    # Remembered for this model: the next request goes without them at once.
+    calls = len(bedrock.requests)
+    again = ask(client, claude_code(opening("hello again"), stream=False), stream=False)
+    assert again.content[0].text == "Hello from fake Bedrock"
+    assert len(bedrock.requests) == calls + 1 and len(bedrock.rejected) == 2
 
 
 def test_count_tokens_asks_bedrock_for_a_model_id_and_counts_offline_for_an_arn(

@@ -32,6 +32,9 @@ DEGRADATIONS: dict[str, bool] = {
     # Gemini: no thought signatures replayed; the documented stand-in where one is required.
     "skip-signatures": False,
 }
+#: Degradations that last for the model that needed them (its provider's other models may
+#: take what it refused): Bedrock's and Vertex's betas and fields, which differ by model.
+MODEL_DEGRADATIONS = ("bedrock-", "vertex-")
 
 
 class ReasoningCache:

@@ -211,7 +211,7 @@ class Exchange:
             reasoning_cache=gateway.reasoning,
             web_search=self.frontend.dialect == "anthropic" and _web_search(self.head.data),
         )
-        target.degraded.update(gateway.degraded.get(route.provider.name, ()))
+        target.degraded.update(gateway.degradations(route.provider.name, route.model))
         if self.frontend.dialect == "anthropic":
             target.betas = _betas(self.incoming.headers)
         self.backend, self.target = backend, target
@@ -377,7 +377,7 @@ class Exchange:
     def recover(self, error: VdmError) -> bool:
         """Whether a rejected upstream call is worth one more try with less in it: the backend
         names the degradation (`Backend.recover`) its encoder then honours. Each degradation
-        is tried once per request; a lasting one is remembered for the provider."""
+        is tried once per request; a lasting one is remembered for the provider (or the model)."""
         degradation = self.backend.recover(error, self.target)
         if degradation is None or degradation in self.target.degraded:
             return False
@@ -385,7 +385,7 @@ class Exchange:
         if not self.route.provider.passthrough:
             # With !PASSTHRU every client brings its own key (and organization): what one
             # refused says nothing of the others.
-            self.gateway.degrade(self.route.provider.name, degradation)
+            self.gateway.degrade(self.route.provider.name, self.route.model, degradation)
         self.first_data = None  # the retry's answer is the one timed
         log.info(
             "%s refused the request (%s); retrying with %s",

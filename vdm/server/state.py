@@ -11,7 +11,7 @@ from typing import Any
 from vdm import __version__
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.middleware.registry import middlewares
-from vdm.protocol.codec import DEGRADATIONS, ReasoningCache
+from vdm.protocol.codec import DEGRADATIONS, MODEL_DEGRADATIONS, ReasoningCache
 from vdm.server.catalog import ModelCatalog
 from vdm.server.logs import RequestLog
 from vdm.upstream.backends import client_for
@@ -26,6 +26,15 @@ from vdm.usage.trace import Trace
 log = logging.getLogger("vdm.requests")
 #: Model names are counted cut to this length (they come from clients, and are metric labels).
 MAX_NAME = 128
+
+
+#: Providers and (provider, model) pairs with lasting degradations kept, at most.
+MAX_DEGRADED = 1000
+
+
+def model_key(provider: str, model: str) -> str:
+    """`degraded`'s key for one model of a provider (a provider name has no `\n`)."""
+    return f"{provider}\n{model}"
 
 
 class Gateway:
@@ -120,10 +129,21 @@ class Gateway:
                 fields, trace.request_body, None if response is None else b"".join(response)
             )
 
-    def degrade(self, provider: str, degradation: str) -> None:
-        """Remember a lasting degradation of `provider` (until the server restarts)."""
+    def degrade(self, provider: str, model: str, degradation: str) -> None:
+        """Remember a lasting degradation of `provider`, or of `model` on it (until the server
+        restarts)."""
         if DEGRADATIONS.get(degradation):
             self.degraded.setdefault(provider, set()).add(degradation)
+        elif degradation.startswith(MODEL_DEGRADATIONS):
+            key = model_key(provider, model)
+            if key in self.degraded or len(self.degraded) < MAX_DEGRADED:
+                self.degraded.setdefault(key, set()).add(degradation)
+
+    def degradations(self, provider: str, model: str) -> set[str]:
+        """What `model` on `provider` is known to refuse."""
+        return self.degraded.get(provider, set()) | self.degraded.get(
+            model_key(provider, model), set()
+        )
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)
