@@ -297,3 +297,17 @@ def test_the_server_sends_upstream_calls_through_the_proxy(
     targets = [r.target for r in proxy.requests]
     assert targets == [f"{fake.base_url}/chat/completions"] * 2
     assert all(r.headers["authorization"] == "Bearer sk-e2e" for r in proxy.requests)
+
+
+async def test_vdm_health_upstream_probes_through_the_proxy_too(
+    fake: FakeOpenAI, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe goes the way the server's calls go: behind a corporate proxy it must not
+    say "unreachable" for a provider the server reaches."""
+    from vdm.cli.probes import _probe_key
+
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    probe = await _probe_key(provider(fake.base_url), "sk-test", 5.0)
+    assert (probe.outcome, probe.result) == ("ok", "ok"), probe
+    (seen,) = proxy.requests
+    assert seen.method == "GET" and seen.target.startswith(fake.base_url)

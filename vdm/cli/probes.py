@@ -221,21 +221,29 @@ def server_report(health: ServerHealth) -> str:
 # -- vdm health upstream --------------------------------------------------------------------
 
 
-class _Observed(httpx.AsyncBaseTransport):
-    """Remembers what the last request got: a status, or the transport error."""
+class _Seen:
+    """What the last request got: a status, or the transport error."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.status: int | None = None
         self.error: Exception | None = None
+
+
+class _Observed(httpx.AsyncBaseTransport):
+    """A transport of the probe's client (vdm's pool, or a proxy route from the environment,
+    as the server's own calls go), telling `seen` what its request got."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, seen: _Seen) -> None:
+        self.inner = inner
+        self.seen = seen
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = await self.inner.handle_async_request(request)
         except Exception as exc:
-            self.error = exc
+            self.seen.error = exc
             raise
-        self.status = response.status_code
+        self.seen.status = response.status_code
         return response
 
     async def aclose(self) -> None:
@@ -245,7 +253,6 @@ class _Observed(httpx.AsyncBaseTransport):
 async def _probe_key(provider: ProviderConfig, key: str, timeout: float) -> Probe:
     """One authenticated GET of the models list with `key` (or none), without retries."""
     from vdm.upstream.backends import client_for, models_path
-    from vdm.upstream.pool import PooledTransport
 
     config = dataclasses.replace(
         provider,
@@ -253,18 +260,18 @@ async def _probe_key(provider: ProviderConfig, key: str, timeout: float) -> Prob
         timeouts=provider.timeouts.capped(timeout),
         max_retries=0,
     )
-    transport = _Observed(PooledTransport())
-    client = client_for(config, transport=transport)
+    seen = _Seen()
+    client = client_for(config, wrap=lambda inner: _Observed(inner, seen))
     name, target = provider.name, safe_url(provider.base_url)
     started = time.perf_counter()
     try:
         with anyio.fail_after(timeout + 1.0):
             answer = await client.get_json(models_path(config))
     except VdmError as exc:
-        elapsed = _ms(started) if transport.status is not None else None
-        if transport.status is not None:
-            result = _result(transport.status, "")
-        elif isinstance(transport.error, httpx.ConnectError | httpx.ConnectTimeout):
+        elapsed = _ms(started) if seen.status is not None else None
+        if seen.status is not None:
+            result = _result(seen.status, "")
+        elif isinstance(seen.error, httpx.ConnectError | httpx.ConnectTimeout):
             result = "unreachable"
         else:
             result = _result(exc.status, exc.message)

@@ -131,7 +131,10 @@ class UpstreamClient:
         *,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
+        """`transport` replaces vdm's own (tests); `wrap` wraps each of vdm's own, the proxy
+        routes included (`vdm health upstream` watches what its probe got)."""
         self.provider = provider
         self.keys = KeyPool(
             provider.name, provider.api_keys, retry_after_cap=provider.retry_after_cap
@@ -143,6 +146,9 @@ class UpstreamClient:
             # TLS context (SSL_CERT_FILE and SSL_CERT_DIR read once).
             context = httpx.create_ssl_context()
             transport, mounts = PooledTransport(ssl_context=context), proxy_mounts(context)
+            if wrap is not None:
+                transport = wrap(transport)
+                mounts = {k: None if t is None else wrap(t) for k, t in mounts.items()}
         else:
             mounts = None  # an injected transport (tests) carries every request itself
         self._client = httpx.AsyncClient(

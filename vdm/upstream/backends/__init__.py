@@ -185,12 +185,15 @@ def select(
 
 
 def client_for(
-    provider: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    provider: ProviderConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None,
 ) -> UpstreamClient:
     """A pooled client for `provider`, carrying its dialect's headers, and signing its
-    requests when the provider signs with SigV4."""
+    requests when the provider signs with SigV4 (`UpstreamClient` for `transport`, `wrap`)."""
     headers = backend(provider.api_format).headers(provider)
-    client = UpstreamClient(provider, headers=headers, transport=transport)
+    client = UpstreamClient(provider, headers=headers, transport=transport, wrap=wrap)
     signer = signer_for(provider.name, provider.aws)
     if signer is not None:
         client.signer = signer.sign
