@@ -59,7 +59,7 @@ def encoded(req: MessagesRequest, target_: Target | None = None) -> dict[str, An
 def test_the_registry_serves_this_backend_and_it_stays_a_passthrough_one() -> None:
     assert backend("anthropic") is BACKEND
     # `translated` means an Anthropic client's body is forwarded as is: that does not change.
-    assert BACKEND.translated is False
+    assert BACKEND.native_anthropic is True
     assert BACKEND.recover(VdmError(400, "bad"), tgt()) is None
 
 

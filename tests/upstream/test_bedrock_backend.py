@@ -76,7 +76,7 @@ def refusal(body: dict[str, Any], model: str = SONNET) -> str | None:
 
 def test_the_registry_serves_it_and_the_provider_gets_bedrocks_runtime() -> None:
     p = provider()
-    assert backend("bedrock") is BACKEND and BACKEND.translated
+    assert backend("bedrock") is BACKEND and not BACKEND.native_anthropic
     assert select(p, SONNET, SONNET)[0] is BACKEND
     assert p.base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
     assert (p.auth, p.api_keys) == ("bearer", ("ABSK-test",))

@@ -98,7 +98,7 @@ def test_an_id_that_would_address_another_resource_is_a_400(model: str) -> None:
 
 def test_the_registry_serves_it_and_models_are_listed_on_v1beta1() -> None:
     p = provider()
-    assert backend("vertex") is BACKEND and BACKEND.translated
+    assert backend("vertex") is BACKEND and not BACKEND.native_anthropic
     assert select(p, SONNET, SONNET)[0] is BACKEND
     assert (
         models_path(p)

@@ -385,7 +385,7 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
     route = resolve(head.model, gateway.settings)
     trace.provider, trace.model = route.provider.name, route.model
     served = (SERVED_BY, header_value(route.label))
-    if not backend(route.provider.api_format).translated:
+    if backend(route.provider.api_format).native_anthropic:
 
         async def ask(_: TaskGroup) -> None:
             target = select(route.provider, route.model, head.model)[1]

@@ -72,8 +72,11 @@ class Backend(Protocol):
 
     #: The `{P}_API_FORMAT` it serves.
     name: str
-    #: False only for the Anthropic dialect: the client's own request is forwarded as is.
-    translated: bool
+    #: True only for the Anthropic dialect itself: an Anthropic client's body goes to it as
+    #: it came (the pass-through), and it counts tokens of that body itself. Whether a
+    #: request is forwarded is the exchange's question (`Exchange.forwarded`: the client's
+    #: dialect and the backend's match), not this.
+    native_anthropic: bool
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         """The request path (after the provider's base URL), query included."""

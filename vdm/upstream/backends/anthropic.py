@@ -4,7 +4,7 @@ It serves two kinds of client:
 
 - An Anthropic client's request is not translated at all: vdm/server/passthrough.py forwards
   the client's body (only `model` renamed, vdm's own thinking blocks dropped) and relays the
-  answer byte for byte. That is what `translated = False` means; this backend then only
+  answer byte for byte. That is what `native_anthropic` means; this backend then only
   gives the addressing.
 - A client of another dialect (OpenAI Chat, Responses) reaches an Anthropic-format provider
   like any other backend: its request, already translated into the canonical (Anthropic)
@@ -40,7 +40,7 @@ _THINKING = ("thinking", "redacted_thinking")
 
 class AnthropicBackend:
     name = "anthropic"
-    translated = False
+    native_anthropic = True
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         return MESSAGES_PATH

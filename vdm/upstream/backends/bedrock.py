@@ -69,7 +69,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 class BedrockBackend:
     name = "bedrock"
-    translated = True
+    native_anthropic = False
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         operation = "invoke-with-response-stream" if stream else "invoke"

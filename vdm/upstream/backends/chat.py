@@ -33,7 +33,7 @@ def json_body(payload: Any) -> bytes:
 
 class ChatBackend:
     name = "openai"
-    translated = True
+    native_anthropic = False
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         """`/chat/completions`, or for Azure the deployment's URL."""

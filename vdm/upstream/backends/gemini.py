@@ -29,7 +29,7 @@ def model_path(model: str) -> str:
 
 class GeminiBackend:
     name = "gemini"
-    translated = True
+    native_anthropic = False
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         if stream:

@@ -25,7 +25,7 @@ def _thinking(request: MessagesRequest) -> bool:
 
 class ResponsesBackend:
     name = "responses"
-    translated = True
+    native_anthropic = False
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         """`/responses` (the base URL carries the version: `…/v1`, Azure's `…/openai/v1`), or

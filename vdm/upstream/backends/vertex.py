@@ -58,7 +58,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 class VertexBackend:
     name = "vertex"
-    translated = True
+    native_anthropic = False
 
     def path(self, provider: ProviderConfig, model: str, stream: bool) -> str:
         method = "streamRawPredict" if stream else "rawPredict"
