@@ -329,3 +329,34 @@ def test_credentials_in_a_current_base_url_are_masked_and_kept(dirs: tuple[Path,
     assert "s3cretTOKENvalue99" not in said
     assert "[https://bob…ue99@llm.corp.example/v1]" in said
     assert tomllib.loads((cwd / "vandamme-config.toml").read_text())["mycorp"]["base-url"] == url
+
+
+def test_bedrock_and_vertex_ask_for_their_region_project_and_credentials(
+    dirs: tuple[Path, Path],
+) -> None:
+    """A cloud's region or project makes its URL, and its own credentials stand in for a key:
+    no base URL or key is asked unless the user picks a key."""
+    home, cwd = dirs
+    s = Session(home, cwd, AWS_REGION="eu-west-3")
+    s.answer("Choice [1]: ", "1")
+    s.answer("Provider (number or name) [openai]: ", "bedrock")
+    s.answer("AWS region, e.g. us-east-1 [eu-west-3]: ", "")
+    s.answer("or key [sigv4]: ", "")
+    s.answer("(Enter when done): ", "")
+    s.answer("Add another provider? [y/N]: ", "y")
+    s.answer("Provider (number or name): ", "vertex")
+    s.answer("Google Cloud project: ", "")  # needed: asked again
+    s.answer("Google Cloud project: ", "my-proj")
+    s.answer("Location (global or a region) [global]: ", "")
+    s.answer("or key [google]: ", "key")
+    s.secret("): ", "ya29.access-token")
+    s.answer("(Enter when done): ", "")
+    s.answer("Add another provider? [y/N]: ", "")
+    s.answer("[bedrock]: ", "")
+    s.answer("Write these changes? [Y/n]: ", "y")
+    assert s.finish() == 0, s.output
+    assert "an answer is needed" in s.output
+    data = tomllib.loads((home / ".config" / "vandamme-proxy" / "vandamme-config.toml").read_text())
+    assert data["bedrock"] == {"region": "eu-west-3", "auth": "sigv4"}
+    assert data["vertex"]["project"] == "my-proj" and data["vertex"]["location"] == "global"
+    assert "Base URL" not in s.output

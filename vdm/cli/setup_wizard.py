@@ -13,6 +13,7 @@ in vdm/config/setup_plan.py.
 from __future__ import annotations
 
 import getpass
+import os
 import signal
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
@@ -87,6 +88,10 @@ class Terminal:
 
 def _ok(answer: str) -> str | None:
     return None
+
+
+def _needed(answer: str) -> str | None:
+    return None if answer.strip() else "an answer is needed"
 
 
 def _pick(count: int) -> str:
@@ -231,6 +236,11 @@ class Wizard:
         fmt = preset.api_format
         if preset.anthropic_url:
             fmt, changes = self._format(name, preset.api_format)
+        if fmt in ("bedrock", "vertex"):
+            # A cloud: its region or project makes the URL, and its own credentials may
+            # stand in for a key (docs/backends/bedrock.md, vertex.md).
+            changes += self._bedrock(name) if fmt == "bedrock" else self._vertex(name)
+            return changes + self._aliases(name)
         if not preset.base_url:
             changes += self._base_url(name, fmt)
         elif not preset.key_required:  # a local server: its URL is what configures it
@@ -242,6 +252,41 @@ class Wizard:
             for line in textwrap.wrap(text, 78, initial_indent="  ", subsequent_indent="    "):
                 self.console.say(line)
         return changes + self._aliases(name)
+
+    def _setting(self, name: str, key: str, prompt: str, default: str = "") -> list[Change]:
+        """One required setting of provider `name` (`key` a TOML key), asked with its current
+        value (or `default`) offered."""
+        current = self.current.get(variable((name, key)), "")
+        answer = self.ask(prompt, current or default, _needed).strip()
+        return [] if answer == current else [Change((name, key), answer)]
+
+    def _auth(self, name: str, own: str, what: str) -> list[Change]:
+        """`own` (the cloud's credentials: `sigv4`, `google`) or a key, as the user picks."""
+        current = self.current.get(variable((name, "auth")), "").lower()
+        choice = self.ask(
+            f"Credentials: {own} ({what}) or key",
+            current or own,
+            lambda a: None if a.lower() in (own, "key") else f"answer {own} or key",
+        ).lower()
+        if choice == own:
+            return [] if current == own else [Change((name, "auth"), own)]
+        changes = [Change((name, "auth"), "bearer")] if current == own else []
+        return changes + self._key(name, required=True)
+
+    def _bedrock(self, name: str) -> list[Change]:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        changes = self._setting(name, "region", "AWS region, e.g. us-east-1", region)
+        changes += self._auth(
+            name, "sigv4", "your AWS keys, profile or SSO; key: a Bedrock API key"
+        )
+        return changes
+
+    def _vertex(self, name: str) -> list[Change]:
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+        changes = self._setting(name, "project", "Google Cloud project", project)
+        changes += self._setting(name, "location", "Location (global or a region)", "global")
+        what = "Application Default Credentials; key: an access token"
+        return changes + self._auth(name, "google", what)
 
     def _custom(self, name: str) -> list[Change]:
         self.console.say(f"Custom provider {name!r}")
