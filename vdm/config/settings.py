@@ -3,35 +3,21 @@ and server settings, resolved once at start.
 
 Providers are discovered from `{PROVIDER}_API_KEY` (from any layer); names follow the original
 Vandamme Proxy (docs/configuration.md) so that its users' `.env` files keep working.
+
+Provider discovery is in vdm/config/provider_discovery.py, aliases and fallbacks in
+vdm/config/alias_discovery.py; this module holds the server settings, the checks of their
+values, and the public names importers have always found here.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdm.config.aws import (
-    BEARER_TOKEN_VAR,
-    BEDROCK_FORMAT,
-    BEDROCK_PROVIDER,
-    SIGV4,
-    aws_provider_names,
-    bedrock_url,
-    credentials_problems,
-    ignored_key,
-    no_region,
-    read_aws,
-    region_of,
-)
-from vdm.config.gcp import GOOGLE, VERTEX_FORMAT, google_provider_names, read_gcp, vertex_url
-from vdm.config.gcp import ignored_key as ignored_google_key
-from vdm.config.gcp import location_of as vertex_location
+from vdm.config.alias_discovery import AliasDiscovery
 from vdm.config.names import (
-    env_prefix,
     failover_key,
     looks_like_provider,
     normalize,
@@ -42,8 +28,6 @@ from vdm.config.provider import (
     API_FORMATS,
     AUTH_SCHEMES,
     DEFAULT_AUTH,
-    FORMAT_NAMES,
-    LEGACY_FAMILIES,
     PASSTHRU,
     Alias,
     ApiFormat,
@@ -52,20 +36,15 @@ from vdm.config.provider import (
     chain_warnings,
     claude_warning,
 )
+from vdm.config.provider_discovery import NOT_PROVIDERS, ProviderDiscovery
 from vdm.config.routing_rules import Rule, RuleError, parse_rules
 from vdm.config.secrets import is_credential_name
 from vdm.config.sources import (
-    DEFAULTS_SOURCE,
-    FAILOVER_VAR,
-    LONG_CONTEXT_VAR,
-    PROVIDER_KEYS,
-    TABLES,
     ConfigError,
     Layer,
     Value,
     env_layer,
     load_layers,
-    merge_middleware,
     packaged_defaults,
     read_dotenv,
 )
@@ -88,6 +67,7 @@ __all__ = [
     "API_FORMATS",
     "AUTH_SCHEMES",
     "DEFAULT_AUTH",
+    "NOT_PROVIDERS",
     "PASSTHRU",
     "Alias",
     "ApiFormat",
@@ -102,23 +82,6 @@ __all__ = [
     "read_dotenv",
     "split_targets",
 ]
-
-log = logging.getLogger(__name__)
-
-#: Variables that end in _API_KEY but do not name a provider.
-NOT_PROVIDERS = frozenset({"PROXY"})
-
-_KEY_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_API_KEY$")
-_ALIAS_VAR = re.compile(r"^([A-Z][A-Z0-9_]*?)_ALIAS_([A-Z0-9_]+)$")
-#: Variables whose name may end in _API_KEY without naming a provider: a header `X-Api-Key`
-#: (`CUSTOM_HEADER_X_API_KEY`, `OPENAI_CUSTOM_HEADER_X_API_KEY`), an alias, a fallback.
-_NOT_KEY_VAR = re.compile(
-    r"^CUSTOM_HEADER_|_CUSTOM_HEADER_|_ALIAS_|^VDM_FALLBACK_|^VDM_FAILOVER_|^VDM_LONG_CONTEXT"
-)
-#: The variable suffixes that are settings of a provider (`OLLAMA_BASE_URL`, `OLLAMA_ALIAS_X`).
-_PROVIDER_SUFFIXES = tuple(PROVIDER_KEYS.values())
-_PROVIDER_TABLES = tuple(TABLES.values())
-
 
 #: The log's line formats (`LOG_FORMAT`); vdm/server/logs.py writes them.
 LOG_FORMATS = ("text", "json")
@@ -255,44 +218,8 @@ class Settings:
         return _Builder(list(layers)).build()
 
 
-class _Builder:
-    def __init__(self, layers: list[Layer]) -> None:
-        self.values: dict[str, Value] = {}
-        #: The packaged layer alone (presets), whatever overrides it.
-        self.defaults: dict[str, Value] = {}
-        self.user_sections: set[str] = set()
-        self.warnings: list[str] = []
-        self.problems: list[str] = []
-        self.prices: dict[str, tuple[Any, str]] = {}
-        self.middleware: dict[str, tuple[dict[str, Any], str]] = {}
-        #: The highest layer's `[[routing.rules]]` (tables, file), unchecked.
-        self.rules: tuple[list[Any], str] | None = None
-        #: Where PROXY_API_KEY was set blank (it would turn authentication off), if it was.
-        self.blank_proxy_key: str | None = None
-        for layer in layers:
-            self.prices.update(layer.prices)
-            merge_middleware(self.middleware, layer.middleware)
-            if layer.rules is not None:
-                self.rules = layer.rules
-            proxy_key = layer.values.get("PROXY_API_KEY")
-            if proxy_key is not None:
-                self.blank_proxy_key = None if proxy_key.value.strip() else proxy_key.source
-            # An empty value (`OPENAI_BASE_URL=` in a .env) means unset, not "empty".
-            self.values.update((k, v) for k, v in layer.values.items() if v.value.strip())
-            self.warnings.extend(layer.warnings)
-            # The packaged layer; an empty one (a TOML file with only `[ollama]`) is the user's.
-            if layer.values and all(v.is_default for v in layer.values.values()):
-                self.defaults.update(layer.values)
-            else:
-                self.user_sections |= layer.sections
-
-    def get(self, var: str, default: str = "") -> str:
-        found = self.values.get(var)
-        return found.value.strip() if found is not None else default
-
-    def user_set(self, var: str) -> bool:
-        found = self.values.get(var)
-        return found is not None and not found.is_default and bool(found.value.strip())
+class _Builder(ProviderDiscovery, AliasDiscovery):
+    """Builds Settings from the merged layers (vdm/config/merged_layers.py)."""
 
     def build(self) -> Settings:
         timeouts, warnings = read_timeouts(self.values)
@@ -384,271 +311,3 @@ class _Builder:
                 var="PROXY_API_KEY",
             )
         return self.get("PROXY_API_KEY") or None
-
-    # -- providers ------------------------------------------------------------------------------
-
-    def _provider_names(self) -> list[str]:
-        """Providers the user configured: a key from any layer but the defaults, or, for one
-        that needs no key, any setting or a TOML section of its own."""
-        names: set[str] = set()
-        for var in self.values:
-            match = _KEY_VAR.match(var)
-            if match and match.group(1) not in NOT_PROVIDERS and self.user_set(var):
-                if not _NOT_KEY_VAR.search(var):
-                    names.add(match.group(1).lower())
-        for var in self.values:
-            # Only the provider's own settings count: OLLAMA_HOST configures Ollama, not vdm.
-            if var.endswith("_KEY_REQUIRED") and self.get(var).lower() == "false":
-                prefix = var.removesuffix("_KEY_REQUIRED")
-                if any(self._is_setting_of(prefix, other) for other in self.values):
-                    names.add(prefix.lower())
-        names |= aws_provider_names(self.values, self.get, self.user_set)
-        names |= google_provider_names(self.values, self.get, self.user_set)
-        for section in self.user_sections:
-            if self.get(f"{env_prefix(section)}_KEY_REQUIRED").lower() == "false":
-                names.add(provider_key(section))
-            elif provider_key(section) not in names:  # no key, no SigV4, no Bedrock token
-                self.warnings.append(
-                    f"[{section}] is configured but has no key: set {env_prefix(section)}_API_KEY "
-                    f"(or `api-key` in the section, or `!PASSTHRU` to use the client's key)"
-                )
-        return sorted(names)
-
-    def _is_setting_of(self, prefix: str, var: str) -> bool:
-        """Whether the user set `var`, one of provider `prefix`'s settings."""
-        rest = var.removeprefix(f"{prefix}_")
-        is_setting = rest in _PROVIDER_SUFFIXES or rest.startswith(_PROVIDER_TABLES)
-        return rest != var and is_setting and self.user_set(var)
-
-    def _provider(
-        self, name: str, timeouts: Timeouts, max_retries: int, limits: tuple[float, int]
-    ) -> ProviderConfig | None:
-        prefix = env_prefix(name)
-        api_format = (self.get(f"{prefix}_API_FORMAT") or "openai").lower()
-        if self._openai_url_kept(prefix):
-            api_format = "openai"
-        if api_format not in API_FORMATS:
-            raise ConfigError(
-                f"{prefix}_API_FORMAT={api_format!r} ({self._source(f'{prefix}_API_FORMAT')}): "
-                f"use one of {', '.join(API_FORMATS)}",
-                var=f"{prefix}_API_FORMAT",
-            )
-        base_url = self._base_url(prefix, api_format)
-        region = region_of(self.get, prefix, base_url)
-        preset = self.defaults.get(f"{prefix}_API_FORMAT")
-        if not base_url and BEDROCK_FORMAT in (api_format, preset and preset.value):
-            if not region:
-                self.problems.append(no_region(name, prefix))
-                return None
-            base_url = bedrock_url(api_format, region)
-        if not base_url and api_format == VERTEX_FORMAT:
-            base_url = vertex_url(vertex_location(self.get, prefix))
-        if not base_url:
-            example = "https://host" if api_format == "anthropic" else "https://host/v1"
-            self.problems.append(
-                f"provider {name!r}: {prefix}_API_KEY is set but {prefix}_BASE_URL is not; set "
-                f"{prefix}_BASE_URL to its {FORMAT_NAMES[api_format]}-compatible endpoint "
-                f"(e.g. {example})"
-            )
-            return None
-        auth = (self.get(f"{prefix}_AUTH") or DEFAULT_AUTH[api_format]).lower()
-        if auth not in AUTH_SCHEMES:
-            raise ConfigError(
-                f"{prefix}_AUTH={auth!r} ({self._source(f'{prefix}_AUTH')}): use one of "
-                f"{', '.join(AUTH_SCHEMES)}",
-                var=f"{prefix}_AUTH",
-            )
-        raw_key = self.get(f"{prefix}_API_KEY")
-        if not raw_key and name == BEDROCK_PROVIDER:
-            raw_key = self.get(BEARER_TOKEN_VAR)
-        aws = None
-        if auth == SIGV4:  # no key: each request is signed
-            if not region:
-                self.problems.append(no_region(name, prefix))
-                return None
-            aws = read_aws(self.get, prefix, base_url, region)
-            self.problems.extend(credentials_problems(name, aws))
-            if self.user_set(f"{prefix}_API_KEY"):
-                self.warnings.append(ignored_key(name, prefix))
-            raw_key = ""
-        gcp = None
-        if api_format == VERTEX_FORMAT or auth == GOOGLE:
-            vertex = api_format == VERTEX_FORMAT
-            gcp, problems = read_gcp(self.get, prefix, name, base_url, auth == GOOGLE, vertex)
-            if gcp is None:
-                self.problems.extend(problems)
-                return None
-            if auth == GOOGLE:  # no key: google-auth gives a token for each request
-                if self.user_set(f"{prefix}_API_KEY"):
-                    self.warnings.append(ignored_google_key(name, prefix))
-                raw_key = ""
-        passthrough = raw_key.upper() == PASSTHRU
-        return ProviderConfig(
-            name=name,
-            api_keys=() if passthrough else tuple(raw_key.split()),
-            base_url=base_url.rstrip("/"),
-            api_format=api_format,
-            timeouts=self._timeouts(prefix, timeouts),
-            max_retries=read_int(self.values, f"{prefix}_MAX_RETRIES", max_retries),
-            custom_headers=self._headers(prefix),
-            auth=auth,
-            api_version=self.get(f"{prefix}_API_VERSION") or None,
-            passthrough=passthrough,
-            retry_after_cap=read_seconds(self.values, f"{prefix}_RETRY_AFTER_CAP", limits[0]),
-            max_response_bytes=read_bytes(self.values, f"{prefix}_MAX_RESPONSE_BYTES", limits[1]),
-            aws=aws,
-            gcp=gcp,
-        )
-
-    def _timeouts(self, prefix: str, common: Timeouts) -> Timeouts:
-        """The provider's own timeouts (`{P}_IDLE_TIMEOUT`, …) over the global ones."""
-        timeouts, warnings = read_timeouts(self.values, prefix, common)
-        self.warnings.extend(warnings)
-        return timeouts
-
-    def _openai_url_kept(self, prefix: str) -> bool:
-        """A base URL of the user's that is the preset's OpenAI-compatible endpoint, with no
-        format of the user's: they set it when that was the preset's default (Gemini's
-        `…/v1beta/openai` before the native API was), so it keeps meaning that dialect."""
-        if self.user_set(f"{prefix}_API_FORMAT") or not self.user_set(f"{prefix}_BASE_URL"):
-            return False
-        compat = self.defaults.get(f"{prefix}_OPENAI_BASE_URL")
-        if compat is None:
-            return False
-        url = self.get(f"{prefix}_BASE_URL").rstrip("/")
-        return url == compat.value.rstrip("/") or url.endswith("/openai")
-
-    def _base_url(self, prefix: str, api_format: str) -> str:
-        """The user's base URL, else the preset's for the format: `base-url` for the preset's
-        own format, else `anthropic-base-url` / `openai-base-url` when a preset is switched to
-        another dialect (`openai` and `responses` share theirs)."""
-        if self.user_set(f"{prefix}_BASE_URL"):
-            return self.get(f"{prefix}_BASE_URL")
-        found = self.defaults.get(f"{prefix}_API_FORMAT")
-        preset_format = found.value if found is not None else "openai"
-        preset = _URL_FAMILY.get(preset_format, preset_format)
-        wanted = _URL_FAMILY.get(api_format, api_format)
-        if wanted != preset:
-            return self.get(f"{prefix}_{wanted.upper()}_BASE_URL")
-        return self.get(f"{prefix}_BASE_URL")
-
-    def _headers(self, prefix: str) -> dict[str, str]:
-        """`CUSTOM_HEADER_X_FOO` (all providers) then `{P}_CUSTOM_HEADER_X_FOO`, as `X-FOO`."""
-        headers: dict[str, str] = {}
-        for scope in ("CUSTOM_HEADER_", f"{prefix}_CUSTOM_HEADER_"):
-            for var, found in self.values.items():
-                if var.startswith(scope) and len(var) > len(scope):
-                    headers[var[len(scope) :].replace("_", "-")] = found.value
-        return headers
-
-    def _default_provider(self, providers: Mapping[str, ProviderConfig]) -> str | None:
-        wanted = provider_key(self.get("VDM_DEFAULT_PROVIDER"))
-        if wanted and wanted not in providers:
-            self.problems.append(
-                f"VDM_DEFAULT_PROVIDER={wanted!r} ({self._source('VDM_DEFAULT_PROVIDER')}) is "
-                f"not a configured provider (configured: {', '.join(providers) or 'none'})"
-            )
-            wanted = ""
-        if wanted:
-            return wanted
-        if not providers:
-            return None
-        if len(providers) > 1 and "openai" not in providers:
-            log.debug("no default provider set: using %s", next(iter(providers)))
-        return "openai" if "openai" in providers else next(iter(providers))
-
-    def _implicit_default(self, providers: Mapping[str, ProviderConfig], default: str) -> list[str]:
-        """With several providers and none chosen, the default follows a rule (openai, else
-        the first by name), so a key added later can take it over, and Claude Code's names
-        with it: say which one it is and how to choose."""
-        if len(providers) < 2 or self.get("VDM_DEFAULT_PROVIDER"):
-            return []
-        rule = "openai is configured" if default == "openai" else "first by name"
-        return [
-            f"{len(providers)} providers are configured ({', '.join(sorted(providers))}) and "
-            f"none is chosen as the default: {default!r} ({rule}) gets every model name without "
-            f"a provider prefix, Claude Code's included; set VDM_DEFAULT_PROVIDER={default} "
-            f'(or default-provider = "{default}" in vandamme-config.toml) so that a key added '
-            "later cannot change it"
-        ]
-
-    # -- aliases --------------------------------------------------------------------------------
-
-    def _aliases(self, provider: str) -> list[Alias]:
-        """`{P}_ALIAS_{NAME}` set by the user for one provider, by name."""
-        prefix = env_prefix(provider)
-        found: list[Alias] = []
-        for var, value in self.values.items():
-            match = _ALIAS_VAR.match(var)
-            if match and match.group(1) == prefix and not value.is_default and value.value.strip():
-                name = normalize(match.group(2))
-                targets = split_targets(value.value)
-                if targets:
-                    label = _label(var, value)
-                    found.append(Alias(name, provider, targets[0], label, failover=targets[1:]))
-        return sorted(found, key=lambda a: a.name)
-
-    def _fallbacks(self, order: list[str], default: str | None) -> list[Alias]:
-        found: list[Alias] = []
-        for var, value in sorted(self.values.items()):
-            targets = split_targets(value.value)
-            if var.startswith("VDM_FALLBACK_") and targets and default is not None:
-                name = normalize(var.removeprefix("VDM_FALLBACK_"))
-                found.append(
-                    Alias(name, default, targets[0], _label(var, value), "fallback", targets[1:])
-                )
-        for var, family in LEGACY_FAMILIES.items():
-            legacy = self.values.get(var)
-            if legacy is not None and legacy.value.strip() and default is not None:
-                found.append(
-                    Alias(family, default, legacy.value.strip(), _label(var, legacy), "fallback")
-                )
-        for provider in order:
-            prefix = env_prefix(provider)
-            for var, value in sorted(self.values.items()):
-                match = _ALIAS_VAR.match(var)
-                if match and match.group(1) == prefix and value.is_default:
-                    # A packaged alias the user redefined is theirs, not a fallback.
-                    name = normalize(match.group(2))
-                    found.append(Alias(name, provider, value.value, DEFAULTS_SOURCE, "fallback"))
-        return found
-
-    def _failover(self) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-        """`VDM_FAILOVER_{KEY}` chains and `VDM_LONG_CONTEXT[_{KEY}]` targets, by
-        `failover_key`."""
-        chains: dict[str, tuple[str, ...]] = {}
-        long_context: dict[str, str] = {}
-        for var, value in sorted(self.values.items()):
-            targets = split_targets(value.value)
-            if var.startswith(FAILOVER_VAR) and targets:
-                chains[failover_key(var.removeprefix(FAILOVER_VAR))] = targets
-            elif var == LONG_CONTEXT_VAR and targets:
-                long_context[""] = targets[0]
-            elif var.startswith(f"{LONG_CONTEXT_VAR}_") and targets:
-                long_context[failover_key(var.removeprefix(f"{LONG_CONTEXT_VAR}_"))] = targets[0]
-        return chains, long_context
-
-    def _unknown_aliases(self, providers: Mapping[str, ProviderConfig]) -> list[str]:
-        """Aliases set for providers that are not configured: almost always a mistake."""
-        unknown: list[str] = []
-        configured = {env_prefix(p) for p in providers}
-        for var, value in self.values.items():
-            match = _ALIAS_VAR.match(var)
-            if match and not value.is_default and match.group(1) not in configured:
-                unknown.append(
-                    f"{var} ({value.source}): provider {match.group(1).lower()!r} is not "
-                    f"configured, so this alias is ignored"
-                )
-        return unknown
-
-    def _source(self, var: str) -> str:
-        found = self.values.get(var)
-        return found.source if found is not None else "unset"
-
-
-#: Formats that share one base URL (OpenAI's Chat Completions and Responses).
-_URL_FAMILY = {"responses": "openai"}
-
-
-def _label(var: str, value: Value) -> str:
-    return f"{value.source}: {var}" if value.source in ("env",) else f"{value.source} ({var})"
