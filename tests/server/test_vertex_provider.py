@@ -275,3 +275,37 @@ def test_an_openai_client_runs_a_tool_loop_on_vertex(
 def test_the_models_list_still_answers(server: RunningVdm, vertex: FakeVertex) -> None:
     listed = httpx.get(f"{server.url}/v1/models", timeout=10)
     assert listed.status_code == 200
+
+
+def test_a_token_vertex_refuses_is_replaced_for_the_next_request(
+    vertex: FakeVertex, tmp_path: Path
+) -> None:
+    """A 401 (the token revoked, or this machine's clock off) is the client's error, and the
+    next request goes with a new token, though google-auth still took the old one for FRESH."""
+    vertex.tokens.clear()
+    hello: Any = {
+        "model": f"vertex:{SONNET}",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with FakeTokenServer(vertex) as tokens:
+        key = tokens.key_file(tmp_path)
+        config = {
+            "VERTEX_BASE_URL": vertex.base_url,
+            "CLOUD_ML_REGION": LOCATION,
+            "MAX_RETRIES": "0",
+            "VERTEX_AUTH": "google",
+            "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+        }
+        with (
+            running_vdm(config) as run,
+            anthropic.Anthropic(base_url=run.url, api_key="sk-cc", max_retries=0) as client,
+        ):
+            vertex.enqueue(JsonReply(anthropic_message("one", model=SONNET)))
+            assert client.messages.create(**hello).content[0].text == "one"  # type: ignore[union-attr]
+            vertex.tokens.clear()  # revoked
+            with pytest.raises(anthropic.AuthenticationError):
+                client.messages.create(**hello)
+            vertex.enqueue(JsonReply(anthropic_message("two", model=SONNET)))
+            assert client.messages.create(**hello).content[0].text == "two"  # type: ignore[union-attr]
+        assert tokens.issued == 2

@@ -62,6 +62,19 @@ async def test_a_stale_token_is_refreshed(tokens: FakeTokenServer, tmp_path: Pat
     assert tokens.issued == 2
 
 
+async def test_a_refused_token_is_replaced_before_the_next_request(
+    tokens: FakeTokenServer, tmp_path: Path
+) -> None:
+    """A 401 from Vertex (a revoked token, a clock that is off): FRESH or not, the next
+    request gets a new token, and the one after reuses it."""
+    auth = authorizer(tokens, tmp_path)
+    assert await authorized(auth) == "Bearer ya29.issued-1"
+    auth.refused()
+    assert await authorized(auth) == "Bearer ya29.issued-2"
+    assert await authorized(auth) == "Bearer ya29.issued-2"
+    assert tokens.issued == 2
+
+
 async def test_concurrent_requests_share_one_refresh(
     tokens: FakeTokenServer, tmp_path: Path
 ) -> None:

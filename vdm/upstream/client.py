@@ -124,6 +124,9 @@ class UpstreamClient:
     #: Signs each attempt's final request in place (SigV4: vdm/upstream/aws_auth.py), after
     #: every header is set; set by `vdm.upstream.backends.client_for` for a `sigv4` provider.
     signer: Callable[[httpx.Request], Awaitable[None]] | None = None
+    #: Told when the provider answers 401: a signer whose token it refused gets a new one
+    #: (`vdm.upstream.gcp_auth.GoogleAuthorizer.refused`).
+    unauthorized: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -522,6 +525,8 @@ class UpstreamClient:
                     break
                 if call is not None:
                     call.headers = response.headers  # the upstream's id of its refusal
+                if status == 401 and self.unauthorized is not None:
+                    self.unauthorized()
                 data = await self._error_body(response)
                 error = error_from_response(
                     self.provider.name,

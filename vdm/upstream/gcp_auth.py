@@ -84,6 +84,9 @@ class GoogleAuthorizer:
         self._request = request
         self._credentials: Any = None  # google-auth's Credentials, loaded on first use
         self._lock = anyio.Lock()
+        #: Vertex refused the token (a 401): refresh before the next request, FRESH or not
+        #: (revoked, or the clock of this machine is off).
+        self._refused = False
 
     async def authorize(self, request: httpx.Request) -> None:
         """Set `authorization` (and google-auth's other headers) on `request`."""
@@ -96,14 +99,23 @@ class GoogleAuthorizer:
         """The credentials with a FRESH token: loaded and refreshed in a worker thread, one
         refresh at a time whatever the number of requests waiting for it."""
         found = self._credentials
-        if found is not None and _fresh(found):
+        if found is not None and _fresh(found) and not self._refused:
             return found
         async with self._lock:
             if self._credentials is None:
                 self._credentials = await anyio.to_thread.run_sync(self._load)
-            if not _fresh(self._credentials):
+            if self._refused or not _fresh(self._credentials):
+                self._refused = False
                 await anyio.to_thread.run_sync(self._refresh)
             return self._credentials
+
+    def refused(self) -> None:
+        """The provider answered 401 to a request this token authorized: the next request
+        gets a new one."""
+        log.debug(
+            "%s: the Google token was refused: refreshed before the next request", self.provider
+        )
+        self._refused = True
 
     def _load(self) -> Any:
         try:

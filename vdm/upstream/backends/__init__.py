@@ -203,6 +203,7 @@ def client_for(
     authorizer = authorizer_for(provider.name, provider.gcp)
     if authorizer is not None:
         client.signer = authorizer.authorize
+        client.unauthorized = authorizer.refused
     return client
 
 
