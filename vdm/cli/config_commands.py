@@ -9,11 +9,13 @@ passed through `redact` with the configured secrets before it is printed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from functools import partial
 from pathlib import Path  # typer reads `--request`'s annotation at run time
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from vdm.cli.config_text import bullets, is_secret, masked, notes, table
+from vdm.cli.request_facts import Flags, request_facts, stated
 
 if TYPE_CHECKING:
     from vdm.config.routing_rules import Rule
@@ -22,10 +24,8 @@ if TYPE_CHECKING:
 
 config_app = typer.Typer(help="Set up, show and check the configuration.", no_args_is_help=True)
 
-WIDTH = 80
 #: Where a value comes from when no layer sets it.
 BUILT_IN = "built-in"
-#: Header variables whose value is a credential (`CUSTOM_HEADER_AUTHORIZATION`).
 
 
 # -- setup ----------------------------------------------------------------------------------------
@@ -97,8 +97,8 @@ def show(
     settings = load_settings()
     view = _View(settings)
     if resolve is not None:
-        flags = _Flags(background, subagent, thinking, images, web_search, tokens)
-        lines = _explain(view, resolve, as_json, _facts(resolve, request, flags))
+        flags = Flags(background, subagent, thinking, images, web_search, tokens)
+        lines = _explain(view, resolve, as_json, request_facts(resolve, request, flags))
     elif as_json:
         lines = [_json(view.as_dict())]
     else:
@@ -136,7 +136,7 @@ class _View:
 
         secrets = [*self.settings.secrets]
         for var, found in self.settings.values.items():
-            if _is_secret(var):  # several keys, or `Bearer <token>`: each part too
+            if is_secret(var):  # several keys, or `Bearer <token>`: each part too
                 secrets += [found.value, *(w for w in found.value.split() if len(w) >= 8)]
         secrets = [s for s in secrets if s.upper() != PASSTHRU]
         for line in lines:
@@ -196,7 +196,7 @@ class _View:
         for header, value in provider.custom_headers.items():
             own, every = (f"{s}CUSTOM_HEADER_{var_name(header)}" for s in (f"{p}_", ""))
             var = own if own in self.settings.values else every
-            rows.append(("header", f"{header}: {_masked(var, value)}", self.source(var)))
+            rows.append(("header", f"{header}: {masked(var, value)}", self.source(var)))
         for alias in self.settings.aliases:
             if alias.provider == provider.name:
                 var = f"{p}_{TABLES['aliases']}{var_name(alias.name)}"
@@ -218,7 +218,7 @@ class _View:
             elif isinstance(value, float):
                 shown = f"{value:g} s"
             else:
-                shown = _masked(var, str(value))
+                shown = masked(var, str(value))
             rows.append((key, shown, self.source(var)))
         return rows + self.timeout_rows()
 
@@ -320,7 +320,7 @@ class _View:
 def _show(view: _View) -> Iterator[str]:
     settings = view.settings
     yield "Sources, highest first:"
-    yield from _table([(a, b, "" if c else "(not found)") for a, b, c in view.layers()], 2)
+    yield from table([(a, b, "" if c else "(not found)") for a, b, c in view.layers()], 2)
     yield ""
     default = settings.default_provider
     how = view.source("VDM_DEFAULT_PROVIDER")
@@ -330,136 +330,29 @@ def _show(view: _View) -> Iterator[str]:
     yield "Providers, default first:" if settings.providers else "Providers: none"
     for provider in settings.providers.values():
         yield f"  {provider.name}"
-        yield from _table(view.provider_rows(provider), 4)
+        yield from table(view.provider_rows(provider), 4)
     if settings.fallbacks:
         yield ""
         yield "Fallback aliases, for names that contain them (the first match wins):"
         rows = view.fallback_rows()
-        yield from _table(rows, 2)
+        yield from table(rows, 2)
         if any(":" in name for name, _, _ in rows):
             yield "  (provider:name: not the default provider's, or shadowed by an earlier one,"
             yield "  so only that name reaches it)"
     if settings.rules:
         yield ""
         yield f"Routing rules, the first match wins ({view.short(settings.rules[0].source)}):"
-        yield from _table(
+        yield from table(
             [(f"#{r.number} {r.label}", r.use, _rule_note(r)) for r in settings.rules], 2
         )
     yield ""
     yield "Server:"
-    yield from _table(view.server_rows(), 2)
-    yield from _notes(view.problems(), [view.short(w) for w in settings.warnings])
+    yield from table(view.server_rows(), 2)
+    yield from notes(view.problems(), [view.short(w) for w in settings.warnings])
 
 
 def _rule_note(rule: Rule) -> str:
     return f"above {rule.above:,} input tokens" if rule.above is not None else ""
-
-
-def _notes(problems: list[str], warnings: list[str]) -> Iterator[str]:
-    for title, items in (("Problems", problems), ("Warnings", warnings)):
-        if items:
-            yield ""
-            yield f"{title}:"
-            yield from _bullets(items)
-
-
-def _bullets(items: Iterable[str]) -> Iterator[str]:
-    """`  - item`, wrapped at WIDTH; paths, URLs and keys are never split."""
-    import textwrap
-
-    for item in items:
-        yield from textwrap.wrap(
-            item,
-            WIDTH,
-            initial_indent="  - ",
-            subsequent_indent="    ",
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
-
-
-class _Flags(NamedTuple):
-    """The request facts stated on the command line (`--thinking`, `--tokens N`, ...)."""
-
-    background: bool
-    subagent: bool
-    thinking: bool
-    images: bool
-    web_search: bool
-    tokens: int | None
-
-
-def _facts(model: str, request: Path | None, flags: _Flags) -> Facts:
-    """The facts `--resolve` explains the rules with: the `--request` file's, if given, then
-    the flags on top (a flag only turns a fact on)."""
-    import json
-
-    from vdm.cli.common import fail
-    from vdm.routing.rules import Facts, facts_from_body
-
-    facts = Facts()
-    if request is not None:
-        try:
-            body = json.loads(request.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            fail(f"--request {request}: cannot read a JSON body: {exc}")
-        if not isinstance(body, dict):
-            fail(f"--request {request}: expected a JSON object")
-        dialect = _dialect_of(body)
-        facts = facts_from_body(dialect, body, model)
-        facts.count = partial(_count_tokens, body, dialect)
-    facts.background |= flags.background
-    facts.subagent |= flags.subagent
-    facts.thinking |= flags.thinking
-    facts.images |= flags.images
-    facts.web_search |= flags.web_search
-    if flags.tokens is not None:
-        facts.tokens, facts.count = flags.tokens, None
-    return facts
-
-
-#: Fields only a Chat Completions body has, and only an Anthropic one.
-_CHAT_ONLY = frozenset(
-    {"reasoning_effort", "web_search_options", "max_completion_tokens", "response_format", "n"}
-)
-_ANTHROPIC_ONLY = frozenset({"thinking", "system", "stop_sequences", "output_config"})
-
-
-def _dialect_of(body: dict[str, Any]) -> str:
-    """The dialect a request body is written in: Responses has `input`; Chat Completions
-    has its own fields or OpenAI-only roles; else Anthropic when it has Anthropic's fields
-    or `max_tokens` (which Anthropic requires)."""
-    if "input" in body and "messages" not in body:
-        return "responses"
-    messages = body.get("messages")
-    roles = (
-        {m.get("role") for m in messages if isinstance(m, dict)}
-        if isinstance(messages, list)
-        else set()
-    )
-    if _ANTHROPIC_ONLY & body.keys():  # Claude Code's bodies, `role: system` messages and all
-        return "anthropic"
-    if _CHAT_ONLY & body.keys() or roles & {"system", "developer", "tool"}:
-        return "openai"
-    return "anthropic" if "max_tokens" in body else "openai"
-
-
-def _count_tokens(body: dict[str, Any], dialect: str) -> int:
-    """The input tokens of an Anthropic body, as vdm counts them offline; by size (4 bytes a
-    token) for another dialect's or one that does not validate."""
-    import json
-
-    from pydantic import ValidationError
-
-    from vdm.protocol.anthropic import MessagesRequest
-    from vdm.protocol.tokens import count_tokens
-
-    try:
-        if dialect == "anthropic":
-            return count_tokens(MessagesRequest.model_validate({"max_tokens": 1, **body}))
-    except ValidationError:
-        pass
-    return len(json.dumps(body)) // 4
 
 
 def _explain(view: _View, model: str, as_json: bool, facts: Facts | None = None) -> list[str]:
@@ -486,7 +379,7 @@ def _explain(view: _View, model: str, as_json: bool, facts: Facts | None = None)
     lines = [f"Resolving {model!r}:"]
     lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
     if facts is not None and view.settings.rules:
-        lines.insert(1, f"  request: {_stated(facts)}")
+        lines.insert(1, f"  request: {stated(facts)}")
     where = f"{route.provider.api_format} format, {safe_url(route.provider.base_url)}"
     lines.append(f"{model} → {target}  ({where})")
     if route.failover:
@@ -494,24 +387,6 @@ def _explain(view: _View, model: str, as_json: bool, facts: Facts | None = None)
     if route.long_context is not None:
         lines.append(f"  long context: {route.long_context.label}")
     return lines
-
-
-def _stated(facts: Facts) -> str:
-    """The facts the rules were tried with, in words."""
-    found = [
-        name
-        for name, on in (
-            ("background", facts.background),
-            ("subagent", facts.subagent),
-            ("thinking", facts.thinking),
-            ("images", facts.images),
-            ("web search", facts.web_search),
-        )
-        if on
-    ]
-    if facts.tokens is not None:
-        found.append(f"{facts.tokens:,} input tokens")
-    return ", ".join(found) or "no facts stated (try --thinking, --tokens N, --request FILE)"
 
 
 def _json(data: Any) -> str:
@@ -544,14 +419,14 @@ def validate() -> None:
     if problems:
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         typer.echo(f"vdm config validate: {count}", err=True)
-        for line in (*_bullets(problems), *_notes([], warnings)):
+        for line in (*bullets(problems), *notes([], warnings)):
             typer.echo(line, err=True)
         raise typer.Exit(EXIT_ERROR)
     assert settings is not None
     names = ", ".join(settings.providers)
     count = f"{len(settings.providers)} provider{'s' if len(settings.providers) > 1 else ''}"
     typer.echo(f"ok: {count} ({names}); default provider: {settings.default_provider}")
-    for line in _notes([], warnings):
+    for line in notes([], warnings):
         typer.echo(line)
 
 
@@ -637,11 +512,11 @@ def env(
     view = _View(load_settings())
     lines: list[str] = []
     if not wanted:
-        lines += ["Server and routing:", *_table(list(_top_rows(view)), 2)]
+        lines += ["Server and routing:", *table(list(_top_rows(view)), 2)]
     known = dict(_env_providers(view))
     for name in wanted or list(known):
         state = known.get(name, f"not configured (set {var_name(name)}_API_KEY)")
-        lines += ["", f"{name}: {state}", *_table(list(_provider_env_rows(view, name)), 2)]
+        lines += ["", f"{name}: {state}", *table(list(_provider_env_rows(view, name)), 2)]
     view.echo(lines[1:] if wanted else lines)
 
 
@@ -668,7 +543,7 @@ def _env_row(view: _View, var: str) -> tuple[str, str, str]:
     found = view.settings.values.get(var)
     if found is None:
         return (var, "unset", "")
-    return (var, _masked(var, found.value), view.short(found.source))
+    return (var, masked(var, found.value), view.short(found.source))
 
 
 def _table_rows(view: _View, prefix: str) -> Iterator[tuple[str, str, str]]:
@@ -707,50 +582,3 @@ def _env_providers(view: _View) -> Iterator[tuple[str, str]]:
 
 
 # -- text helpers ---------------------------------------------------------------------------------
-
-
-def _masked(var: str, value: str) -> str:
-    """A value as shown: keys and credential headers masked, URLs without credentials."""
-    from vdm.config.secrets import mask, safe_url
-    from vdm.config.settings import PASSTHRU
-
-    if var.endswith("_API_KEY"):
-        return " ".join(k if k.upper() == PASSTHRU else mask(k) for k in value.split())
-    if _is_secret(var):
-        return mask(value)
-    if var.endswith("_BASE_URL") or value.startswith(("http://", "https://")):
-        return safe_url(value)
-    return value
-
-
-def _is_secret(var: str) -> bool:
-    """Keys, and headers that carry a credential (`CUSTOM_HEADER_AUTHORIZATION`)."""
-    from vdm.config.secrets import is_credential_name
-
-    return var.endswith("_API_KEY") or ("CUSTOM_HEADER_" in var and is_credential_name(var))
-
-
-def _table(rows: list[tuple[str, str, str]], indent: int) -> Iterator[str]:
-    """Aligned `label  value  source` lines within WIDTH. The value column is as wide as keeps
-    the most rows aligned; a row that does not fit it has its source right after its value,
-    or on the next line when even that is too wide."""
-    if not rows:
-        return
-    pad = " " * indent
-    first = max(len(r[0]) for r in rows)
-
-    def aligned(width: int) -> int:
-        room = WIDTH - indent - first - width - 4
-        return sum(1 for _, v, s in rows if len(v) <= width and len(s) <= room)
-
-    second = max(sorted({len(v) for _, v, _ in rows}), key=lambda w: (aligned(w), w))
-    for label, value, source in rows:
-        head = f"{pad}{label:<{first}}  "
-        line = f"{head}{value:<{second}}  {source}".rstrip()
-        if len(line) > WIDTH:
-            line = f"{head}{value}  {source}"
-        if len(line) <= WIDTH or not source:
-            yield line
-        else:
-            yield f"{head}{value}"
-            yield f"{' ' * len(head)}  ({source})"
