@@ -28,18 +28,20 @@ def provider(base_url: str) -> ProviderConfig:
     return ProviderConfig(name="fake", api_keys=("sk-test",), base_url=base_url)
 
 
-async def reads_at_idle(client: UpstreamClient) -> tuple[int, list[int]]:
-    """(number of reads, the number of reads already yielded at each `on_idle` call)."""
-    reads = 0
+async def reads_at_idle(client: UpstreamClient) -> tuple[int, int, list[int]]:
+    """(number of reads, number of SSE events read, the number of events already yielded at
+    each `on_idle` call)."""
+    reads = events = 0
     idle: list[int] = []
 
     async def on_idle() -> None:
-        idle.append(reads)
+        idle.append(events)
 
     async with client.stream("/chat/completions", BODY, on_idle=on_idle) as chunks:
-        async for _ in chunks:
+        async for chunk in chunks:
             reads += 1
-    return reads, idle
+            events += chunk.count(b"\n\n")
+    return reads, events, idle
 
 
 async def test_on_idle_runs_before_each_wait_for_the_upstream() -> None:
@@ -49,13 +51,14 @@ async def test_on_idle_runs_before_each_wait_for_the_upstream() -> None:
         fake.default = SseReply(events, pauses={10: 0.15, 20: 0.15})
         client = UpstreamClient(provider(fake.base_url))
         try:
-            reads, idle = await reads_at_idle(client)
+            reads, read, idle = await reads_at_idle(client)
         finally:
             await client.aclose()
-    assert reads == len(events) + 1  # one read per HTTP chunk, [DONE] included
+    assert read == len(events) + 1  # every event, [DONE] included
     # Everything sent before each pause had been handed over when the hook ran.
     assert 10 in idle and 20 in idle
     assert idle == sorted(idle)
+    assert reads <= read
 
 
 async def test_on_idle_is_not_called_per_chunk_when_the_data_is_already_there() -> None:
@@ -64,10 +67,11 @@ async def test_on_idle_is_not_called_per_chunk_when_the_data_is_already_there() 
         fake.default = SseReply(events)  # the whole answer in one write
         client = UpstreamClient(provider(fake.base_url))
         try:
-            reads, idle = await reads_at_idle(client)
+            reads, read, idle = await reads_at_idle(client)
         finally:
             await client.aclose()
-    assert reads == len(events) + 1
+    assert read == len(events) + 1
+    assert reads <= 2, "the burst comes out whole, not one read per HTTP chunk"
     assert len(idle) <= 2, idle
 
 
@@ -81,10 +85,10 @@ async def test_on_idle_runs_after_every_read_on_other_transports() -> None:
     transport = httpx.MockTransport(lambda _: httpx.Response(200, stream=_Chunks()))
     client = UpstreamClient(provider("http://127.0.0.1:9"), transport=transport)
     try:
-        reads, idle = await reads_at_idle(client)
+        reads, read, idle = await reads_at_idle(client)
     finally:
         await client.aclose()
-    assert (reads, idle) == (3, [1, 2, 3])
+    assert (reads, read, idle) == (3, 3, [1, 2, 3])
 
 
 # --- custom-header credentials are masked in an echoed error (D6) ---------------------------

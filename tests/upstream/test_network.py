@@ -1,4 +1,5 @@
-"""The asyncio network backend under httpcore: reads, EOF, timeouts, flow control, TLS."""
+"""The asyncio network backend under httpcore (the baseline of tests/bench/transports.py):
+reads, EOF, timeouts, flow control, TLS, uvloop."""
 
 from __future__ import annotations
 
@@ -144,3 +145,21 @@ async def test_tls_through_start_tls(certificate: tuple[Path, Path]) -> None:
         async with httpx.AsyncClient(transport=PooledTransport()) as client:
             with pytest.raises(httpx.ConnectError):
                 await client.get(f"https://127.0.0.1:{port}/")
+
+
+def test_the_backend_runs_on_uvloop() -> None:
+    import uvloop
+
+    async def fetch() -> bytes:
+        server, port = await _server(b"hello uvloop")
+        async with server:
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+            await stream.write(b"x")
+            received = b""
+            while chunk := await stream.read(100, timeout=5):
+                received += chunk
+            await stream.aclose()
+            return received
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(fetch()) == b"hello uvloop"

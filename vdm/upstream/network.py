@@ -1,4 +1,8 @@
-"""An httpcore network backend on plain asyncio transports, for the streaming hot path.
+"""An httpcore network backend on plain asyncio transports, and the read hooks of vdm's streams.
+
+vdm's requests no longer go through httpcore: vdm/upstream/h1.py replaced it (issue 15). The
+backend stays as the baseline that tests/bench/transports.py measures it against, and for any
+httpcore connection that wants it; `ReadHooks` and `DEADLINE` are shared by both.
 
 httpcore's default backend goes through anyio, which pauses and resumes the transport's reading
 and opens a cancel scope on every read: on a paced 50-chunk stream that was over a third of
@@ -14,6 +18,10 @@ A reader may also set a `deadline` (`time.monotonic()` seconds): a read that wou
 fails then with a ReadTimeout, whatever its own timeout. That is how a whole call's total
 timeout ends a stream that never falls silent long enough for the per-read (idle) timeout,
 with the same one timer per wait and no cancel scope.
+
+`ReadHooks` names those two attributes once: vdm's HTTP/1.1 transport (vdm/upstream/h1.py)
+has them on its responses' `network_stream` as this backend has them on its streams, and
+callers test for `ReadHooks`. Transports are duck-typed (uvloop's are no `asyncio.Transport`).
 """
 
 from __future__ import annotations
@@ -24,12 +32,24 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 
 #: Stop reading from the socket while this much is buffered and unread.
 _HIGH_WATER = 4 * 1024 * 1024
+
+#: Request extension: the instant (`time.monotonic()`) by which the response must be read.
+DEADLINE = "vdm.deadline"
+
+
+class ReadHooks:
+    """What a reader may set on the `network_stream` of a response of vdm's own transports
+    (see the module docstring): `on_idle`, awaited when a read is about to wait for the
+    socket, and `deadline`, past which no read waits."""
+
+    on_idle: Callable[[], Awaitable[None]] | None = None
+    deadline: float | None = None
 
 
 class _Protocol(asyncio.Protocol):
@@ -44,8 +64,8 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports are not asyncio's classes.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -86,7 +106,7 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(TimeoutError())
 
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
+class AsyncioStream(httpcore.AsyncNetworkStream, ReadHooks):
     """One connection: a transport and its buffering protocol."""
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
@@ -168,9 +188,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as exc:
             self._transport.close()
             raise httpcore.ConnectError(str(exc)) from exc
-        assert isinstance(transport, asyncio.Transport)
-        self._protocol.transport = transport
-        return AsyncioStream(transport, self._protocol)
+        self._protocol.transport = cast(asyncio.Transport, transport)
+        return AsyncioStream(self._protocol.transport, self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -213,7 +232,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for option in socket_options or ():
                 sock.setsockopt(*option)
-        assert isinstance(transport, asyncio.Transport)
         return AsyncioStream(transport, protocol)
 
     async def connect_unix_socket(
@@ -228,7 +246,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        assert isinstance(transport, asyncio.Transport)
         return AsyncioStream(transport, protocol)
 
     async def sleep(self, seconds: float) -> None:
