@@ -23,13 +23,22 @@ ALLOWED: dict[str, set[str]] = {
 }
 #: Third-party packages each layer may use (stdlib is always fine).
 THIRD_PARTY: dict[str, set[str]] = {
-    "protocol": {"pydantic", "tiktoken"},
+    "protocol": {"pydantic", "tiktoken", "orjson"},
     "config": {"pydantic"},
     "routing": {"pydantic"},
-    "upstream": {"pydantic", "httpx", "httpcore", "anyio", "botocore", "google"},
+    "upstream": {"pydantic", "httpx", "httpcore", "httptools", "anyio", "botocore", "google"},
     "middleware": {"pydantic", "httpx", "anyio"},
     "usage": {"pydantic", "prometheus_client"},
-    "server": {"pydantic", "httpx", "anyio", "hypercorn", "starlette"},
+    "server": {
+        "pydantic",
+        "httpx",
+        "anyio",
+        "hypercorn",
+        "starlette",
+        "h11",
+        "httptools",
+        "uvloop",
+    },
     "cli": {"pydantic", "httpx", "anyio", "hypercorn", "starlette", "typer", "psutil"},
 }
 

@@ -1,0 +1,169 @@
+"""HTTP/1.1 response framing, byte for byte as h11 writes it for Hypercorn (no I/O).
+
+`fast_h1.HttptoolsProtocol` writes its responses with these functions so that a client sees
+the same bytes from it as from Hypercorn's stock h11 protocol: the status line without a
+reason phrase, the headers in the order given with their names as given, `Transfer-Encoding:
+chunked` appended when the body's length is unknown (or no framing and a close for an HTTP/1.0
+client), and `Connection: close` rewritten the way h11 does when the connection will not be
+reused.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+import h11
+
+#: A header name (RFC 9110 token) and a stripped header value, as h11 validates them: a
+#: response header carrying CR or LF would split the response.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+_DIGITS = re.compile(rb"[0-9]+")
+#: A final chunk without trailers.
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class Framing(Enum):
+    """How the body of a response is delimited on the wire."""
+
+    LENGTH = "content-length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "http/1.0"
+
+
+def comma_tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """The lowercased, comma-separated values of every `name` header (h11's get_comma_header)."""
+    found: list[bytes] = []
+    for key, value in headers:
+        if key.lower() == name:
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token:
+                    found.append(token)
+    return found
+
+
+def _validated(headers: list[tuple[bytes, bytes]], trusted: int) -> list[tuple[bytes, bytes]]:
+    """h11's normalize_and_validate for a response: duplicate equal Content-Lengths fold into
+    one, conflicting ones or a Transfer-Encoding other than one `chunked` raise
+    LocalProtocolError. Headers from index `trusted` on are Hypercorn's own and not checked."""
+    out: list[tuple[bytes, bytes]] = []
+    length: bytes | None = None
+    chunked = False
+    for index, (name, value) in enumerate(headers):
+        lower = name.lower()
+        if index < trusted and not (_TOKEN.fullmatch(name) and _VALUE.fullmatch(value)):
+            raise h11.LocalProtocolError(f"Illegal header {name!r}: {value!r}")
+        if lower == b"content-length":
+            lengths = {part.strip() for part in value.split(b",")}
+            if len(lengths) != 1:
+                raise h11.LocalProtocolError("conflicting Content-Length headers")
+            value = lengths.pop()
+            if not _DIGITS.fullmatch(value):
+                raise h11.LocalProtocolError("bad Content-Length")
+            if length is not None:
+                if length != value:
+                    raise h11.LocalProtocolError("conflicting Content-Length headers")
+                continue
+            length = value
+        elif lower == b"transfer-encoding":
+            if chunked:
+                raise h11.LocalProtocolError("multiple Transfer-Encoding headers")
+            value = value.lower()
+            if value != b"chunked":
+                raise h11.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+            chunked = True
+        out.append((name, value))
+    return out
+
+
+def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
+    return [(key, value) for key, value in headers if key.lower() != name]
+
+
+def response_head(
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    trusted: int,
+    method: bytes,
+    http_10: bool,
+    keep_alive: bool,
+) -> tuple[bytes, Framing, int, bool]:
+    """The head of a final response to a `method` request and how to frame its body.
+
+    `http_10`: the client spoke HTTP/1.0 (no chunked encoding); `keep_alive`: the request
+    allows the connection to be reused. Returns the head's bytes, the framing, the declared
+    length (for LENGTH) and whether the connection may be reused after this response."""
+    headers = _validated(headers, trusted)
+    need_close = False
+    length = 0
+    if status in (204, 304):
+        framing = Framing.LENGTH  # no body whatever the headers say
+    else:
+        framing = _framing_of(headers)
+        if framing is Framing.LENGTH:
+            length = int(next(v for k, v in headers if k.lower() == b"content-length"))
+        else:
+            headers, need_close = _chunked_headers(headers, http_10)
+            framing = Framing.UNTIL_CLOSE if http_10 else Framing.CHUNKED
+    if method == b"HEAD":  # headers as for a GET (h11 does so), but never a body
+        framing, length, need_close = Framing.LENGTH, 0, False
+    if not keep_alive or need_close:
+        tokens = set(comma_tokens(headers, b"connection"))
+        tokens.discard(b"keep-alive")
+        tokens.add(b"close")
+        headers = _without(headers, b"connection")
+        headers.extend((b"Connection", token) for token in sorted(tokens))
+    reusable = (
+        keep_alive and not need_close and b"close" not in comma_tokens(headers, b"connection")
+    )
+    lines = [b"HTTP/1.1 %d \r\n" % status]
+    lines.extend(b"%s: %s\r\n" % pair for pair in headers)
+    lines.append(b"\r\n")
+    return b"".join(lines), framing, length, reusable
+
+
+def _framing_of(headers: list[tuple[bytes, bytes]]) -> Framing:
+    names = {name.lower() for name, _ in headers}
+    if b"transfer-encoding" in names:
+        return Framing.CHUNKED
+    return Framing.LENGTH if b"content-length" in names else Framing.UNTIL_CLOSE
+
+
+def _chunked_headers(
+    headers: list[tuple[bytes, bytes]], http_10: bool
+) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """A body of unknown length: chunked for HTTP/1.1, delimited by closing for HTTP/1.0."""
+    headers = _without(_without(headers, b"content-length"), b"transfer-encoding")
+    if http_10:
+        return headers, True
+    headers.append((b"Transfer-Encoding", b"chunked"))
+    return headers, False
+
+
+def informational_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A 1xx response (100 Continue), headers as given."""
+    lines = [b"HTTP/1.1 %d \r\n" % status]
+    lines.extend(b"%s: %s\r\n" % pair for pair in headers)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class RequestHead:
+    """A parsed request head, with what h11 derives from it for the connection."""
+
+    __slots__ = ("method", "target", "version", "headers", "keep_alive", "expect")
+
+    def __init__(
+        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.method, self.target, self.version, self.headers = method, target, version, headers
+        self.keep_alive = version == "1.1" and b"close" not in comma_tokens(headers, b"connection")
+        self.expect = version == "1.1" and b"100-continue" in comma_tokens(headers, b"expect")
