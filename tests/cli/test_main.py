@@ -6,12 +6,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 from typer.testing import CliRunner
 
 from tests.harness import REPO, clean_env
 from vdm import __version__
-from vdm.cli.main import app
+from vdm.cli.main import _NOT_PLAIN, app
 
 runner = CliRunner()
 
@@ -94,3 +95,54 @@ def test_server_start_stops_on_a_middleware_it_cannot_load(tmp_path: Path) -> No
     assert proc.returncode == 1, proc.stderr
     assert "configuration error" in proc.stderr and "no-such-hook" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+#: Run `vdm` (argv after the script name) and print, at its first child process start, which
+#: of the heavy packages are already imported.
+_AT_SPAWN = """
+import subprocess, sys
+heavy = ("hypercorn", "httpx", "pydantic", "tiktoken", "anyio", "uvloop")
+start = subprocess.Popen.__init__
+def spawn(self, *args, **kwargs):
+    if not getattr(spawn, "said", False):
+        spawn.said = True
+        print("AT SPAWN", sorted(m for m in heavy if m in sys.modules), flush=True)
+    start(self, *args, **kwargs)
+subprocess.Popen.__init__ = spawn
+from vdm.cli.main import main
+sys.argv = ["vdm", *sys.argv[1:]]
+main()
+"""
+
+
+def test_wrap_starts_its_child_before_the_server_stack_loads(tmp_path: Path) -> None:
+    """`vdm wrap`'s child starts ≤ 0.2 s after vdm (docs/wrap.md, step 4): the socket is
+    bound first, and what serves it (Hypercorn, httpx, pydantic, anyio) loads while the child
+    starts; typer must not pull pydantic in to parse the command line either."""
+    out = subprocess.run(
+        [sys.executable, "-c", _AT_SPAWN, "wrap", "--quiet", "--no-check", "--", "true"],
+        env=clean_env(HOME=str(tmp_path), OPENAI_API_KEY="sk-test-1"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "AT SPAWN []" in out.stdout, out.stdout + out.stderr
+
+
+def test_plain_option_values_parse_as_typer_parses_them() -> None:
+    """vdm/cli/main.py's `_plain_coercion`: what it does not take is left to typer, whose
+    checks and messages stay."""
+    from vdm.cli.main import _plain_value
+
+    assert _plain_value(int, "8082") == 8082 and _plain_value(int, "-1") == -1
+    assert _plain_value(str, "::1") == "::1"
+    assert _plain_value(list[str], ("claude", "--model", "x")) == ["claude", "--model", "x"]
+    assert _plain_value(Literal["text", "json"], "json") == "json"
+    for annotation, value in ((int, "8o82"), (int, "1e3"), (Literal["text"], "TEXT")):
+        assert _plain_value(annotation, value) is _NOT_PLAIN
+    bad = runner.invoke(app, ["server", "start", "--port", "8o82"])
+    assert bad.exit_code == 2 and "Invalid value for '--port'" in bad.output
+    bad = runner.invoke(app, ["wrap", "--log-format", "yaml", "--", "true"])
+    assert bad.exit_code == 2 and "Invalid value for '--log-format'" in bad.output

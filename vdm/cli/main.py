@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, get_args, get_origin
 
 import typer
 
@@ -12,6 +15,78 @@ from vdm.cli.probe_commands import health_app, test_app
 
 if TYPE_CHECKING:
     from vdm.config.settings import Settings
+
+
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+
+
+def _plain_coercion() -> None:
+    """Let typer coerce plain values without building a pydantic TypeAdapter.
+
+    Typer (0.2x) converts every parameter's value through a pydantic TypeAdapter, built when
+    the command line is parsed: importing pydantic and building a dozen adapters took about
+    0.1 s of `vdm wrap`'s start, before the child could run (docs/wrap.md, step 4). A
+    value that already is what its annotation asks for (a str for `str`, digits for `int`, a
+    list of str for `list[str]`, one of a Literal's values) is returned as typer's adapter
+    would return it; anything else (a Path, a case-insensitive choice, a malformed number)
+    goes to typer's own coercion, built on first use, so its checks and error messages stay
+    typer's. Touches typer internals: if they move, typer's own path is simply kept (and
+    tests/cli/test_main.py's start-up test says so)."""
+    try:
+        from typer import _coercion, core
+
+        base: Any = _coercion.RuntimeParam
+        original: Callable[[Any], Any] = core.build_runtime_param  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return
+    if getattr(original, "vdm_plain", False):
+        return
+
+    @dataclass(frozen=True)
+    class Plain(base):  # type: ignore[misc]
+        descriptor: Any = None
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            plain = _plain_value(self.annotation, value)
+            if plain is not _NOT_PLAIN:
+                return plain
+            return original(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    def build(descriptor: Any) -> Any:
+        info = descriptor.parameter_info
+        if descriptor.is_file or info.parser is not None or descriptor.is_ranged:
+            return original(descriptor)
+        return Plain(parameter_info=info, annotation=descriptor.annotation, descriptor=descriptor)
+
+    build.vdm_plain = True  # type: ignore[attr-defined]
+    core.build_runtime_param = build  # type: ignore[attr-defined]
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_value(annotation: object, value: object) -> object:
+    """`value` as typer would coerce it to `annotation`, when that needs no conversion (or
+    only int() of plain digits); `_NOT_PLAIN` otherwise."""
+    if annotation is str and isinstance(value, str):
+        return value
+    if annotation is bool and isinstance(value, bool):
+        return value
+    if annotation is int and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and _WHOLE.fullmatch(value):
+            return int(value)
+    if get_origin(annotation) is Literal and isinstance(value, str):
+        if value in get_args(annotation):
+            return value
+    if get_origin(annotation) is list and get_args(annotation) == (str,):
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+    return _NOT_PLAIN
+
+
+_plain_coercion()
 
 app = typer.Typer(
     name="vdm",
@@ -77,6 +152,12 @@ def server_start(
         False, "--reload", help="Restart when vdm's code or the configuration files change."
     ),
     fd: int | None = typer.Option(None, hidden=True, help="Serve on this listening socket."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="Server processes sharing the port, one per core for a busy gateway "
+        "(default: WORKERS or 1).",
+    ),
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     request_log: RequestLogPath = None,
@@ -105,6 +186,11 @@ def server_start(
         overrides["allow_remote"] = True
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
     _check_exposure(settings)
+    if workers is not None and (reload or workers < 1):
+        from vdm.cli.common import EXIT_USAGE, fail
+
+        why = "cannot be used with --reload" if reload else "must be 1 or more"
+        fail(f"--workers {why}", EXIT_USAGE)
     if reload:
         import os
 
@@ -117,21 +203,27 @@ def server_start(
 
     import signal
     import socket
-
-    import anyio
+    from functools import partial
 
     from vdm.cli.common import EXIT_INTERRUPTED, bind_socket, fail
+    from vdm.config.settings import ConfigError
     from vdm.server.app import App
+    from vdm.server.event_loop import choose_loop, run
     from vdm.server.logs import JournalUnavailable, check_request_log, configure_logging
     from vdm.server.serve import serve
 
+    # A worker (--fd) serves alone; the workers' supervisor serves nothing itself.
+    count = 1 if fd is not None else (workers or settings.workers)
     try:
+        loop = choose_loop(settings.event_loop)
         configure_logging(
             settings.log_level,
             secrets=settings.secrets,
             fmt=settings.log_format,
             systemd=systemd,
         )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
     except JournalUnavailable as exc:
         fail(str(exc))
     if (problem := check_request_log(settings.request_log)) is not None:
@@ -147,23 +239,30 @@ def server_start(
 
             fail(port_problem(settings.host, settings.port, exc, settings.proxy_api_key))
         listening = f"vdm listening on http://{settings.host}:{settings.port}"
+        listening += f" ({count} workers)" if count > 1 else ""
         if settings.log_format == "text" and not systemd:
             typer.echo(listening, err=True)
         else:  # every line of the log is in its format
             import logging
 
             logging.getLogger("vdm").info("%s", listening)
-    from vdm.config.settings import ConfigError
-
     try:
+        # With workers, built here for its checks alone: a middleware that cannot load fails
+        # once, before any worker starts.
         grace, served = settings.shutdown_grace, App(settings)
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
+    if count > 1:
+        import os
+
+        from vdm.cli.workers import supervise_workers
+
+        if settings.allow_remote:
+            os.environ["ALLOW_REMOTE"] = "true"  # the workers it starts inherit it
+        env = _log_env(settings, systemd)
+        raise typer.Exit(supervise_workers(sock, count, settings.host, settings.port, grace, env))
     try:
-        anyio.run(
-            lambda: serve(settings, sock=sock, graceful_timeout=grace, app=served),
-            backend="asyncio",
-        )
+        run(partial(serve, settings, sock=sock, graceful_timeout=grace, app=served), loop=loop)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OSError as exc:

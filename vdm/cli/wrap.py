@@ -240,6 +240,7 @@ def wrap(
     (and nothing else) in the fragment, which the browser never sends to a server."""
     from vdm.cli.common import NO_PROVIDER, bind_socket
     from vdm.server.edge import is_loopback_address
+    from vdm.server.event_loop import choose_loop, run
     from vdm.usage.prices import user_prices
 
     started = time.monotonic()
@@ -247,6 +248,7 @@ def wrap(
     settings = Settings.load(environ)
     if not settings.providers:
         raise WrapError("".join([NO_PROVIDER, *(f"\n  {p}" for p in settings.problems)]))
+    loop = choose_loop(settings.event_loop)  # an EVENT_LOOP that cannot be: before the child
     secret = secrets.token_urlsafe(32)
     try:
         sock = bind_socket(host, port)
@@ -287,9 +289,7 @@ def wrap(
         signals.attach(process)
         _configure_logging(settings, handler)
 
-        import anyio
-
-        app = anyio.run(_serve_until_exit, settings, sock, process, signals, backend="asyncio")
+        app = run(_serve_until_exit, settings, sock, process, signals, loop=loop)
         returncode = process.wait()
     finally:
         signals.restore()

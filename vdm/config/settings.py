@@ -85,6 +85,11 @@ __all__ = [
 
 #: The log's line formats (`LOG_FORMAT`); vdm/server/logs.py writes them.
 LOG_FORMATS = ("text", "json")
+#: `EVENT_LOOP`: auto is uvloop when it is installed, else asyncio's own (vdm/server/event_loop.py).
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+#: `HTTP_PARSER`: auto and httptools use httptools where it can be, else h11
+#: (vdm/server/fast_h1.py).
+HTTP_PARSERS = ("auto", "httptools", "h11")
 
 #: The one message for "nothing to route to", naming the fix.
 NO_PROVIDER = (
@@ -152,6 +157,13 @@ class Settings:
     send_timeout: float = 120.0
     #: Seconds in-flight requests get to finish after SIGTERM (`SHUTDOWN_GRACE`).
     shutdown_grace: float = 30.0
+    #: `vdm server start`'s server processes, sharing one listening socket (`WORKERS`,
+    #: `--workers`; vdm/cli/workers.py).
+    workers: int = 1
+    #: The event loop: "auto", "uvloop" or "asyncio" (`EVENT_LOOP`).
+    event_loop: str = "auto"
+    #: The HTTP/1.1 parser: "auto", "httptools" or "h11" (`HTTP_PARSER`).
+    http_parser: str = "auto"
     #: Problems found while loading (e.g. a provider without a base URL), shown by /health.
     problems: tuple[str, ...] = ()
     #: Harmless oddities (unknown TOML keys), logged at start and listed by `config validate`.
@@ -271,6 +283,9 @@ class _Builder(ProviderDiscovery, AliasDiscovery):
             body_timeout=read_seconds(self.values, "BODY_TIMEOUT", 30.0),
             send_timeout=read_seconds(self.values, "SEND_TIMEOUT", 120.0),
             shutdown_grace=read_seconds(self.values, "SHUTDOWN_GRACE", 30.0),
+            workers=read_positive(self.values, "WORKERS") or 1,
+            event_loop=self._choice("EVENT_LOOP", EVENT_LOOPS),
+            http_parser=self._choice("HTTP_PARSER", HTTP_PARSERS),
             problems=tuple(self.problems),
             warnings=tuple(self.warnings),
             values=dict(self.values),
@@ -291,12 +306,15 @@ class _Builder(ProviderDiscovery, AliasDiscovery):
             raise ConfigError(str(exc)) from None
 
     def _log_format(self) -> str:
-        found = self.get("LOG_FORMAT", "text").lower()
-        if found not in LOG_FORMATS:
-            where = self.values["LOG_FORMAT"].source
+        return self._choice("LOG_FORMAT", LOG_FORMATS)
+
+    def _choice(self, var: str, allowed: tuple[str, ...]) -> str:
+        """One of `allowed` (any case; the first when unset), else a ConfigError naming them."""
+        found = self.get(var, allowed[0]).strip().lower() or allowed[0]
+        if found not in allowed:
+            where = self.values[var].source
             raise ConfigError(
-                f"LOG_FORMAT={found!r} ({where}): expected one of {', '.join(LOG_FORMATS)}",
-                var="LOG_FORMAT",
+                f"{var}={found!r} ({where}): expected one of {', '.join(allowed)}", var=var
             )
         return found
 

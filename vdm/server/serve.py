@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup
 
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.server.app import App
+from vdm.server.event_loop import running_loop_name
 from vdm.server.logs import configure_logging as configure_logging  # its old home
 
 log = logging.getLogger("vdm")
@@ -207,7 +208,12 @@ async def serve(
         if ended:
             log.warning("shutdown: ended %d request(s) still running after the grace period", ended)
 
+    from vdm.server.fast_h1 import select
+
+    # Process-wide in Hypercorn (vdm serves one app per process); every serve() sets it.
+    parser = select(settings.http_parser)
     loop = asyncio.get_running_loop()
+    log.debug("serving on the %s event loop, HTTP/1.1 parsed by %s", running_loop_name(), parser)
     previous = loop.get_exception_handler()
     loop.set_exception_handler(QuietExhaustion(previous))
     failure: BaseException | None = None
