@@ -483,3 +483,40 @@ def test_a_line_over_the_cap_is_a_502() -> None:
     with pytest.raises(VdmError) as caught:
         decoder.feed(b"data: " + json.dumps({"x": "y" * 2000}).encode())
     assert caught.value.status == 502
+
+
+def test_an_error_read_with_text_before_it_lets_the_text_out_first() -> None:
+    """Text events and an `error` event in one read: the text first, then the error."""
+
+    def sse(kind: str, data: dict[str, Any]) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+    read = b"".join(
+        [
+            sse(
+                "message_start",
+                {
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": "m",
+                        "usage": {"input_tokens": 1, "output_tokens": 0},
+                    }
+                },
+            ),
+            sse("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+            sse(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "text_delta", "text": "partial"}},
+            ),
+            sse("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ]
+    )
+    decoder = AnthropicEventDecoder()
+    events = decoder.feed(read)
+    assert "partial" in [getattr(e, "text", None) for e in events]
+    with pytest.raises(VdmError) as caught:
+        decoder.finish()
+    assert caught.value.status == 529

@@ -400,3 +400,16 @@ def test_bytes_after_the_end_are_never_parsed() -> None:
     decoder.feed(stream_bytes(gemini_chunks([text_part("Hi")])) + b'data: {"cand')
     assert decoder.done
     assert isinstance(decoder.finish()[-1], MessageEnd)
+
+
+def test_an_error_read_with_text_before_it_lets_the_text_out_first() -> None:
+    """One read holding a text chunk then an error (a fast upstream, large reads): the text
+    reaches the client, then `finish` ends the stream with the error."""
+    decoder = GeminiStreamDecoder(target(MODEL, "gemini"))
+    chunks = gemini_chunks([text_part("Hel")], finish_reason=None)
+    error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+    events = decoder.feed(stream_bytes([*chunks, error]))
+    assert "Hel" in [getattr(e, "text", None) for e in events]
+    with pytest.raises(VdmError) as caught:
+        decoder.finish()
+    assert caught.value.status == 529

@@ -477,6 +477,21 @@ def test_stream_error_chunk_raises() -> None:
     assert "upstream overloaded" in info.value.message
 
 
+def test_an_error_chunk_read_with_text_before_it_lets_the_text_out_first() -> None:
+    """One upstream read holding text chunks then an error chunk (a fast upstream, large
+    reads): the text reaches the client, then the error ends the stream."""
+    decoder = ChatStreamDecoder(target("m"))
+    text = {"choices": [{"index": 0, "delta": {"content": "partial"}}]}
+    error = {"error": {"message": "upstream overloaded", "code": 503}}
+    events = decoder.feed(
+        b"data: %s\n\ndata: %s\n\n" % (json.dumps(text).encode(), json.dumps(error).encode())
+    )
+    assert [getattr(e, "text", None) for e in events] == [None, "partial"]
+    assert decoder.done
+    with pytest.raises(VdmError, match="upstream overloaded"):
+        decoder.finish()
+
+
 # --- recorded provider streams ----------------------------------------------------------------
 
 

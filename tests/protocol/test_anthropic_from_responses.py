@@ -464,3 +464,15 @@ def test_the_final_output_never_repeats_an_item_decoded_under_another_index() ->
     result = run(events)
     assert [b.start["id"] for b in result.of_type("tool_use")] == ["call_1"]
     assert result.stop_reason == "tool_use"
+
+
+def test_an_error_read_with_text_before_it_lets_the_text_out_first() -> None:
+    """Text events and an `error` event in one read: the text first, then the error."""
+    decoder = ResponsesStreamDecoder(target(MODEL))
+    events = response_events([message_item("Hi")])[:-1]
+    error = {"type": "error", "code": "rate_limit_exceeded", "message": "Slow down."}
+    out = decoder.feed(b"".join(frame(e) for e in [*events, error]))
+    assert "Hi" in [getattr(e, "text", None) for e in out]
+    with pytest.raises(VdmError) as err:
+        decoder.finish()
+    assert (err.value.status, err.value.message) == (429, "upstream error: Slow down.")

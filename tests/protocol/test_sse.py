@@ -132,3 +132,54 @@ def test_encode_event_round_trips() -> None:
     (event,) = decode(raw)
     assert event.event == "content_block_delta"
     assert json.loads(event.data) == payload
+
+
+def _line_by_line(data: bytes) -> list[SseEvent]:
+    """The reference: one byte per read never takes the whole-event fast path."""
+    return decode(*(data[i : i + 1] for i in range(len(data))))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n',
+        b"data: a\n\n\n\ndata: b\n\n\n",  # extra blank lines between events
+        b"data: a\n\nevent: x\ndata: b\n\ndata: c\ndata: d\n\n: hi\n\ndata:e\n\n",
+        b"data: caf\xc3\xa9 \xff\n\ndata: \n\ndata:\n\n",  # invalid UTF-8 is replaced
+        b"data: a\n\ndata: b",  # the read ends inside an event
+        b"\n\ndata: a\n\n",
+    ],
+    ids=["simple", "blank-lines", "mixed", "utf8", "unfinished", "leading-blank"],
+)
+def test_whole_event_fast_path_agrees_with_the_line_parser(raw: bytes) -> None:
+    assert decode(raw) == _line_by_line(raw)
+    for cut in range(len(raw) + 1):
+        assert decode(raw[:cut], raw[cut:]) == _line_by_line(raw), f"split at byte {cut}"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        STREAM.encode(),
+        b"data: caf\xc3\xa9 \xff\n\ndata: a\ndata: b\n\nevent: x\ndata: c\n\n",
+        b"data: a\r\n\r\ndata: b\r\rdata: c",
+    ],
+    ids=["stream", "utf8-and-multiline", "cr"],
+)
+def test_feed_data_gives_the_data_of_what_feed_gives(raw: bytes) -> None:
+    expected = [event.data for event in decode(raw)]
+    for cut in range(len(raw) + 1):
+        decoder = SseDecoder()
+        datas = [*decoder.feed_data(raw[:cut]), *decoder.feed_data(raw[cut:])]
+        datas.extend(event.data.encode() for event in decoder.flush())
+        assert [d.decode("utf-8", "replace") for d in datas] == expected, f"split at {cut}"
+
+
+def test_feed_data_of_one_event_per_read_agrees_with_feed() -> None:
+    """HTTP/1.1 chunked streams often bring one event per read (the one-event fast path)."""
+    reads = [b'data: {"a":1}\n\n', b"data: x\r\n\r\n", b"data: a\n", b"\n", b"data: \n\n"]
+    reads += [b"data: y\n\n", b"event: e\ndata: z\n\n", b"data: w\r", b"\ndata: v\n\n"]
+    by_data, by_event = SseDecoder(), SseDecoder()
+    got = [d for read in reads for d in by_data.feed_data(read)]
+    expected = [e.data.encode() for read in reads for e in by_event.feed(read)]
+    assert got == expected == [b'{"a":1}', b"x", b"a", b"", b"y", b"z", b"w\nv"]

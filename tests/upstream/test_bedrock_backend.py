@@ -386,8 +386,12 @@ def test_an_exception_frame_is_an_error_of_its_status(
     start = chunk_frames(anthropic_stream_events("Hello there", pieces=2))[:3]
     data = stream_bytes(*start, exception_frame(kind, "Too many requests, please wait."))
     decoder = BACKEND.stream_decoder(request(), tgt())
+    # The events before the exception frame come out first (the client sees the text), then
+    # the stream ends with the upstream's error.
+    events = decoder.feed(data)
+    assert any(getattr(e, "text", None) for e in events), events
     with pytest.raises(VdmError) as caught:
-        decoder.feed(data)
+        decoder.finish()
     assert (caught.value.status, caught.value.error_type) == (status, error_type)
     assert caught.value.message == f"{kind}: Too many requests, please wait."
 

@@ -84,6 +84,7 @@ class AnthropicEventDecoder:
         #: Anthropic does not say how much of the output was thinking (it is billed as output).
         self.reasoning_tokens = 0
         self._sse = SseDecoder(max_line_bytes)
+        self._error: VdmError | None = None  # raised by `finish` (see `feed`)
         self._blocks = Blocks()
         #: Upstream block index -> its kind, for the blocks that are kept.
         self._kinds: dict[int, str] = {}
@@ -95,10 +96,17 @@ class AnthropicEventDecoder:
         out: list[Event] = []
         if self.done:
             return out
-        for event in self._sse.feed(data):
-            self._event(event.event, event.data, out)
-            if self.done:
-                break
+        try:
+            for event in self._sse.feed(data):
+                self._event(event.event, event.data, out)
+                if self.done:
+                    break
+        except VdmError as exc:
+            if not out:
+                raise
+            # An in-band error in the read of the events before it: those go out first, and
+            # `finish` raises it (the stream is over).
+            self._error, self.done = exc, True
         return out
 
     def feed_event(self, data: str | bytes, name: str = "") -> list[Event]:
@@ -116,6 +124,8 @@ class AnthropicEventDecoder:
         """Nothing more once `message_stop` came (its events were returned by `feed`); a 502
         if the body ended before it."""
         out: list[Event] = []
+        if self._error is not None:
+            raise self._error
         if not self.done:
             for event in self._sse.flush():
                 self._event(event.event, event.data, out)

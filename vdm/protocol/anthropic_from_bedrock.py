@@ -29,6 +29,9 @@ class BedrockStreamDecoder:
         #: The Anthropic decoder's own (updated in place as events come).
         self.usage = self._events.usage
         self.reasoning_tokens = 0
+        #: An exception frame that came in the read of events before it: raised by `finish`,
+        #: once those events are out (the client sees the text, then the error).
+        self._error: VdmError | None = None
 
     def feed(self, data: bytes) -> list[Event]:
         out: list[Event] = []
@@ -45,10 +48,17 @@ class BedrockStreamDecoder:
                     break
         except EventStreamError as exc:
             raise broken(exc) from None
+        except VdmError as exc:
+            if not out:
+                raise
+            self._error, self.done = exc, True  # the stream is over: `finish` says how
         return out
 
     def finish(self) -> list[Event]:
-        """A 502 when the body ended inside a frame or before `message_stop`."""
+        """A 502 when the body ended inside a frame or before `message_stop`; the upstream's
+        error when an exception frame ended it."""
+        if self._error is not None:
+            raise self._error
         if not self.done:
             try:
                 self._frames.close()

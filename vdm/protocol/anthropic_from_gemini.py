@@ -152,6 +152,7 @@ class GeminiStreamDecoder:
         self.finish_reason: str | None = None
         self.finish_message = ""
         self._sse = SseDecoder()
+        self._error: VdmError | None = None  # raised by `finish` (see `feed`)
         self._blocks = Blocks()
         self._calls = 0
         #: A signature from a thought or signature-only part, for the next call of the step.
@@ -165,13 +166,22 @@ class GeminiStreamDecoder:
         out: list[Event] = []
         if self.done:
             return out
-        for event in self._sse.feed(data):
-            self.feed_response(_response(event.data), out)
+        try:
+            for event in self._sse.feed(data):
+                self.feed_response(_response(event.data), out)
+        except VdmError as exc:
+            if not out:
+                raise
+            # An in-band error in the read of the events before it: those go out first, and
+            # `finish` raises it (the stream is over).
+            self._error, self.done = exc, True
         return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Close the open block and the message; raises VdmError if the stream was cut."""
         out: list[Event] = []
+        if self._error is not None:
+            raise self._error
         if self.finished:
             return out
         if not self.done:  # after the end only a part of what follows may be buffered

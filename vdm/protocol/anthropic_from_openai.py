@@ -144,6 +144,7 @@ class ChatStreamDecoder:
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
         self.reasoning_tokens = 0
         self._sse = SseDecoder()
+        self._error: VdmError | None = None  # raised by `finish` (see `feed`)
         self._blocks = Blocks()
         self._tools: dict[int, _ToolCall] = {}
         #: The provider's `index` -> the position of the call it now continues (they differ
@@ -163,18 +164,29 @@ class ChatStreamDecoder:
         out: list[Event] = []
         if self.done:
             return out
-        for event in self._sse.feed(data):
-            if event.data == "[DONE]":
-                self.done = True
-                break
-            self.feed_chunk(json_event(event.data), out)
-            if self.done:
-                break
+        try:
+            for event in self._sse.feed_data(data):
+                if event == b"[DONE]":
+                    self.done = True
+                    break
+                # No number of a chunk's reaches the client but token counts: no look for
+                # integers beyond 64 bits (tool arguments are JSON in a string).
+                self.feed_chunk(json_event(event, exact_ints=False), out)
+                if self.done:
+                    break
+        except VdmError as exc:
+            if not out:
+                raise
+            # An error chunk in the read of the events before it: those go out first, and
+            # `finish` raises it (the stream is over).
+            self._error, self.done = exc, True
         return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Close the open block and the message; raises VdmError if the stream was cut."""
         out: list[Event] = []
+        if self._error is not None:
+            raise self._error
         if self.finished:
             return out
         if not self.done:

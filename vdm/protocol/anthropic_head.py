@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from vdm.protocol import jsonio
 from vdm.protocol.errors import VdmError
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,7 +44,7 @@ def parse_head(body: bytes) -> Head:
     if not body.strip():
         raise VdmError(400, "request body is empty: expected a JSON object")
     try:
-        data = json.loads(body, parse_constant=_not_json)
+        data = jsonio.loads(body, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise VdmError(400, "invalid JSON body: the body is not UTF-8 text") from None
     except ValueError as exc:

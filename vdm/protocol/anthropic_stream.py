@@ -2,13 +2,13 @@
 
 Event grammar (DESIGN.md): one `message_start`, then per block `content_block_start`,
 deltas, `content_block_stop`, then `message_delta` (stop reason, usage) and `message_stop`.
-Deltas, the hot path, are written from pre-formatted templates: one `json.dumps` of the
-payload string per event.
+Deltas, the hot path, are written from pre-encoded byte templates: one JSON encoding of the
+payload string per event (byte for byte what encoding the whole event would give).
 """
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,28 +29,40 @@ from vdm.protocol.events import (
     ThinkingStart,
     ToolUseStart,
 )
-from vdm.protocol.sse import dumps, encode_event
+from vdm.protocol.jsonio import dumps
+from vdm.protocol.sse import encode_event
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
-_DELTA = (
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    '"delta":{"type":"%s","%s":%s}}\n\n'
-)
+
+def _delta(kind: str, key: str) -> bytes:
+    """The template of a `content_block_delta` of `kind` (`%d` the index, `%b` the JSON of
+    its `key`'s value)."""
+    return (
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+        f'"delta":{{"type":"{kind}","{key}":%b}}}}\n\n'
+    ).encode()
+
+
+_TEXT_DELTA = _delta("text_delta", "text")
+_INPUT_JSON_DELTA = _delta("input_json_delta", "partial_json")
+_THINKING_DELTA = _delta("thinking_delta", "thinking")
+_SIGNATURE_DELTA = _delta("signature_delta", "signature")
 _TEXT_START = (
-    'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-    '"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
 )
 _THINKING_START = (
-    'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-    '"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+    b'"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'
 )
-_STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
+_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 
 
 def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
+    # 96 random bits, as 24 hex digits (`uuid4().hex[:24]` cost three times as much).
+    return "msg_" + os.urandom(12).hex()
 
 
 def anthropic_message(
@@ -83,7 +95,7 @@ def with_searches(usage: Mapping[str, int], web_search_requests: int) -> dict[st
 
 
 def new_tool_id() -> str:
-    return "toolu_" + uuid.uuid4().hex[:24]
+    return "toolu_" + os.urandom(12).hex()
 
 
 class AnthropicStreamEncoder:
@@ -129,25 +141,17 @@ class AnthropicStreamEncoder:
         `reasoning_tokens` is for other dialects' encoders)."""
         for event in events:
             if isinstance(event, TextDelta):
-                out.append(
-                    (_DELTA % (event.index, "text_delta", "text", dumps(event.text))).encode()
-                )
+                out.append(_TEXT_DELTA % (event.index, dumps(event.text)))
             elif isinstance(event, InputJsonDelta):
-                partial = dumps(event.partial_json)
-                out.append(
-                    (_DELTA % (event.index, "input_json_delta", "partial_json", partial)).encode()
-                )
+                out.append(_INPUT_JSON_DELTA % (event.index, dumps(event.partial_json)))
             elif isinstance(event, ThinkingDelta):
-                thinking = dumps(event.thinking)
-                out.append(
-                    (_DELTA % (event.index, "thinking_delta", "thinking", thinking)).encode()
-                )
+                out.append(_THINKING_DELTA % (event.index, dumps(event.thinking)))
             elif isinstance(event, BlockStop):
-                out.append((_STOP % event.index).encode())
+                out.append(_STOP % event.index)
             elif isinstance(event, TextStart):
-                out.append((_TEXT_START % event.index).encode())
+                out.append(_TEXT_START % event.index)
             elif isinstance(event, ThinkingStart):
-                out.append((_THINKING_START % event.index).encode())
+                out.append(_THINKING_START % event.index)
             elif isinstance(event, ToolUseStart):
                 out.append(
                     encode_event(
@@ -177,10 +181,7 @@ class AnthropicStreamEncoder:
                     )
                 )
             elif isinstance(event, SignatureDelta):
-                signature = dumps(event.signature)
-                out.append(
-                    (_DELTA % (event.index, "signature_delta", "signature", signature)).encode()
-                )
+                out.append(_SIGNATURE_DELTA % (event.index, dumps(event.signature)))
             elif isinstance(event, MessageEnd):
                 out.append(
                     encode_event(
@@ -208,8 +209,7 @@ def _server_tool_event(event: Event, out: list[bytes]) -> None:
         block = {"type": "server_tool_use", "id": event.id, "name": event.name, "input": {}}
         start = {"type": "content_block_start", "index": event.index, "content_block": block}
         out.append(encode_event("content_block_start", start))
-        partial = dumps(event.input_json)
-        out.append((_DELTA % (event.index, "input_json_delta", "partial_json", partial)).encode())
+        out.append(_INPUT_JSON_DELTA % (event.index, dumps(event.input_json)))
     elif isinstance(event, ServerToolResultStart):
         start = {
             "type": "content_block_start",

@@ -78,6 +78,7 @@ class ResponsesStreamDecoder:
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
         self.reasoning_tokens = 0
         self._sse = SseDecoder()
+        self._error: VdmError | None = None  # raised by `finish` (see `feed`)
         self._blocks = Blocks()
         self._items: dict[int, _Item] = {}
         #: Ids (`id`, `call_id`) of the items decoded, so the final output repeats none.
@@ -95,15 +96,24 @@ class ResponsesStreamDecoder:
         out: list[Event] = []
         if self.done:
             return out
-        for event in self._sse.feed(data):
-            self._event(json_event(event.data), out)
-            if self.done:
-                break
+        try:
+            for event in self._sse.feed(data):
+                self._event(json_event(event.data), out)
+                if self.done:
+                    break
+        except VdmError as exc:
+            if not out:
+                raise
+            # An in-band error in the read of the events before it: those go out first, and
+            # `finish` raises it (the stream is over).
+            self._error, self.done = exc, True
         return self._stub(out)
 
     def finish(self) -> list[Event]:
         """Nothing more once the response ended; raises VdmError if the stream was cut."""
         out: list[Event] = []
+        if self._error is not None:
+            raise self._error
         if not self.done:
             for event in self._sse.flush():
                 self._event(json_event(event.data), out)

@@ -18,10 +18,10 @@ The mapping (docs/backends/gemini.md):
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.capabilities import ModelCaps
 from vdm.protocol.codec import Target
@@ -136,4 +136,4 @@ def thinking_config(req: MessagesRequest, caps: ModelCaps) -> dict[str, Any]:
 def encode(req: MessagesRequest, target: Target) -> bytes:
     """The request body as compact JSON bytes."""
     payload = gemini_request_from_messages(req, target)
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(payload)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from vdm.protocol import jsonio
 from vdm.protocol.errors import VdmError
 
 
@@ -47,23 +47,92 @@ class SseDecoder:
         self._max = max_line_bytes
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        events: list[SseEvent] = []
+        chunk = self._normalised(chunk)
+        if not chunk:
+            return events
+        if self._pieces or self._data or self._event:
+            self._lines(chunk, events)
+            return events
+        # Between events (the usual case: a read holds whole events): split on blank lines,
+        # and an event that is one `data: ` line is taken whole, without a look at its lines.
+        blocks = chunk.split(b"\n\n")
+        rest = blocks.pop()  # after the last blank line: b"" when the read ends on one
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block and len(block) <= self._max:
+                events.append(SseEvent("message", block[6:].decode("utf-8", "replace")))
+            else:
+                self._block(block, events)
+        if rest:
+            self._lines(rest, events)
+        return events
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """What `feed` finds, as each event's `data` alone, in UTF-8 bytes: for a decoder
+        that reads only the data (OpenAI Chat streams name no events), which parses the
+        bytes of the read as they are (`json_event`), never making a `str` or an event of
+        them. An invalid UTF-8 sequence is left as it came (`json_event` replaces it)."""
+        if (
+            # A read of one whole one-line event: what HTTP/1.1 chunked streams often bring.
+            chunk[:6] == b"data: "
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and not (self._after_cr or self._pieces or self._data or self._event)
+            and b"\r" not in chunk
+            and len(chunk) <= self._max
+        ):
+            return [chunk[6:-2]]
+        chunk = self._normalised(chunk)
+        if not chunk:
+            return []
+        if self._pieces or self._data or self._event:
+            events: list[SseEvent] = []
+            self._lines(chunk, events)
+            return [event.data.encode() for event in events]
+        datas: list[bytes] = []
+        blocks = chunk.split(b"\n\n")
+        rest = blocks.pop()
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block and len(block) <= self._max:
+                datas.append(block[6:])
+            else:
+                events = []
+                self._block(block, events)
+                datas.extend(event.data.encode() for event in events)
+        if rest:
+            events = []
+            self._lines(rest, events)
+            datas.extend(event.data.encode() for event in events)
+        return datas
+
+    def _normalised(self, chunk: bytes) -> bytes:
+        """The read with its line ends made LF (a CRLF split across reads counted once)."""
         if self._after_cr:
             self._after_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
         if not chunk:
-            return []
+            return chunk
         if chunk[-1:] == b"\r":
             self._after_cr = True
         # Only this read is normalised: the pieces held hold no line end, and a CRLF split
         # across reads is settled by `_after_cr` above.
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[SseEvent] = []
+        return chunk
+
+    def _block(self, block: bytes, events: list[SseEvent]) -> None:
+        """One whole event's lines (its blank line split off), read line by line."""
+        for line in block.split(b"\n"):
+            self._take(line, events)
+        self._take(b"", events)
+
+    def _lines(self, chunk: bytes, events: list[SseEvent]) -> None:
+        """The lines of a normalised read, the unfinished last one held."""
         end = chunk.find(b"\n")
         if end < 0:
             self._hold(chunk)
-            return events
+            return
         if self._pieces:
             self._pieces.append(chunk[:end])
             line = b"".join(self._pieces)
@@ -80,7 +149,6 @@ class SseDecoder:
             line = chunk[start:end]
         if start < len(chunk):
             self._hold(chunk[start:])
-        return events
 
     def flush(self) -> list[SseEvent]:
         """Dispatch what is pending at end of stream (a last event without a blank line)."""
@@ -137,18 +205,14 @@ class SseDecoder:
             self._event = value
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def encode_event(event: str, data: dict[str, Any]) -> bytes:
     """`event: NAME\\ndata: JSON\\n\\n` as UTF-8 bytes."""
-    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+    return b"event: " + event.encode() + b"\ndata: " + jsonio.dumps(data) + b"\n\n"
 
 
 def dumps(obj: Any) -> str:
     """Compact JSON, as written on the wire."""
-    return _dumps(obj)
+    return jsonio.dumps(obj).decode()
 
 
 #: What ends a token in quoted text: a key, a token or a header value holds none of these.
@@ -169,11 +233,21 @@ def quote_start(text: str, limit: int) -> str:
     return text[:end] + "…"
 
 
-def json_event(data: str) -> dict[str, Any]:
+def json_event(data: str | bytes, exact_ints: bool = True) -> dict[str, Any]:
     """An upstream event's `data:` as a JSON object; anything else is a 502 quoting its start
-    (never cut inside a token, so that a credential it quotes is masked whole downstream)."""
+    (never cut inside a token, so that a credential it quotes is masked whole downstream).
+    Bytes are read as UTF-8, an invalid sequence replaced (as `SseDecoder.feed` does).
+    `exact_ints`: see `jsonio.loads`."""
+    if isinstance(data, bytes):
+        try:
+            event = jsonio.loads(data, exact_ints=exact_ints)
+        except ValueError:  # perhaps only invalid UTF-8 in a string: read as `feed` would
+            return json_event(data.decode("utf-8", "replace"), exact_ints)
+        if not isinstance(event, dict):
+            return json_event(data.decode("utf-8", "replace"), exact_ints)  # the 502
+        return event
     try:
-        event = json.loads(data)
+        event = jsonio.loads(data, exact_ints=exact_ints)
     except ValueError:
         start = quote_start(data, 200)
         raise VdmError(502, f"upstream sent an event that is not JSON: {start!r}") from None

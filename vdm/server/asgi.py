@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from vdm.protocol import jsonio
 from vdm.protocol.errors import VdmError, anthropic_error_response
 from vdm.usage.trace import Trace
 
@@ -148,9 +149,7 @@ async def send_bytes(
 
 
 async def send_json(send: Send, status: int, data: Any) -> None:
-    await send_bytes(
-        send, status, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    )
+    await send_bytes(send, status, jsonio.dumps(data))
 
 
 async def send_error(send: Send, error: VdmError) -> None:
@@ -168,26 +167,46 @@ async def run_until_disconnect(
     A disconnect cancels `work`, and with it the upstream request it is awaiting: no per-chunk
     polling needed. `work` may start helper tasks in the task group it is given; they are
     cancelled when it returns. Its exceptions propagate unwrapped (not as an ExceptionGroup).
+
+    The watcher is a plain asyncio task, not one of the task group's: starting an anyio task
+    and delivering its cancellation at the end were ~5 % of vdm's CPU samples under
+    the benchmark (py-spy).
     """
     failure: BaseException | None = None
     finished = False
-
-    async def watch(scope: anyio.CancelScope) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                scope.cancel()
-                return
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(watch, tg.cancel_scope)
+        watching = _Watch(receive, tg.cancel_scope)
+        watcher = asyncio.get_running_loop().create_task(watching.run())
         try:
             await work(tg)
             finished = True
         except Exception as exc:  # re-raised below, outside the task group
             failure = exc
         finally:
+            watcher.cancel()
             tg.cancel_scope.cancel()
     if failure is not None:
         raise failure
+    if watching.error is not None:  # `receive` itself failed: as the task group raised it
+        raise watching.error
     return finished
+
+
+class _Watch:
+    """Reads the client's messages while `work` runs: a disconnect cancels `scope`."""
+
+    def __init__(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        self.receive = receive
+        self.scope = scope
+        self.error: Exception | None = None
+
+    async def run(self) -> None:
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    self.scope.cancel()
+                    return
+        except Exception as exc:
+            self.error = exc
+            self.scope.cancel()

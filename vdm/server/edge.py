@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from vdm.protocol.errors import VdmError
 
@@ -43,7 +44,7 @@ CHECKED_HEADERS = frozenset(
 CHECKED_PREFIXES = (b"anthropic-", b"x-stainless-", b"x-claude-")
 #: Visible ASCII, space and tab: what a header value may hold (RFC 9110 field-value, minus
 #: obs-text, which no client of vdm sends).
-_VALUE_BYTES = frozenset(range(0x20, 0x7F)) | {0x09}
+_VALUE_BYTES = bytes([0x09, *range(0x20, 0x7F)])
 
 JSON_TYPE = "application/json"
 #: How long a browser may cache a preflight answer.
@@ -72,8 +73,10 @@ def check_header_values(headers: Headers) -> None:
     """Raises VdmError(400) naming the first header vdm uses or forwards whose value holds a
     non-ASCII or control byte. The value itself is never quoted: it may be a key."""
     for name, value in headers:
-        if (name in CHECKED_HEADERS or name.startswith(CHECKED_PREFIXES)) and not (
-            _VALUE_BYTES.issuperset(value)
+        # What is left once the allowed bytes are deleted (C speed; a set's `issuperset`
+        # walked the value byte by byte, 4x slower, on every header of every request).
+        if (name in CHECKED_HEADERS or name.startswith(CHECKED_PREFIXES)) and value.translate(
+            None, _VALUE_BYTES
         ):
             raise VdmError(
                 400,
@@ -82,6 +85,7 @@ def check_header_values(headers: Headers) -> None:
             )
 
 
+@lru_cache(maxsize=256)  # few distinct values; `ipaddress` parsing each request showed in profiles
 def is_loopback_host(value: str) -> bool:
     """Whether a `Host` header value names this machine: `localhost`, `*.localhost`, a 127/8
     address or `[::1]`, with or without a port."""

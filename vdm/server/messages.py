@@ -15,6 +15,7 @@ cut by the server's shutdown included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -253,14 +254,33 @@ class _StreamRelay:
         self.last_sent = time.monotonic()
         self.closing = False
         self.pending: list[bytes] = []
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._spawner: asyncio.Task[None] | None = None
         #: The response started: nothing can be retried any more.
         self.started = False
+
+    def _start_ping(self, tg: TaskGroup) -> None:
+        """Start the keep-alive task once the stream has lasted a ping interval: most
+        streams end before, and a task per stream (started, then cancelled) was a measurable
+        part of a short stream's CPU. A timer's callback runs outside any task, where anyio
+        cannot tell its backend: a task of its own starts it."""
+        self._ping_timer = None
+        if not self.closing:
+            # Held: the loop keeps only a weak reference to a task.
+            self._spawner = asyncio.get_running_loop().create_task(self._spawn_ping(tg))
+
+    async def _spawn_ping(self, tg: TaskGroup) -> None:
+        # `closing` is set before the relay returns and its task group ends.
+        if not self.closing:
+            tg.start_soon(self._ping)
 
     async def _ping(self) -> None:
         """Keep-alives (`ping` events, ...) while the upstream is silent, so clients do not
         give up."""
         while not self.closing:
-            await anyio.sleep(max(self.interval - (time.monotonic() - self.last_sent), 0.01))
+            wait = self.interval - (time.monotonic() - self.last_sent)
+            if wait > 0.0:
+                await anyio.sleep(wait)
             if not self.closing and time.monotonic() - self.last_sent >= self.interval:
                 self.last_sent = time.monotonic()
                 # What was encoded but not sent yet goes first: the encoder numbered it before
@@ -318,7 +338,8 @@ class _StreamRelay:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         pending.append(self.encoder.start())
         self.last_sent = time.monotonic()
-        tg.start_soon(self._ping)
+        loop = asyncio.get_running_loop()
+        self._ping_timer = loop.call_later(self.interval, self._start_ping, tg)
         try:
             async for read in reads:
                 exchange.data_arrived()
@@ -358,6 +379,9 @@ class _StreamRelay:
         finally:
             exchange.usage = decoder.usage
             exchange.reasoning_tokens = decoder.reasoning_tokens
+            if self._ping_timer is not None:
+                self._ping_timer.cancel()
+                self._ping_timer = None
         tail = b"".join(pending)
         pending.clear()
         self.closing = True

@@ -19,12 +19,12 @@ Anthropic `error` event, never with what looks like a normal end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vdm.middleware import Hooks
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import ANTHROPIC_VERSION
 from vdm.protocol.anthropic_head import Head
 from vdm.protocol.anthropic_observe import AnthropicStreamObserver, usage_of
@@ -67,7 +67,7 @@ def _message_of(provider: str, body: bytes) -> dict[str, Any]:
     """The Anthropic message an Anthropic-format upstream answered; a 502 when the body is
     not one (not JSON, truncated, an HTML page, an object of another `type`)."""
     try:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     except ValueError:
         start = quote_start(body[:4096].decode("utf-8", "replace").strip(), 60)
         problem = "empty body" if not start else f"not JSON: {start!r}"
@@ -117,18 +117,18 @@ def with_model(
     renamed = model != requested
     limit = target.max_tokens_limit if target is not None else None
     if limit is not None and data is None:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     over = limit is not None and isinstance(data, dict) and _above(data.get("max_tokens"), limit)
     if not renamed and not foreign and not over:
         return body
     if data is None:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     assert isinstance(data, dict)
     data["model"] = model
     fit_body(data, target if renamed else None)
     if over and not renamed and target is not None:
         fit_output(data, target)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(data)
 
 
 def _above(value: Any, limit: int) -> bool:
@@ -158,7 +158,7 @@ async def count_tokens(
         trace.key = call.key
         trace.retries = max(call.attempts - 1, 0)
     try:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
@@ -232,7 +232,7 @@ def anthropic_relay(exchange: Exchange) -> Relay:
     data, body = head.data, incoming.body
     if exchange.rewritten is not None:
         data = exchange.rewritten
-        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        body = jsonio.dumps(data)
     body = with_model(body, head.model, exchange.route.model, data, exchange.target)
     headers = exchange.upstream_headers
     if headers is None:
@@ -245,5 +245,5 @@ def anthropic_relay(exchange: Exchange) -> Relay:
 async def _responded(hooks: Hooks, body: bytes) -> bytes:
     """A whole answer's body through the response hooks (the watcher checked it is a
     message), encoded again."""
-    message = await hooks.on_response(json.loads(body))
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    message = await hooks.on_response(jsonio.loads(body))
+    return jsonio.dumps(message)

@@ -17,11 +17,11 @@ half an event (`EventFrames`). A Responses stream that ends with a bare `error` 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic_from_openai import usage_from_chat
 from vdm.protocol.anthropic_from_responses import usage_from_responses
 from vdm.protocol.chat_from_events import DONE
@@ -42,7 +42,7 @@ _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 def _json(data: str | bytes) -> Any:
     try:
-        return json.loads(data)
+        return jsonio.loads(data)
     except ValueError:
         return None
 
@@ -297,7 +297,7 @@ def openai_relay(exchange: Exchange) -> Relay:
             **(options if isinstance(options, dict) else {}),
             "include_usage": True,
         }
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    body = jsonio.dumps(data)
     path = exchange.backend.path(exchange.route.provider, exchange.route.model, False)
     encoder = exchange.frontend.stream_encoder(exchange.requested_model)
     watcher: ChatWatcher | ResponsesWatcher

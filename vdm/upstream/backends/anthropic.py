@@ -17,11 +17,11 @@ It serves two kinds of client:
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from vdm.config.settings import ProviderConfig
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import ANTHROPIC_VERSION, MessagesRequest
 from vdm.protocol.anthropic_events import AnthropicEventDecoder
 from vdm.protocol.anthropic_observe import usage_of
@@ -63,7 +63,7 @@ class AnthropicBackend:
         if request.stream:
             body["stream"] = True
         fit_body(body, target)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return jsonio.dumps(body)
 
     def decode(self, answer: Any, request: MessagesRequest, target: Target) -> dict[str, Any]:
         """The provider's message as it came (blocks vdm cannot represent included: each

@@ -16,13 +16,13 @@ The model id is one path segment quoted as the anthropic SDK's Bedrock client qu
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from vdm.config.settings import ProviderConfig
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_bedrock import BedrockStreamDecoder
 from vdm.protocol.bedrock_from_anthropic import (
@@ -64,7 +64,7 @@ def model_segment(model: str) -> str:
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(body)
 
 
 class BedrockBackend:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 from vdm.config.settings import ProviderConfig
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_from_openai import ChatStreamDecoder, message_from_chat
 from vdm.protocol.codec import Target
@@ -28,7 +28,7 @@ def openai_models_path(provider: ProviderConfig) -> str:
 
 def json_body(payload: Any) -> bytes:
     """A request body as compact UTF-8 JSON, encoded once."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(payload)
 
 
 class ChatBackend:

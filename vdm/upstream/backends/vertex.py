@@ -14,12 +14,12 @@ vdm/upstream/failures.py. docs/backends/vertex.md.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 from vdm.config.settings import ProviderConfig
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import MessagesRequest
 from vdm.protocol.anthropic_events import AnthropicEventDecoder
 from vdm.protocol.codec import Target
@@ -53,7 +53,7 @@ def _segment(model: str) -> str:
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(body)
 
 
 class VertexBackend:
