@@ -7,8 +7,10 @@ CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := $(VENV)/node/node_modules/.bin/claude
 CODEX_VERSION := 0.169.0
 CODEX := $(VENV)/node/node_modules/.bin/codex
+CCR_VERSION := 2.0.0
+CCR := $(VENV)/node/node_modules/.bin/ccr
 
-.PHONY: install install-claude install-codex run wrap test compat check bench soak fuzz completions dist clean
+.PHONY: install install-claude install-codex install-ccr run wrap test compat check bench soak fuzz completions dist clean
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,15 @@ $(CODEX):
 			@openai/codex@$(CODEX_VERSION); \
 	else echo "npm not found: the Codex end-to-end test will be skipped"; fi
 
+# claude-code-router (CCR), pinned, for `make bench`'s side-by-side comparison (needs npm).
+install-ccr: $(CCR)
+$(CCR):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(VENV)/node && npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
+			@musistudio/claude-code-router@$(CCR_VERSION) \
+			|| echo "npm install failed: make bench will measure vdm without claude-code-router"; \
+	else echo "npm not found: make bench will measure vdm without claude-code-router"; fi
+
 run: install
 	$(VENV)/bin/vdm server start
 
@@ -58,8 +69,10 @@ check: install
 	$(VENV)/bin/mypy vdm
 	$(PY) -m pytest -q tests/test_layers.py
 
-bench: install
-	$(PY) -m tests.bench.run
+# The benchmark (docs/performance.md): direct, vdm and claude-code-router side by side, then the
+# targets; e.g. make bench ARGS="--only a,b --duration 5". Without npm, vdm-only figures.
+bench: install install-ccr
+	$(PY) -m tests.bench.run $(ARGS)
 
 # Soak: SOAK_CLIENTS (100) streaming clients for SOAK_MINUTES (10) against vdm in front of a
 # faulty fake upstream; prints PASS/FAIL per target (docs/reliability.md). E.g. make soak

@@ -1,4 +1,5 @@
-"""A minimal HTTP/1.1 client on asyncio streams, and a closed-loop load generator.
+"""A minimal HTTP/1.1 client on asyncio streams, a closed-loop load generator, and the
+helpers that start, probe and stop the servers under test.
 
 Cheap on purpose (the machine has two cores and the load generator shares them with vdm and
 the fake upstream): requests are pre-rendered bytes, each worker owns one keep-alive
@@ -10,9 +11,16 @@ marker of the stream.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 READ_SIZE = 256 * 1024
 
@@ -176,6 +184,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+def ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def summary(result: LoadResult) -> dict[str, Any]:
+    """The run's figures, times in ms, CPU in ms per request (``probes`` named ``cpu_*``)."""
+    n = result.requests or 1
+    return {
+        "requests": result.requests,
+        "seconds": round(result.seconds, 3),
+        "rps": round(result.rps, 1),
+        "p50_ms": round(ms(percentile(result.latencies, 50)), 3),
+        "p99_ms": round(ms(percentile(result.latencies, 99)), 3),
+        "ttft_p50_ms": round(ms(percentile(result.ttfts, 50)), 3) if result.ttfts else None,
+        "ttft_p99_ms": round(ms(percentile(result.ttfts, 99)), 3) if result.ttfts else None,
+        "cpu_ms_per_req": {
+            k.removeprefix("cpu_"): round(ms(v) / n, 4)
+            for k, v in result.probes.items()
+            if k.startswith("cpu_")
+        },
+        "upstream_conns_per_req": round(result.probes.get("upstream_conns_per_req", 0.0), 4),
+        "errors": result.errors,
+        "error_samples": result.error_samples,
+    }
+
+
 async def closed_loop(
     port: int,
     request: bytes,
@@ -250,3 +284,145 @@ async def closed_loop(
         for conn in conns:
             conn.close()
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Servers under test
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health_ok(port: int, path: str = "/health") -> bool:
+    """One GET ``path``; True on a 200."""
+    request = f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.sendall(request.encode())
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def tree_cpu_seconds(ps: psutil.Process) -> float:
+    """User + system CPU seconds of a process and its descendants (``--workers`` spawns
+    processes; node may too). Children already reaped count through their parent's
+    ``children_*`` times, so a worker that exits mid-run is not lost."""
+    total = 0.0
+    try:
+        procs = [ps, *ps.children(recursive=True)]
+    except psutil.Error:
+        return total
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+@dataclass
+class Server:
+    """A proxy under test (vdm or claude-code-router): its process and how it came up."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    start_to_healthy: float
+    log: Path
+
+    @property
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.ps)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process tree, in MiB."""
+        total = 0
+        for p in [self.ps, *self.ps.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue
+        return total / (1024 * 1024)
+
+
+def wait_healthy(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    started: float,
+    timeout: float,
+    path: str = "/health",
+) -> Server:
+    """Poll ``path`` every 2 ms until it answers 200; raise with the log's tail if the process
+    exits or ``timeout`` passes first."""
+    deadline = started + timeout
+    while not health_ok(port, path):
+        if proc.poll() is not None or time.perf_counter() > deadline:
+            stop(proc)
+            raise RuntimeError(f"{name} did not become healthy: {log.read_text()[-2000:]}")
+        time.sleep(0.002)
+    return Server(name, proc, port, time.perf_counter() - started, log)
+
+
+async def get_stats(port: int) -> dict[str, Any]:
+    conn = await Connection.open(port)
+    try:
+        conn.writer.write(b"GET /stats HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        while (end := conn.buf.find(b"\r\n\r\n")) < 0:
+            await conn.more()
+        head = bytes(conn.buf[:end]).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 :].split(b"\r\n", 1)[0])
+        while len(conn.buf) < end + 4 + length:
+            await conn.more()
+        data: dict[str, Any] = json.loads(bytes(conn.buf[end + 4 : end + 4 + length]))
+        return data
+    finally:
+        conn.close()
+
+
+async def once(port: int, request: bytes, expect: Expect) -> str | None:
+    """One exchange; the problem, or None."""
+    conn = await Connection.open(port)
+    try:
+        await conn.exchange(request, expect)
+    except (BenchError, OSError) as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
+
+
+def rss_mb(ps: psutil.Process) -> float:
+    return float(ps.memory_info().rss) / (1024 * 1024)
+
+
+def peak_rss_mb(ps: psutil.Process) -> float:
+    """The process's high-water mark (VmHWM, Linux), else its current RSS."""
+    try:
+        for line in Path(f"/proc/{ps.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss_mb(ps)

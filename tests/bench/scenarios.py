@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.bench.client import Expect, render_request
 from tests.fakes.openai_upstream import completion, stream_chunks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +76,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 BY_MODEL = {s.model: s for s in SCENARIOS}
+
+VDM_HEADERS = {"x-api-key": "sk-bench-client", "anthropic-version": "2023-06-01"}
+DIRECT_HEADERS = {"authorization": "Bearer sk-bench", "accept": "application/json"}
+#: What a correct answer looks like, from vdm and straight from the upstream.
+VDM_STREAM = Expect(True, b"event: message_stop", b'"type":"text_delta"', STREAM_CHUNKS)
+DIRECT_STREAM = Expect(True, b"data: [DONE]", b'"delta":{"content":"', STREAM_CHUNKS)
+VDM_JSON = Expect(False, b'"stop_reason":"end_turn"')
+DIRECT_JSON = Expect(False, b'"finish_reason":"stop"')
 
 
 def dumps(obj: Any) -> bytes:
@@ -248,3 +257,15 @@ def openai_body(scenario: Scenario) -> bytes:
     model = scenario.model
     target = Target("openai", model, caps_for("openai", model), model)
     return dumps(chat_request_from_messages(request, target))
+
+
+def direct_request(scenario: Scenario, port: int) -> tuple[bytes, Expect]:
+    """The OpenAI request vdm would send, rendered for the upstream, and its expected answer."""
+    req = render_request("/v1/chat/completions", openai_body(scenario), port, DIRECT_HEADERS)
+    return req, DIRECT_STREAM if scenario.stream else DIRECT_JSON
+
+
+def vdm_request(scenario: Scenario, port: int) -> tuple[bytes, Expect]:
+    """The scenario's Anthropic request, rendered for vdm, and its expected answer."""
+    req = render_request("/v1/messages", dumps(anthropic_body(scenario)), port, VDM_HEADERS)
+    return req, VDM_STREAM if scenario.stream else VDM_JSON

@@ -4,7 +4,8 @@ The smoke run copies the repository's files (what `git clone` would give, plus f
 committed) to a directory with nothing beside it, and runs the benchmark there briefly, with
 the scenario that reads the recorded Claude Code request. The numbers are not judged here
 (speed is judged by `make bench` itself); only that it runs, without a failed request, and
-reports the figures docs/wrap.md and docs/performance.md quote.
+reports the figures docs/wrap.md and docs/performance.md quote. npm and claude-code-router
+are not needed: a clone has no ``.venv/node``, so the comparison is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ def test_the_benchmark_runs_from_a_copy_of_the_repository_alone(tmp_path: Path) 
     assert [s["scenario"] for s in report["scenarios"]] == ["a", "d"], why
     assert report["startup"]["wrap_to_child_median_s"] > 0, why
     assert "vdm wrap to the child's start" in done.stdout, why
+    # The copy has no .venv/node: claude-code-router is skipped, with the reason, not an error.
+    assert report["ccr"]["skipped"], why
+    assert "claude-code-router: skipped (" in done.stdout, why
+    assert all(s["ccr"] is None for s in report["scenarios"]), why

@@ -1,7 +1,8 @@
 """The benchmark's fake OpenAI upstream, in its own process: ``python -m tests.bench.upstream``.
 
 A minimal HTTP/1.1 server on a raw ``asyncio.Protocol``: it reads the request head and a
-``Content-Length`` body, picks the reply by the model name at the start of the body, and
+``Content-Length`` body, picks the reply by the first ``"model":"<scenario model>"`` in the
+body (at its start from vdm, after the messages from claude-code-router), and
 writes pre-rendered bytes (one ``transport.write`` for instant replies; a ``call_later`` chain,
 no task, for paced streams). Its cost per request is the same whether the request comes from
 the load generator directly or through vdm, and small next to vdm's.
@@ -20,6 +21,7 @@ import asyncio
 import base64
 import json
 import signal
+import subprocess
 import sys
 
 from tests.bench.scenarios import BY_MODEL, ReplyPlan, reply_plan
@@ -121,16 +123,21 @@ class _Conn(asyncio.Protocol):
     def _answer(self, head: bytes, body: bytes) -> None:
         transport = self.transport
         assert transport is not None
-        at = body.find(_MODEL_KEY)
         plan = None
-        if at >= 0 and head.startswith(b"post ") and b"/chat/completions " in head:
-            start = at + len(_MODEL_KEY)
-            model = body[start : body.find(b'"', start)]
-            plan = _PLANS.get(model)
-            if plan is not None:
-                name = model.decode()
-                counts[name] = counts.get(name, 0) + 1
-                last_body[name] = body
+        if head.startswith(b"post ") and b"/chat/completions " in head:
+            # vdm writes "model" first; claude-code-router after "messages", which may hold
+            # other "model" keys (tool schemas): the first value naming a scenario wins.
+            at = body.find(_MODEL_KEY)
+            while at >= 0:
+                start = at + len(_MODEL_KEY)
+                model = body[start : body.find(b'"', start)]
+                plan = _PLANS.get(model)
+                if plan is not None:
+                    name = model.decode()
+                    counts[name] = counts.get(name, 0) + 1
+                    last_body[name] = body
+                    break
+                at = body.find(_MODEL_KEY, start)
         if plan is None:
             transport.write(_NOT_FOUND)
             return
@@ -153,6 +160,27 @@ class _Conn(asyncio.Protocol):
         self.busy = False
         if self.buf:
             self._process()
+
+
+def start() -> tuple[subprocess.Popen[bytes], int]:
+    """Run this module in its own process; return it and its port."""
+    # Imported here: the upstream process itself needs neither (tests.harness loads vdm).
+    from tests.bench.client import stop
+    from tests.bench.scenarios import REPO
+    from tests.harness import clean_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.upstream", "--port", "0"],
+        cwd=REPO,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        stop(proc)
+        raise RuntimeError(f"the fake upstream did not start: {line!r}")
+    return proc, int(line.split()[1])
 
 
 async def main(host: str, port: int) -> None:
