@@ -4,6 +4,9 @@ that would change a URL."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,12 +15,14 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, JsonReply, Recorded, SseReply, stream_chunks
 from tests.harness import running_vdm
+from tests.upstream.test_h1 import Server, answer, read_request
 from vdm.config.secrets import mask
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.protocol.errors import VdmError, failover_worthy, is_context_overflow
 from vdm.upstream.backends import backend
 from vdm.upstream.client import UpstreamClient
 from vdm.upstream.failures import error_from_response, error_from_transport
+from vdm.upstream.pool import PooledTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -260,3 +265,100 @@ def test_failover_worthy_and_context_overflow_are_field_checks() -> None:
     assert not failover_worthy(VdmError(400, "max_tokens: Field required"))
     refused = error_from_transport(provider("http://127.0.0.1:9"), httpx.ConnectError("refused"))
     assert refused.status == 502 and failover_worthy(refused)
+
+
+# --- requests built from cached templates, bodies read straight from vdm's transport ---------
+
+
+async def test_each_request_is_what_httpx_would_build_and_a_signer_changes_only_its_own() -> None:
+    config = ProviderConfig(
+        name="fake",
+        api_keys=("sk-template-key-0001",),
+        base_url="http://127.0.0.1:9/v1",
+        custom_headers={"X-Team": "blue"},
+    )
+    client = UpstreamClient(config, headers={"anthropic-version": "2023-06-01"})
+    limits = {"timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 1.0}}
+    cases: list[tuple[bytes | None, bool, dict[str, str] | None]] = [
+        (b'{"model":"m"}', False, {"anthropic-beta": "tools"}),
+        (b'{"model":"m","stream":true}' * 50, True, {"x-team": "client's"}),
+        (None, False, None),  # a GET
+        (b"", False, None),  # httpx places this one's content-length elsewhere
+    ]
+    try:
+        for body, stream, extra in cases:
+            expected = client._client.build_request(
+                "GET" if body is None else "POST",
+                client._url("/messages"),
+                content=body,
+                headers=client._headers("sk-template-key-0001", stream, extra),
+                extensions=limits,
+            )
+            for _ in range(2):  # the first builds the template, the second copies it
+                request = client._request(
+                    "/messages", body, "sk-template-key-0001", stream, extra, limits
+                )
+                assert request.headers.raw == expected.headers.raw
+                assert (request.method, request.url) == (expected.method, expected.url)
+                assert request.content == expected.content
+                assert request.extensions == expected.extensions
+                request.headers["x-amz-date"] = "20260101T000000Z"  # as a signer does
+                assert (
+                    "x-amz-date"
+                    not in client._request(
+                        "/messages", body, "sk-template-key-0001", stream, extra, limits
+                    ).headers
+                )
+    finally:
+        await client.aclose()
+
+
+async def test_a_header_that_cannot_be_sent_is_refused_on_every_call() -> None:
+    client = UpstreamClient(provider("http://127.0.0.1:9"))
+    try:
+        for _ in range(2):  # never cached as a template
+            with pytest.raises(VdmError) as caught:
+                await client.post_json("/chat", BODY, headers={"x-note": "a\r\nb"}, model="m")
+            assert caught.value.status == 400
+    finally:
+        await client.aclose()
+
+
+async def test_a_compressed_answer_is_decoded_and_a_plain_one_read_whole() -> None:
+    document = {"id": "x", "text": "compressed " * 200}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            answer(gzip.compress(json.dumps(document).encode()), b"content-encoding: gzip")
+        )
+        await read_request(reader)
+        writer.write(answer(json.dumps(document).encode()))
+        await writer.drain()
+        await reader.read(1)
+
+    async with Server(handler).running() as server:
+        client = UpstreamClient(provider(server.url))
+        try:
+            assert await client.post_json("/chat", BODY, model="m") == document
+            assert await client.post_json("/chat", BODY, model="m") == document
+        finally:
+            await client.aclose()
+    assert server.connections == 1  # both on one kept-alive connection
+
+
+async def test_a_stream_read_to_its_end_gives_its_connection_back_at_once() -> None:
+    events = stream_chunks("z" * 5, pieces=5)
+    with FakeOpenAI() as fake:
+        fake.default = SseReply(events)
+        client = UpstreamClient(provider(fake.base_url))
+        transport = client._client._transport
+        assert isinstance(transport, PooledTransport)
+        try:
+            async with client.stream("/chat/completions", BODY, model="m") as chunks:
+                data = b"".join([chunk async for chunk in chunks])
+                # Before the context ends: the body's end released the connection.
+                assert transport.pool.idle_count == 1
+        finally:
+            await client.aclose()
+    assert data.count(b"\n\n") == len(events) + 1

@@ -441,3 +441,30 @@ async def test_an_answer_before_the_whole_upload_is_read_is_returned() -> None:
         async with httpx.AsyncClient(transport=PooledTransport()) as client:
             response = await client.post(server.url, content=b"x" * (32 * 1024 * 1024))
     assert (response.status_code, response.text) == (413, "too large")
+
+
+async def test_each_wait_ends_at_its_own_timeout_whatever_the_waits_before_it() -> None:
+    # A connection's waits share one timer: a longer wait after a shorter one must not end
+    # when the shorter would have, and a shorter one after a longer one must not run long.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.write(b"body")
+        await read_request(reader)
+        await reader.read(1)  # then silence
+
+    async with Server(handler).running() as server:
+        async with httpx.AsyncClient(transport=PooledTransport()) as client:
+            limits = {"connect": 1.0, "read": 0.2, "write": 1.0, "pool": 1.0}
+            request = client.build_request("GET", server.url, extensions={"timeout": limits})
+            response = await client.send(request, stream=True)
+            limits["read"] = 1.0  # the body's reads wait longer than the head's did
+            assert await response.aread() == b"body"
+            limits["read"] = 0.1
+            began = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                await client.send(request)
+            assert time.monotonic() - began < 0.4
+    assert server.connections == 1

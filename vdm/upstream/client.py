@@ -4,7 +4,7 @@ The upstream side uses plain httpx and JSON bytes (no SDK objects): the request 
 encoded once by the caller, a non-streaming answer is parsed once, and a stream is handed to
 the caller as raw byte reads.
 
-Retries happen only here, before the first byte of an answer has reached the client (`_send`
+Retries happen only here, before the first byte of an answer has reached the client (`_open`
 returns the response once its headers are in): connection failures, 408, 409, 429, 5xx and
 529, with exponential backoff and full jitter, the upstream's `Retry-After` honoured up to
 `RETRY_AFTER_CAP` (a longer one is relayed at once), at most `MAX_RETRIES` times, never past
@@ -36,6 +36,7 @@ from vdm.protocol import jsonio
 from vdm.protocol.errors import VdmError
 from vdm.protocol.sse import quote_start
 from vdm.upstream.failures import error_from_response, error_from_transport
+from vdm.upstream.h1 import body_reads
 from vdm.upstream.keys import (
     AllKeysCooling,
     KeyPool,
@@ -70,6 +71,8 @@ UPSTREAM_ID_HEADERS = (
 )
 #: Cached absolute URLs per client (`UpstreamClient._url`).
 _MAX_URLS = 256
+#: Cached request templates per client (`UpstreamClient._request`).
+_MAX_TEMPLATES = 256
 _UPSTREAM_ID_NAMES = tuple(name.encode() for name in UPSTREAM_ID_HEADERS)
 #: How much of a request body a DEBUG line shows (images would fill the log).
 _DEBUG_BODY = 64 * 1024
@@ -168,7 +171,7 @@ class UpstreamClient:
             mounts = None  # an injected transport (tests) carries every request itself
         self._client = httpx.AsyncClient(
             base_url=provider.base_url,
-            # What a request without a CallTimer's limits would get; `_send` gives each
+            # What a request without a CallTimer's limits would get; `_open` gives each
             # attempt its own (first byte until the headers, then idle; vdm/upstream/timing.py).
             timeout=httpx.Timeout(
                 connect=timeouts.connect,
@@ -191,6 +194,8 @@ class UpstreamClient:
         #: Path -> its absolute URL: httpx merging it with the base URL parses both anew,
         #: ~30 µs a request; a provider has only a few paths.
         self._urls: dict[str, httpx.URL] = {}
+        #: (method, path, key, stream, forwarded headers) -> a request to copy (`_request`).
+        self._templates: dict[tuple[Any, ...], httpx.Request] = {}
 
     def _url(self, path: str) -> httpx.URL:
         url = self._urls.get(path)
@@ -199,6 +204,55 @@ class UpstreamClient:
                 self._urls.clear()
             url = self._urls[path] = self._client.build_request("GET", path).url
         return url
+
+    def _request(
+        self,
+        path: str,
+        body: bytes | None,
+        key: str,
+        stream: bool,
+        extra: Mapping[str, str] | None,
+        extensions: dict[str, Any],
+    ) -> httpx.Request:
+        """The request of one attempt, as `AsyncClient.build_request` makes it (the client's
+        default headers merged in, `Host` first, `Content-Length` last), from a template made
+        by it once per path, key and headers: its merging, URL parsing and header
+        normalising were a tenth of vdm's CPU per small request. httpx copies the template's
+        headers into each request, so a signer changing them changes only its own."""
+        method = "GET" if body is None else "POST"
+        if body == b"":  # httpx puts this one's `Content-Length: 0` elsewhere: as it does
+            return self._client.build_request(
+                method,
+                self._url(path),
+                content=body,
+                headers=self._headers(key, stream, extra),
+                extensions=extensions,
+            )
+        cache = (method, path, key, stream, tuple(extra.items()) if extra else ())
+        template = self._templates.get(cache)
+        if template is None:
+            if len(self._templates) >= _MAX_TEMPLATES:  # client keys, forwarded headers
+                self._templates.clear()
+            # Validated here, once: a header that cannot be sent raises on every call.
+            template = self._client.build_request(
+                method,
+                self._url(path),
+                content=None if body is None else b"-",
+                headers=self._headers(key, stream, extra),
+            )
+            self._templates[cache] = template
+        request = httpx.Request(
+            method,
+            template.url,
+            headers=template.headers,
+            stream=httpx.ByteStream(b"" if body is None else body),
+            extensions=extensions,
+        )
+        if body is not None:
+            # The template's `Content-Length` (the last header, as httpx adds it), in place.
+            request.headers["Content-Length"] = str(len(body))
+        request.read()  # `request.content`, as with `content=` (a SigV4 signer hashes it)
+        return request
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -291,7 +345,7 @@ class UpstreamClient:
         timer = CallTimer(self.provider)
         began = time.perf_counter()
         try:
-            async with self._send(
+            response = await self._open(
                 path,
                 body,
                 stream=False,
@@ -300,8 +354,13 @@ class UpstreamClient:
                 call=call,
                 timer=timer,
                 model=model,
-            ) as response:
+            )
+            try:
                 data = await self._read(response, timer)
+            except httpx.HTTPError as exc:  # reading the body
+                raise error_from_transport(self.provider, exc, timer) from None
+            finally:
+                await response.aclose()
         finally:
             if call is not None:
                 call.waited += time.perf_counter() - began
@@ -311,7 +370,7 @@ class UpstreamClient:
         """A whole non-streamed answer, read incrementally: never more than
         `max_response_bytes` of it held (a 502 naming the setting beyond), and not past the
         call's deadline (vdm's transport stops a read there; another is checked between
-        reads). Transport failures propagate to `_send`, which names the provider."""
+        reads). Transport failures propagate to the caller, which names the provider."""
         limit = self.provider.max_response_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -319,7 +378,7 @@ class UpstreamClient:
         check = not isinstance(response.extensions.get("network_stream"), ReadHooks)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in body_reads(response):
             size += len(chunk)
             if size > limit:
                 raise self._too_large(limit)
@@ -373,7 +432,7 @@ class UpstreamClient:
         timer = CallTimer(self.provider)
         began: float | None = time.perf_counter()
         try:
-            async with self._send(
+            response = await self._open(
                 path,
                 body,
                 stream=True,
@@ -382,7 +441,8 @@ class UpstreamClient:
                 call=call,
                 timer=timer,
                 model=model,
-            ) as response:
+            )
+            try:
                 if call is not None and began is not None:
                     call.waited += time.perf_counter() - began
                 began = None  # the headers are in: the rest is the stream's time
@@ -398,6 +458,10 @@ class UpstreamClient:
                 finally:
                     if network is not None:
                         network.on_idle = None
+            except httpx.HTTPError as exc:
+                raise error_from_transport(self.provider, exc, timer) from None
+            finally:
+                await response.aclose()
         finally:
             if call is not None and began is not None:  # no answer: the wait was all upstream
                 call.waited += time.perf_counter() - began
@@ -410,12 +474,13 @@ class UpstreamClient:
         check_deadline: bool,
     ) -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in body_reads(response):
                 if check_deadline:
                     timer.check()
                 yield chunk
                 if after_each is not None:
                     await after_each()
+            await response.aclose()  # the connection back to the pool at the body's end
         except httpx.HTTPError as exc:
             raise error_from_transport(self.provider, exc, timer) from None
 
@@ -458,8 +523,7 @@ class UpstreamClient:
             return None
         return wait
 
-    @asynccontextmanager
-    async def _send(
+    async def _open(
         self,
         path: str,
         body: bytes | None,
@@ -470,9 +534,11 @@ class UpstreamClient:
         call: Call | None = None,
         timer: CallTimer | None = None,
         model: str = "",
-    ) -> AsyncIterator[httpx.Response]:
-        """Send with the next key usable for `model`, and yield the response once its
-        headers are in (so nothing has reached the client before, and a retry is safe).
+    ) -> httpx.Response:
+        """Send with the next key usable for `model`, and return the response once its
+        headers are in (so nothing has reached the client before, and a retry is safe); the
+        caller closes it. A plain coroutine, not a context manager: one of those costs
+        more per call than the rest of this bookkeeping.
 
         A key the upstream refuses (401/402/403), throttles (429) or reports out of quota
         cools down (for `model`, or for every model when refused) and the call moves on to
@@ -523,13 +589,7 @@ class UpstreamClient:
             if call is not None:
                 call.attempts += 1
                 call.key = mask(key) if key else None
-            request = self._client.build_request(
-                "GET" if body is None else "POST",
-                self._url(path),
-                content=body,
-                headers=self._headers(key, stream, headers),
-                extensions=extensions,
-            )
+            request = self._request(path, body, key, stream, headers, extensions)
             if self.signer is not None:  # every attempt anew: the signature dates it
                 await self.signer(request)
             retry_after: float | None = None
@@ -585,12 +645,7 @@ class UpstreamClient:
             )
             await anyio.sleep(wait)
             tried.clear()
-        try:
-            yield response
-        except httpx.HTTPError as exc:  # reading a whole answer's body (post_bytes, get_json)
-            raise error_from_transport(self.provider, exc, timer) from None
-        finally:
-            await response.aclose()
+        return response
 
     async def _error_body(self, response: httpx.Response) -> bytes:
         """The start of an error answer's body (at most `_MAX_ERROR_BODY`); b"" when it

@@ -14,7 +14,9 @@ body cut short closes it), the server allowed keep-alive and said nothing out of
 A response's `network_stream` extension is its body stream, a `ReadHooks`: a reader may set
 `on_idle` (awaited before a read waits for the socket) and `deadline` (no read waits past
 it, which the `DEADLINE` request extension sets too). Errors are httpx's own exceptions, so
-vdm/upstream/failures.py maps them as it maps httpx's.
+vdm/upstream/failures.py maps them as it maps httpx's. `body_reads` takes a response's body
+straight from this transport when it has no content-encoding: httpx's decoder and chunker
+layers then have nothing to do but cost.
 """
 
 from __future__ import annotations
@@ -105,12 +107,19 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
         self._timeouts = timeouts
         self.deadline = deadline
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    # An iterator object rather than an async generator: the event loop tracks every
+    # generator in a weak set, per response; this needs none of that.
+    def __aiter__(self) -> H1Body:
+        return self
+
+    async def __anext__(self) -> bytes:
         connection = self._connection
         if connection is None:
             raise httpx.StreamClosed()
-        while data := await connection.read(self._timeouts, self):
-            yield data
+        data = await connection.read(self._timeouts, self)
+        if not data:
+            raise StopAsyncIteration
+        return data
 
     async def aclose(self) -> None:
         connection = self._connection
@@ -127,6 +136,19 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
         """As httpcore's network streams: `ssl_object`, `client_addr`, `server_addr`,
         `socket`, `is_readable`."""
         return self._socket.get_extra_info(info)
+
+
+def body_reads(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The reads of a response's body. httpx's `aiter_bytes` passes each through a decoder
+    chain, a chunker and an error context; a body from vdm's own transport that has no
+    content-encoding needs none of them, and is read straight from it (each read is
+    everything that arrived, never empty). Unlike `aiter_bytes`, the end of the body does
+    not close the response: the caller does (which gives the connection back)."""
+    stream = response.stream
+    if isinstance(stream, H1Body) and "content-encoding" not in response.headers:
+        response.is_stream_consumed = True
+        return stream.__aiter__()
+    return response.aiter_bytes()
 
 
 class H1Transport(httpx.AsyncBaseTransport):
@@ -193,9 +215,14 @@ async def _send(connection: H1Connection, request: httpx.Request, timeout: float
     (httpx then sets `transfer-encoding: chunked`) as chunks, each after the last drained."""
     pending = _head(request)
     stream = request.stream
-    chunked = not isinstance(stream, httpx.ByteStream) and "chunked" in request.headers.get(
-        "transfer-encoding", ""
-    )
+    if isinstance(stream, httpx.ByteStream):
+        # A body in memory (vdm's own requests): iterated as the sync stream it also is,
+        # which spares an async generator per request.
+        body = b"".join(stream)
+        connection.write(pending + body if body else pending)
+        await connection.drain(timeout)
+        return
+    chunked = "chunked" in request.headers.get("transfer-encoding", "")
     assert isinstance(stream, httpx.AsyncByteStream)
     async for part in stream:
         if not part:

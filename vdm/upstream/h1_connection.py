@@ -76,6 +76,13 @@ class H1Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._problem: httpx.TransportError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        #: One timer for the waits of this connection, moved only when a wait must end
+        #: before it: a timer made and cancelled per wait cost more than the read itself
+        #: on a paced stream. `_expires` is when the current wait ends (loop time; None:
+        #: never), `_timer_at` when the timer fires.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._expires: float | None = None
         self._drained: asyncio.Future[None] | None = None
         self._paused = False
         self._ssl_object: Any = None
@@ -118,6 +125,7 @@ class H1Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = self.unusable = True
+        self._stop_timer()
         if exc is not None and self._problem is None:
             self._problem = httpx.ReadError(str(exc) or type(exc).__name__)
         self._wake()
@@ -259,6 +267,7 @@ class H1Connection(asyncio.Protocol):
     def close(self) -> None:
         self.unusable = True
         self.busy = False
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
 
@@ -298,15 +307,39 @@ class H1Connection(asyncio.Protocol):
             timeout = left if timeout is None else min(timeout, left)
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        if timeout is None:
+            self._expires = None
+        else:
+            expires = self._expires = loop.time() + timeout
+            if self._timer is None or self._timer_at > expires:
+                self._stop_timer()
+                self._timer = loop.call_at(expires, self._timer_fired)
+                self._timer_at = expires
         try:
             await waiter
         except TimeoutError:
             raise httpx.ReadTimeout(f"no data within {timeout:g} s") from None
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _timer_fired(self) -> None:
+        """The shared timer: ends the current wait if it was due by now, else fires again
+        when it is (a later wait pushed its end on)."""
+        self._timer = None
+        waiter, expires = self._waiter, self._expires
+        if waiter is None or waiter.done() or expires is None:
+            return  # no wait, or one without a timeout: the next wait sets a timer anew
+        if expires > self._timer_at:
+            self._timer = asyncio.get_running_loop().call_at(expires, self._timer_fired)
+            self._timer_at = expires
+            return
+        waiter.set_exception(TimeoutError())
+
+    def _stop_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
 
     def _until_eof(self) -> bool:
         """Whether the response's body ends where the connection does (no content-length,

@@ -254,8 +254,14 @@ class KeyPool:
         all such keys (it has tried every usable key). Raises AllKeysCooling when no key at
         all is usable for `model` now, excluded or not.
         """
-        if not self._keys:
+        keys = self._keys
+        if not keys:
             return ""
+        if not self._scopes and not exclude:
+            # No key has ever failed (the usual case): plain round robin, no clock read.
+            index = self._next
+            self._next = (index + 1) % len(keys)
+            return keys[index]
         now = self._clock()
         count = len(self._keys)
         any_usable = False
@@ -328,6 +334,8 @@ class KeyPool:
 
         A cooldown already running is kept: the request may have started before it.
         """
+        if not self._scopes:
+            return
         for scope in ((key, None), (key, model)):
             state = self._scopes.get(scope)
             if state is not None:
