@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -53,6 +54,21 @@ STREAM_ID = 1
 _HEAD, _BODY, _END, _ERROR, _UPGRADE = range(5)
 _PREFACE = b"PRI * HTTP/2.0\r\n"
 _NOT_IN_VALUE = re.compile(rb"[\x00\n\r\x0b\x0c]")
+
+
+def _server_headers(config: Config) -> list[tuple[bytes, bytes]]:
+    """`config.response_headers("h11")` (Date, Server, ...), made once a second: formatting
+    the date for every response was a measurable part of a small one's CPU. The list is
+    shared: callers copy it before adding to it."""
+    global _cached
+    second = int(time.time())
+    if _cached[0] != second or _cached[1] is not config:
+        _cached = (second, config, config.response_headers("h11"))
+    return _cached[2]
+
+
+#: The second, the config and its response headers then (one server per process, mostly).
+_cached: tuple[int, Config | None, list[tuple[bytes, bytes]]] = (-1, None, [])
 
 
 class _Reject(Exception):
@@ -296,7 +312,7 @@ class HttptoolsProtocol:
         self.keep_alive_requests += 1
         await self.context.mark_request()
         if head.expect:
-            await self._write(h1_wire.informational_head(100, self.config.response_headers("h11")))
+            await self._write(h1_wire.informational_head(100, _server_headers(self.config)))
 
     # -- writing what the stream sends ------------------------------------------------------
 
@@ -304,7 +320,7 @@ class HttptoolsProtocol:
         if isinstance(event, Response):
             if self.out_closed:
                 return
-            headers = list(chain(event.headers, self.config.response_headers("h11")))
+            headers = list(chain(event.headers, _server_headers(self.config)))
             if event.status_code < 200:
                 await self._write(h1_wire.informational_head(event.status_code, headers))
                 return
@@ -369,7 +385,7 @@ class HttptoolsProtocol:
         headers = [(b"content-length", b"0"), (b"connection", b"close")]
         head, *_ = h1_wire.response_head(
             status,
-            headers + self.config.response_headers("h11"),
+            headers + _server_headers(self.config),
             trusted=0,
             method=self.method,
             http_10=self.http_10,

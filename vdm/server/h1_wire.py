@@ -20,6 +20,9 @@ import h11
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 _DIGITS = re.compile(rb"[0-9]+")
+#: Header names seen valid, and how many are remembered at most.
+_GOOD_NAMES: set[bytes] = set()
+_GOOD_NAMES_MAX = 512
 #: A final chunk without trailers.
 LAST_CHUNK = b"0\r\n\r\n"
 
@@ -44,17 +47,24 @@ def comma_tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]
     return found
 
 
-def _validated(headers: list[tuple[bytes, bytes]], trusted: int) -> list[tuple[bytes, bytes]]:
+def _validated(
+    headers: list[tuple[bytes, bytes]], trusted: int
+) -> tuple[list[tuple[bytes, bytes]], bytes | None, bool]:
     """h11's normalize_and_validate for a response: duplicate equal Content-Lengths fold into
     one, conflicting ones or a Transfer-Encoding other than one `chunked` raise
-    LocalProtocolError. Headers from index `trusted` on are Hypercorn's own and not checked."""
+    LocalProtocolError. Headers from index `trusted` on are Hypercorn's own and not checked.
+    Returns the headers, the Content-Length (if any) and whether the body is chunked."""
     out: list[tuple[bytes, bytes]] = []
     length: bytes | None = None
     chunked = False
-    for index, (name, value) in enumerate(headers):
-        lower = name.lower()
-        if index < trusted and not (_TOKEN.fullmatch(name) and _VALUE.fullmatch(value)):
+    index = 0
+    for name, value in headers:
+        if index < trusted and not (
+            (name in _GOOD_NAMES or _good_name(name)) and _VALUE.fullmatch(value)
+        ):
             raise h11.LocalProtocolError(f"Illegal header {name!r}: {value!r}")
+        index += 1
+        lower = name.lower()
         if lower == b"content-length":
             lengths = {part.strip() for part in value.split(b",")}
             if len(lengths) != 1:
@@ -75,7 +85,17 @@ def _validated(headers: list[tuple[bytes, bytes]], trusted: int) -> list[tuple[b
                 raise h11.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
             chunked = True
         out.append((name, value))
-    return out
+    return out, length, chunked
+
+
+def _good_name(name: bytes) -> bool:
+    """Whether `name` is a token; the few names an app uses are remembered (a set lookup is
+    cheaper than the match, per header of every response)."""
+    if not _TOKEN.fullmatch(name):
+        return False
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+        _GOOD_NAMES.add(name)
+    return True
 
 
 def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
@@ -96,15 +116,14 @@ def response_head(
     `http_10`: the client spoke HTTP/1.0 (no chunked encoding); `keep_alive`: the request
     allows the connection to be reused. Returns the head's bytes, the framing, the declared
     length (for LENGTH) and whether the connection may be reused after this response."""
-    headers = _validated(headers, trusted)
+    headers, declared, chunked = _validated(headers, trusted)
     need_close = False
     length = 0
     if status in (204, 304):
         framing = Framing.LENGTH  # no body whatever the headers say
     else:
-        framing = _framing_of(headers)
-        if framing is Framing.LENGTH:
-            length = int(next(v for k, v in headers if k.lower() == b"content-length"))
+        if not chunked and declared is not None:
+            framing, length = Framing.LENGTH, int(declared)
         else:
             headers, need_close = _chunked_headers(headers, http_10)
             framing = Framing.UNTIL_CLOSE if http_10 else Framing.CHUNKED
@@ -119,17 +138,7 @@ def response_head(
     reusable = (
         keep_alive and not need_close and b"close" not in comma_tokens(headers, b"connection")
     )
-    lines = [b"HTTP/1.1 %d \r\n" % status]
-    lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-    lines.append(b"\r\n")
-    return b"".join(lines), framing, length, reusable
-
-
-def _framing_of(headers: list[tuple[bytes, bytes]]) -> Framing:
-    names = {name.lower() for name, _ in headers}
-    if b"transfer-encoding" in names:
-        return Framing.CHUNKED
-    return Framing.LENGTH if b"content-length" in names else Framing.UNTIL_CLOSE
+    return _head(status, headers), framing, length, reusable
 
 
 def _chunked_headers(
@@ -145,10 +154,11 @@ def _chunked_headers(
 
 def informational_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A 1xx response (100 Continue), headers as given."""
-    lines = [b"HTTP/1.1 %d \r\n" % status]
-    lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    return _head(status, headers)
+
+
+def _head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"HTTP/1.1 %d \r\n%s\r\n" % (status, b"".join([b"%s: %s\r\n" % p for p in headers]))
 
 
 def chunk(data: bytes) -> bytes:
