@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from orjson import loads as _orjson_loads
+
 from vdm.protocol.anthropic_stream import anthropic_message
 from vdm.protocol.chat_answer import (
-    chunk_usage,
     client_call_id,
     content_parts,
     error_from_chunk,
@@ -164,14 +165,23 @@ class ChatStreamDecoder:
         out: list[Event] = []
         if self.done:
             return out
+        feed_chunk = self.feed_chunk
         try:
             for event in self._sse.feed_data(data):
                 if event == b"[DONE]":
                     self.done = True
                     break
                 # No number of a chunk's reaches the client but token counts: no look for
-                # integers beyond 64 bits (tool arguments are JSON in a string).
-                self.feed_chunk(json_event(event, exact_ints=False), out)
+                # integers beyond 64 bits (tool arguments are JSON in a string). orjson
+                # straight away, the hot path; `json_event` for what it refuses (invalid
+                # UTF-8, what the standard library reads, the 502 of what is no object).
+                try:
+                    chunk = _orjson_loads(event)
+                except ValueError:
+                    chunk = json_event(event, exact_ints=False)
+                if type(chunk) is not dict:
+                    chunk = json_event(event, exact_ints=False)
+                feed_chunk(chunk, out)
                 if self.done:
                     break
         except VdmError as exc:
@@ -180,6 +190,8 @@ class ChatStreamDecoder:
             # An error chunk in the read of the events before it: those go out first, and
             # `finish` raises it (the stream is over).
             self._error, self.done = exc, True
+        if not self.target.web_search_stub:  # what `_stub` checks first, without its call
+            return out
         return self._stub(out)
 
     def finish(self) -> list[Event]:
@@ -235,13 +247,17 @@ class ChatStreamDecoder:
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
         """Events for one parsed `chat.completion.chunk`."""
-        if chunk.get("error"):
+        get = chunk.get
+        if get("error"):
             raise error_from_chunk(chunk["error"])
-        usage = chunk_usage(chunk)
+        usage = get("usage")
+        if not usage:  # `chat_answer.chunk_usage`, inlined: this runs for every chunk
+            groq = get("x_groq")  # Groq reports stream usage here
+            usage = groq.get("usage") if isinstance(groq, dict) else None
         if usage:
             self.usage = usage_from_chat(usage)
             self.reasoning_tokens = from_chat_usage(usage)
-        choices = chunk.get("choices")
+        choices = get("choices")
         if not choices:
             if usage and self.finish_reason is not None:
                 # The usage chunk after the finish (`stream_options.include_usage`) is the
@@ -251,12 +267,13 @@ class ChatStreamDecoder:
             return
         choice = choices[0]
         delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        get = delta.get
+        reasoning = get("reasoning_content") or get("reasoning")
         if reasoning and isinstance(reasoning, str):
             self._blocks.thinking(out, reasoning, signature=CHAT_REASONING)
             if self._reasoning is not None:
                 self._reasoning.append(reasoning)
-        content = delta.get("content")
+        content = get("content")
         if content:
             if isinstance(content, str):
                 self._blocks.text(out, content)
@@ -268,10 +285,10 @@ class ChatStreamDecoder:
                         self._blocks.thinking(out, text, signature=CHAT_REASONING)
                         if self._reasoning is not None:
                             self._reasoning.append(text)
-        annotations = delta.get("annotations")
+        annotations = get("annotations")
         if annotations and self.target.web_search_query is not None:
             self._citations.extend(c for c in map(chat_annotation, annotations) if c)
-        tool_calls = delta.get("tool_calls")
+        tool_calls = get("tool_calls")
         if tool_calls:
             for call in tool_calls:
                 self._tool_fragment(out, call)

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from orjson import dumps as _orjson_dumps
+
 from vdm.protocol.errors import VdmError, anthropic_error_event
 from vdm.protocol.events import (
     BlockStop,
@@ -29,6 +31,7 @@ from vdm.protocol.events import (
     ThinkingStart,
     ToolUseStart,
 )
+from vdm.protocol.ids import random_hex
 from vdm.protocol.jsonio import dumps
 from vdm.protocol.sse import encode_event
 
@@ -61,8 +64,8 @@ _STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":
 
 
 def new_message_id() -> str:
-    # 96 random bits, as 24 hex digits (`uuid4().hex[:24]` cost three times as much).
-    return "msg_" + os.urandom(12).hex()
+    # 96 random bits, as 24 hex digits (distinct, not secret: vdm/protocol/ids.py).
+    return "msg_" + random_hex()
 
 
 def anthropic_message(
@@ -95,6 +98,9 @@ def with_searches(usage: Mapping[str, int], web_search_requests: int) -> dict[st
 
 
 def new_tool_id() -> str:
+    # From the OS's CSPRNG, unlike message ids: the reasoning cache trusts a tool id's
+    # random part to be out of another user's reach (`codec.unpredictable`), and a
+    # Mersenne Twister's output can be predicted from the message ids a client sees.
     return "toolu_" + os.urandom(12).hex()
 
 
@@ -141,7 +147,11 @@ class AnthropicStreamEncoder:
         `reasoning_tokens` is for other dialects' encoders)."""
         for event in events:
             if isinstance(event, TextDelta):
-                out.append(_TEXT_DELTA % (event.index, dumps(event.text)))
+                try:  # `jsonio.dumps` inlined: this runs for every text delta
+                    text = _orjson_dumps(event.text)
+                except TypeError:  # a lone surrogate: what only the standard library writes
+                    text = dumps(event.text)
+                out.append(_TEXT_DELTA % (event.index, text))
             elif isinstance(event, InputJsonDelta):
                 out.append(_INPUT_JSON_DELTA % (event.index, dumps(event.partial_json)))
             elif isinstance(event, ThinkingDelta):

@@ -196,7 +196,8 @@ class Blocks:
         text never opens a block."""
         if not text:
             return
-        if not self.is_open(key):
+        open_key = self.open_key  # `is_open`, inlined: this runs for every text delta
+        if open_key is None or open_key != key:
             out.append(TextStart(self.open(out, key)))
         out.append(TextDelta(self.open_index, text))
 

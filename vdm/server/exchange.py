@@ -169,9 +169,12 @@ class Exchange:
     def resolve(self) -> None:
         """Route the requested model and pick the backend; validate the request when it is
         to be translated (VdmError(400) if it cannot be routed or translated)."""
-        settings = self.gateway.settings
-        facts = self._facts() if settings.rules else None  # the common case: no rules
-        route = resolve(self.requested_model, settings, facts)
+        gateway = self.gateway
+        settings = gateway.settings
+        if settings.rules:
+            route = resolve(self.requested_model, settings, self._facts())
+        else:  # the common case: no rules, the route depends on the name alone
+            route = gateway.route(self.requested_model)
         if route.rule is not None:
             self.incoming.trace.rule = route.rule
             self.incoming.trace.notes.append(f"rule={route.rule}")
@@ -211,7 +214,8 @@ class Exchange:
             reasoning_cache=gateway.reasoning,
             web_search=self.frontend.dialect == "anthropic" and _web_search(self.head.data),
         )
-        target.degraded.update(gateway.degradations(route.provider.name, route.model))
+        if gateway.degraded:
+            target.degraded.update(gateway.degradations(route.provider.name, route.model))
         if self.frontend.dialect == "anthropic":
             target.betas = _betas(self.incoming.headers)
         self.backend, self.target = backend, target

@@ -32,7 +32,6 @@ from vdm.protocol.anthropic import CountTokensRequest
 from vdm.protocol.anthropic_head import parse_head, validated
 from vdm.protocol.errors import VdmError
 from vdm.protocol.reasoning import reasoning_tokens
-from vdm.routing.resolve import resolve
 from vdm.server import passthrough
 from vdm.server.asgi import (
     DRAIN_SECONDS,
@@ -342,7 +341,8 @@ class _StreamRelay:
         self._ping_timer = loop.call_later(self.interval, self._start_ping, tg)
         try:
             async for read in reads:
-                exchange.data_arrived()
+                if exchange.first_data is None:  # only the first read is timed
+                    exchange.data_arrived()
                 events = decoder.feed(read)
                 if on_events is not None:
                     events = await on_events(events)
@@ -406,7 +406,7 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
     head = parse_head(incoming.body)
     trace = incoming.trace
     trace.requested = head.model
-    route = resolve(head.model, gateway.settings)
+    route = gateway.route(head.model)
     trace.provider, trace.model = route.provider.name, route.model
     served = (SERVED_BY, header_value(route.label))
     if backend(route.provider.api_format).native_anthropic:

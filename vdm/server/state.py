@@ -3,6 +3,7 @@ accounting (the recorder, the requests running now, the request log)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from vdm import __version__
 from vdm.config.settings import ProviderConfig, Settings
 from vdm.middleware.registry import middlewares
 from vdm.protocol.codec import DEGRADATIONS, MODEL_DEGRADATIONS, ReasoningCache
+from vdm.routing.resolve import Route, resolve
 from vdm.server.catalog import ModelCatalog
 from vdm.server.logs import RequestLog
 from vdm.upstream.backends import client_for
@@ -19,7 +21,6 @@ from vdm.upstream.client import UpstreamClient
 from vdm.upstream.keys import Cooldown
 from vdm.usage.lines import request_fields, request_line
 from vdm.usage.prices import PriceTable, user_prices
-from vdm.usage.prometheus import VdmCollector, registry
 from vdm.usage.recorder import Request, UsageRecorder
 from vdm.usage.trace import Trace
 
@@ -30,6 +31,8 @@ MAX_NAME = 128
 
 #: Providers and (provider, model) pairs with lasting degradations kept, at most.
 MAX_DEGRADED = 1000
+#: Requested names whose route is kept (names come from clients: the memo is bounded).
+MAX_ROUTES = 1024
 
 
 def model_key(provider: str, model: str) -> str:
@@ -46,6 +49,9 @@ class Gateway:
         # rather than failing every request that reaches it.
         middlewares(settings)
         self._clients: dict[str, UpstreamClient] = {}
+        #: Routes by requested name, for the settings they were resolved with (see `route`).
+        self._routes: dict[str, Route] = {}
+        self._routes_for = settings
         self.catalog = ModelCatalog(settings, self.client)
         prices, self.price_problems = user_prices(settings.prices)
         self.prices = PriceTable.with_user(prices)
@@ -64,11 +70,6 @@ class Gateway:
         #: The dashboard's last state and when it was built (vdm/server/observe.py).
         self.dashboard_cache: tuple[float, dict[str, Any]] | None = None
         #: What `GET /metrics` exposes (read from the recorder at each scrape).
-        self.metrics = registry(
-            VdmCollector(
-                self.usage.snapshot, self._active_counts, self._cooling_counts, __version__
-            )
-        )
         self.request_log = (
             RequestLog(
                 settings.request_log,
@@ -77,6 +78,16 @@ class Gateway:
             )
             if settings.request_log
             else None
+        )
+
+    @functools.cached_property
+    def metrics(self) -> Any:
+        from vdm.usage.prometheus import VdmCollector, registry
+
+        return registry(
+            VdmCollector(
+                self.usage.snapshot, self._active_counts, self._cooling_counts, __version__
+            )
         )
 
     def _active_counts(self) -> Counter[str]:
@@ -113,7 +124,7 @@ class Gateway:
                 overhead=trace.overhead,
                 key=trace.key,
                 client=trace.client,
-                left=tuple((p, m[:MAX_NAME], t) for p, m, t in trace.left),
+                left=tuple((p, m[:MAX_NAME], t) for p, m, t in trace.left) if trace.left else (),
                 rule=trace.rule,
             )
         )
@@ -141,9 +152,27 @@ class Gateway:
 
     def degradations(self, provider: str, model: str) -> set[str]:
         """What `model` on `provider` is known to refuse."""
-        return self.degraded.get(provider, set()) | self.degraded.get(
-            model_key(provider, model), set()
-        )
+        degraded = self.degraded
+        if not degraded:  # the common case: nothing refused since the server started
+            return set()
+        return degraded.get(provider, set()) | degraded.get(model_key(provider, model), set())
+
+    def route(self, requested: str) -> Route:
+        """The route of `requested` without routing rules (`vdm.routing.resolve`), resolved
+        once per name: a route depends only on the settings, which do not change while the
+        server runs (a restart reads them again); were they replaced, the memo starts over.
+        A name that cannot be routed raises its VdmError(400) each time."""
+        routes = self._routes
+        if self._routes_for is not self.settings:
+            routes.clear()
+            self._routes_for = self.settings
+        route = routes.get(requested)
+        if route is None:
+            route = resolve(requested, self.settings)
+            if len(routes) >= MAX_ROUTES:
+                routes.clear()
+            routes[requested] = route
+        return route
 
     def client(self, provider: ProviderConfig) -> UpstreamClient:
         client = self._clients.get(provider.name)

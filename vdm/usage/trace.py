@@ -15,12 +15,12 @@ first byte.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from vdm.protocol.ids import random_hex
 from vdm.usage.caller import NO_CALLER, Caller
 
 #: The id of the request being served in this context (None outside a request).
@@ -52,7 +52,8 @@ GENERATION = frozenset({"messages", "chat_completions", "responses"})
 
 
 def new_request_id() -> str:
-    return ID_PREFIX + secrets.token_hex(12)
+    # Distinct, not secret (vdm/protocol/ids.py): nothing is granted by knowing an id.
+    return ID_PREFIX + random_hex()
 
 
 def endpoint_of(path: str) -> str:
