@@ -131,6 +131,54 @@ def test_wrap_starts_its_child_before_the_server_stack_loads(tmp_path: Path) -> 
     assert "AT SPAWN []" in out.stdout, out.stdout + out.stderr
 
 
+#: Run `vdm server start --fd N` (argv after the script name) and print, at its first healthy
+#: answer, which of the modules a gateway with an OpenAI provider has no use for are imported.
+_AT_HEALTHY = """
+import os, socket, sys, threading, time
+unused = (
+    "botocore", "google.auth", "tiktoken", "vdm.protocol.tokens",
+    "vdm.upstream.aws_auth", "vdm.upstream.sigv4", "vdm.upstream.gcp_auth",
+    "vdm.upstream.backends.bedrock", "vdm.upstream.backends.vertex",
+)
+port = int(sys.argv[1])
+def poll():
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"GET /health HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\n\\r\\n")
+                if c.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            time.sleep(0.01)
+    print("AT HEALTHY", sorted(m for m in unused if m in sys.modules), flush=True)
+    os._exit(0)
+threading.Thread(target=poll, daemon=True).start()
+from vdm.cli.main import main
+sys.argv = ["vdm", *sys.argv[2:]]
+main()
+"""
+
+
+def test_server_start_loads_no_cloud_signer_nor_token_counter(tmp_path: Path) -> None:
+    """Start-up time (docs/performance.md): the SigV4 and Google signers (and botocore,
+    google-auth) load with the first request of a provider that signs, tiktoken with the
+    first count_tokens; a gateway with an OpenAI provider is healthy without any of them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port, fd = listener.getsockname()[1], listener.fileno()
+        out = subprocess.run(
+            [sys.executable, "-c", _AT_HEALTHY, str(port), "server", "start", "--fd", str(fd)],
+            env=clean_env(HOME=str(tmp_path), OPENAI_API_KEY="sk-test-1", LOG_LEVEL="WARNING"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            pass_fds=(fd,),
+        )
+    assert "AT HEALTHY []" in out.stdout, out.stdout + out.stderr
+
+
 def test_plain_option_values_parse_as_typer_parses_them() -> None:
     """vdm/cli/main.py's `_plain_coercion`: what it does not take is left to typer, whose
     checks and messages stay."""

@@ -26,8 +26,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vdm.config.names import normalize, provider_key
 from vdm.config.settings import ConfigError, Settings
@@ -36,6 +35,9 @@ from vdm.middleware.api import HOOKS, defines
 from vdm.middleware.chain import Chain
 from vdm.protocol.context import without_discovery_prefix
 from vdm.protocol.errors import VdmError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 log = logging.getLogger("vdm.middleware")
 
@@ -166,6 +168,10 @@ def _load(name: str, where: str) -> Factory:
         module, _, attr = target.partition(":")
         factory: Factory = getattr(importlib.import_module(module), attr)
         return factory
+    # importlib.metadata (and its scan of every installed package) only for a name that is
+    # not a built-in: a gateway without plugins starts without either.
+    from importlib.metadata import entry_points
+
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not found:
         raise MiddlewareError(f"{where}: unknown middleware {name!r}; {_known()}")
@@ -209,6 +215,8 @@ def _origin(entry: EntryPoint) -> str:
 
 
 def _known() -> str:
+    from importlib.metadata import entry_points
+
     plugins = sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} - set(BUILTINS))
     return (
         f"built-ins: {', '.join(BUILTINS)}; installed plugins: {', '.join(plugins) or 'none'} "

@@ -19,9 +19,7 @@ import anyio
 
 from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
-from vdm.server import bedrock_frontend as bedrock
 from vdm.server.asgi import ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
-from vdm.server.cloud_routes import cloud_route
 from vdm.server.edge import (
     EdgePolicy,
     check_header_values,
@@ -110,6 +108,9 @@ class App:
         handler = ROUTES.get((method, path))
         endpoint = "preflight" if method == "OPTIONS" else endpoint_of(path)
         if handler is None and endpoint == "other":
+            from vdm.server import bedrock_frontend as bedrock
+            from vdm.server.cloud_routes import cloud_route
+
             cloud = cloud_route(method, path)
             if cloud is not None:
                 handler, endpoint = cloud

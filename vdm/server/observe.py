@@ -25,7 +25,6 @@ from vdm.config.settings import Settings
 from vdm.server.asgi import Receive, Scope, Send, run_until_disconnect, send_bytes
 from vdm.server.catalog import alias_entries
 from vdm.server.state import Gateway
-from vdm.usage.prometheus import CONTENT_TYPE, exposition
 from vdm.usage.views import active_requests as active_view
 from vdm.usage.views import recent_errors, sessions
 from vdm.usage.views import running_totals as totals_view
@@ -165,5 +164,7 @@ async def send_json_payload(send: Send, data: object) -> None:
 async def send_prometheus(gateway: Gateway, send: Send) -> None:
     """The Prometheus text of the gateway's figures (read on the event loop: the recorder
     has no locks, and a scrape costs a few milliseconds)."""
+    from vdm.usage.prometheus import CONTENT_TYPE, exposition
+
     body = exposition(gateway.metrics)
     await send_bytes(send, 200, body, [(b"content-type", CONTENT_TYPE.encode())])

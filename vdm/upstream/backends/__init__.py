@@ -32,10 +32,8 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
-
-import httpx
 
 from vdm.config.settings import ProviderConfig
 from vdm.protocol.anthropic import MessagesRequest
@@ -45,9 +43,10 @@ from vdm.protocol.codec import ReasoningCache, Target
 from vdm.protocol.errors import VdmError
 from vdm.protocol.events import StreamDecoder
 from vdm.protocol.vertex_from_anthropic import claude_name as vertex_claude_name
-from vdm.upstream.aws_auth import signer_for
 from vdm.upstream.client import UpstreamClient
-from vdm.upstream.gcp_auth import authorizer_for
+
+if TYPE_CHECKING:
+    import httpx
 
 #: `{P}_API_FORMAT` -> the module that holds its backend (imported on first use).
 MODULES: dict[str, str] = {
@@ -197,13 +196,21 @@ def client_for(
     requests when the provider signs with SigV4 (`UpstreamClient` for `transport`, `wrap`)."""
     headers = backend(provider.api_format).headers(provider)
     client = UpstreamClient(provider, headers=headers, transport=transport, wrap=wrap)
-    signer = signer_for(provider.name, provider.aws)
-    if signer is not None:
-        client.signer = signer.sign
-    authorizer = authorizer_for(provider.name, provider.gcp)
-    if authorizer is not None:
-        client.signer = authorizer.authorize
-        client.unauthorized = authorizer.refused
+    # The signers are imported only for a provider that needs one: a gateway without
+    # Bedrock or Vertex starts without them (tests/cli/test_main.py checks).
+    if provider.aws is not None:
+        from vdm.upstream.aws_auth import signer_for
+
+        signer = signer_for(provider.name, provider.aws)
+        if signer is not None:
+            client.signer = signer.sign
+    if provider.gcp is not None and provider.gcp.adc:
+        from vdm.upstream.gcp_auth import authorizer_for
+
+        authorizer = authorizer_for(provider.name, provider.gcp)
+        if authorizer is not None:
+            client.signer = authorizer.authorize
+            client.unauthorized = authorizer.refused
     return client
 
 
