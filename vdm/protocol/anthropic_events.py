@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 from vdm.protocol.anthropic_observe import usage_of
-from vdm.protocol.errors import ANTHROPIC_ERROR_TYPES, VdmError, context_overflow
+from vdm.protocol.errors import ANTHROPIC_ERROR_TYPES, VdmError, context_overflow, held
 from vdm.protocol.events import (
     Blocks,
     Event,
@@ -102,11 +102,7 @@ class AnthropicEventDecoder:
                 if self.done:
                     break
         except VdmError as exc:
-            if not out:
-                raise
-            # An in-band error in the read of the events before it: those go out first, and
-            # `finish` raises it (the stream is over).
-            self._error, self.done = exc, True
+            self._error, self.done = held(exc, out), True  # see `held`
         return out
 
     def feed_event(self, data: str | bytes, name: str = "") -> list[Event]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from vdm.protocol.anthropic_events import AnthropicEventDecoder
 from vdm.protocol.aws_eventstream import EventStreamDecoder, EventStreamError, anthropic_event_of
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, held
 from vdm.protocol.events import Event
 
 
@@ -49,9 +49,7 @@ class BedrockStreamDecoder:
         except EventStreamError as exc:
             raise broken(exc) from None
         except VdmError as exc:
-            if not out:
-                raise
-            self._error, self.done = exc, True  # the stream is over: `finish` says how
+            self._error, self.done = held(exc, out), True  # see `held`
         return out
 
     def finish(self) -> list[Event]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from vdm.protocol.anthropic_stream import anthropic_message
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError, context_overflow
+from vdm.protocol.errors import VdmError, context_overflow, held
 from vdm.protocol.events import (
     Blocks,
     BlockStop,
@@ -170,11 +170,7 @@ class GeminiStreamDecoder:
             for event in self._sse.feed(data):
                 self.feed_response(_response(event.data), out)
         except VdmError as exc:
-            if not out:
-                raise
-            # An in-band error in the read of the events before it: those go out first, and
-            # `finish` raises it (the stream is over).
-            self._error, self.done = exc, True
+            self._error, self.done = held(exc, out), True  # see `held`
         return self._stub(out)
 
     def finish(self) -> list[Event]:

@@ -32,7 +32,7 @@ from vdm.protocol.chat_answer import (
 from vdm.protocol.chat_answer import tool_input as tool_input
 from vdm.protocol.chat_answer import usage_from_chat as usage_from_chat
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, held
 from vdm.protocol.events import (
     Blocks,
     CitationDelta,
@@ -185,11 +185,7 @@ class ChatStreamDecoder:
                 if self.done:
                     break
         except VdmError as exc:
-            if not out:
-                raise
-            # An error chunk in the read of the events before it: those go out first, and
-            # `finish` raises it (the stream is over).
-            self._error, self.done = exc, True
+            self._error, self.done = held(exc, out), True  # see `held`
         if not self.target.web_search_stub:  # what `_stub` checks first, without its call
             return out
         return self._stub(out)

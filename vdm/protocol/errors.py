@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,3 +314,13 @@ def context_overflow(message: str, code: object = None) -> str | None:
         tokens, most = _number(asked.group(1)), _number(limit.group(1) or limit.group(2))
         return f"{PROMPT_TOO_LONG}: {tokens} tokens > {most} maximum ({message})"
     return f"{PROMPT_TOO_LONG}: {message}"
+
+
+def held(error: VdmError, out: Sized) -> VdmError:
+    """An in-band upstream error a stream decoder met in one read: raised at once when
+    nothing came before it in that read, else returned for the decoder to keep and raise
+    from `finish`, so that the events before it (text the client should see) go out first.
+    A fast upstream's whole burst, error included, arrives in one read."""
+    if not out:
+        raise error
+    return error

@@ -16,7 +16,7 @@ from typing import Any
 
 from vdm.protocol.anthropic_stream import new_tool_id
 from vdm.protocol.codec import Target
-from vdm.protocol.errors import VdmError
+from vdm.protocol.errors import VdmError, held
 from vdm.protocol.events import (
     Blocks,
     CitationDelta,
@@ -102,11 +102,7 @@ class ResponsesStreamDecoder:
                 if self.done:
                     break
         except VdmError as exc:
-            if not out:
-                raise
-            # An in-band error in the read of the events before it: those go out first, and
-            # `finish` raises it (the stream is over).
-            self._error, self.done = exc, True
+            self._error, self.done = held(exc, out), True  # see `held`
         return self._stub(out)
 
     def finish(self) -> list[Event]:
