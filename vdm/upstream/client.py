@@ -19,12 +19,10 @@ total deadline; whatever goes wrong while reading it is a 502 or 504 naming the 
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -35,6 +33,9 @@ from vdm.config.settings import ProviderConfig
 from vdm.protocol import jsonio
 from vdm.protocol.errors import VdmError
 from vdm.protocol.sse import quote_start
+from vdm.upstream.call import UPSTREAM_ID_HEADERS as UPSTREAM_ID_HEADERS
+from vdm.upstream.call import Call as Call
+from vdm.upstream.call import backoff as backoff
 from vdm.upstream.failures import error_from_response, error_from_transport
 from vdm.upstream.h1 import body_reads
 from vdm.upstream.keys import (
@@ -53,72 +54,17 @@ log = logging.getLogger(__name__)
 #: (529: Anthropic's "overloaded", which its own SDKs retry): a request timeout, a conflict
 #: (Anthropic's SDKs retry both) and a rate limit (when no other key can take the call).
 RETRY_STATUSES = frozenset({408, 409, 429, 529})
-#: Backoff between retries without a Retry-After: full jitter (a uniform draw below
-#: base * 2**(retry - 1), at most the ceiling), so clients throttled together spread out.
-BACKOFF_BASE = 0.5
-BACKOFF_MAX = 8.0
 #: How much of an error answer is read: error bodies are small, and one that is not must
 #: not hold the call (what is read is relayed).
 _MAX_ERROR_BODY = 1024 * 1024
-#: Where upstreams put their own request id (Anthropic, OpenAI and most others, Bedrock,
-#: Azure, Google), in the order looked at.
-UPSTREAM_ID_HEADERS = (
-    "request-id",
-    "x-request-id",
-    "x-amzn-requestid",
-    "apim-request-id",
-    "x-goog-request-id",
-)
 #: Cached absolute URLs per client (`UpstreamClient._url`).
 _MAX_URLS = 256
 #: Cached request templates per client (`UpstreamClient._request`).
 _MAX_TEMPLATES = 256
-_UPSTREAM_ID_NAMES = tuple(name.encode() for name in UPSTREAM_ID_HEADERS)
 #: How much of a request body a DEBUG line shows (images would fill the log).
 _DEBUG_BODY = 64 * 1024
 #: An HTTP header name (RFC 9110 token).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-@dataclass(slots=True)
-class Call:
-    """What one upstream call did, for the exchange that made it: the key it used last
-    (masked), how many HTTP attempts it took (retries and key failover included) and the
-    headers of the answer it got (a stream's before its body is read)."""
-
-    key: str | None = None
-    attempts: int = 0
-    headers: httpx.Headers | None = None
-    #: Seconds spent waiting for the upstream: until a stream's headers, until a whole
-    #: answer's last byte (retries and their waits included).
-    waited: float = 0.0
-
-    @property
-    def request_id(self) -> str | None:
-        """The upstream's own id of the answer, when its headers name one."""
-        if self.headers is None:
-            return None
-        # One pass over the raw headers (five `Headers.get` calls scanned them five times).
-        found: dict[bytes, list[bytes]] = {}
-        for name, value in self.headers.raw:
-            name = name.lower()
-            if name in _UPSTREAM_ID_NAMES:
-                found.setdefault(name, []).append(value)
-        if not found:
-            return None
-        encoding = self.headers.encoding
-        for wanted in _UPSTREAM_ID_NAMES:
-            joined = b", ".join(found.get(wanted, ())).decode(encoding)
-            if joined:
-                return joined[:200]
-        return None
-
-
-def backoff(retry: int, draw: Callable[[float, float], float] = random.uniform) -> float:
-    """Seconds to wait before retry number `retry` (1, 2, ...) when the upstream named no
-    wait: full jitter over an exponential ceiling (`BACKOFF_BASE`, `BACKOFF_MAX`)."""
-    ceiling = min(BACKOFF_BASE * 2.0 ** min(retry - 1, 32), BACKOFF_MAX)
-    return draw(0.0, ceiling)
 
 
 def _header_problem(name: str, value: str) -> bool:
