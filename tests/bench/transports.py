@@ -35,9 +35,10 @@ import uvloop
 from httpx._transports.default import AsyncResponseStream, map_httpcore_exceptions
 from httpx_aiohttp import AiohttpTransport
 
+from tests.bench.httpcore_backend import AsyncioBackend
 from tests.bench.run import start_upstream, stop
 from tests.bench.scenarios import SCENARIOS, openai_body
-from vdm.upstream.network import AsyncioBackend, ReadHooks
+from vdm.upstream.network import ReadHooks
 from vdm.upstream.pool import PooledTransport
 
 # -- the previous transport (vdm/upstream/pool.py before issue 15), the baseline -------------

@@ -14,7 +14,7 @@ import httpcore
 import httpx
 import pytest
 
-from vdm.upstream.network import AsyncioBackend
+from tests.bench.httpcore_backend import AsyncioBackend
 from vdm.upstream.pool import PooledTransport
 
 pytestmark = pytest.mark.anyio
