@@ -15,8 +15,6 @@ from __future__ import annotations
 import errno
 import logging
 
-import anyio
-
 from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
 from vdm.server.asgi import ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
@@ -42,6 +40,7 @@ from vdm.server.response import (
 )
 from vdm.server.routes import PATHS, ROUTES, TRACE, UNLIMITED, Handler, health, trace_of
 from vdm.server.state import Gateway
+from vdm.server.task_scope import TaskScope
 from vdm.usage.trace import ACCOUNTED, REQUEST_ID, Trace, endpoint_of, new_request_id
 
 #: The names this module had before the routes and the response wrapper moved out.
@@ -79,7 +78,7 @@ class App:
         self.max_requests = settings.max_connections or DEFAULT_MAX_REQUESTS
         self.active = 0
         #: The cancel scopes of the requests running now, for `end_requests`.
-        self._running: set[anyio.CancelScope] = set()
+        self._running: set[TaskScope] = set()
         #: The signal that stopped the server (vdm/server/serve.py), if one did.
         self.stopped_by: int | None = None
 
@@ -201,7 +200,7 @@ class App:
                 headers={"retry-after": "1"},
             )
         self.active += limited
-        with anyio.CancelScope() as cancel:
+        with TaskScope() as cancel:
             response.cancel = cancel
             self._running.add(cancel)
             try:

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 
 from vdm.config.secrets import StreamRedactor, redact_bytes
 from vdm.protocol.errors import VdmError, relayed_headers
@@ -169,7 +168,7 @@ class Relay:
         self._pending: list[bytes] = []
         self._send: Send | None = None
 
-    async def answer(self, send: Send, _: TaskGroup) -> None:
+    async def answer(self, send: Send) -> None:
         exchange = self.exchange
         body, headers = await exchange.client.post_bytes(
             self.path,
@@ -195,7 +194,7 @@ class Relay:
             self._pending.clear()
             await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def stream(self, send: Send, _: TaskGroup) -> None:
+    async def stream(self, send: Send) -> None:
         """Relay the upstream's SSE as it comes; a failure after the start, or an end before
         the answer's, is reported in-stream in the client's dialect.
 

@@ -24,7 +24,6 @@ from functools import partial
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from vdm.middleware import Answer
 from vdm.middleware.answer import events_of, message_of
@@ -124,7 +123,7 @@ def _served_send(exchange: Exchange, send: Send) -> Send:
     return served
 
 
-async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
+async def _serve(exchange: Exchange, send: Send) -> None:
     """Call the route, and the next one of its failover chain while it fails before
     answering with an error another provider may not have (`Exchange.fail_over`)."""
     while True:
@@ -139,7 +138,7 @@ async def _serve(exchange: Exchange, send: Send, tg: TaskGroup) -> None:
                 if answer is not None:
                     await _answered(exchange, send, answer)
                     return
-            await _work(exchange, send)(tg)
+            await _work(exchange, send)()
             return
         except VdmError as exc:
             if not exchange.fail_over(exc):
@@ -162,7 +161,7 @@ async def _answered(exchange: Exchange, send: Send, answer: Answer) -> None:
     exchange.delivered = True
 
 
-def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[None]]:
+def _work(exchange: Exchange, send: Send) -> Callable[[], Awaitable[None]]:
     """The call to the exchange's current route, by its backend and the request's kind."""
     if exchange.forwarded:
         forward = anthropic_relay if exchange.frontend.dialect == "anthropic" else openai_relay
@@ -173,7 +172,7 @@ def _work(exchange: Exchange, send: Send) -> Callable[[TaskGroup], Awaitable[Non
     return partial(_answer, exchange, send)
 
 
-async def _answer(exchange: Exchange, send: Send, _: TaskGroup) -> None:
+async def _answer(exchange: Exchange, send: Send) -> None:
     """A non-streaming request: one upstream answer, decoded whole. A rejection the backend
     can recover from (`Exchange.recover`) is retried with the request encoded again."""
     backend, target, request = exchange.backend, exchange.target, exchange.translated
@@ -254,40 +253,47 @@ class _StreamRelay:
         self.closing = False
         self.pending: list[bytes] = []
         self._ping_timer: asyncio.TimerHandle | None = None
-        self._spawner: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
         #: The response started: nothing can be retried any more.
         self.started = False
 
-    def _start_ping(self, tg: TaskGroup) -> None:
+    def _start_ping(self) -> None:
         """Start the keep-alive task once the stream has lasted a ping interval: most
         streams end before, and a task per stream (started, then cancelled) was a measurable
-        part of a short stream's CPU. A timer's callback runs outside any task, where anyio
-        cannot tell its backend: a task of its own starts it."""
+        part of a short stream's CPU."""
         self._ping_timer = None
         if not self.closing:
             # Held: the loop keeps only a weak reference to a task.
-            self._spawner = asyncio.get_running_loop().create_task(self._spawn_ping(tg))
-
-    async def _spawn_ping(self, tg: TaskGroup) -> None:
-        # `closing` is set before the relay returns and its task group ends.
-        if not self.closing:
-            tg.start_soon(self._ping)
+            self._pinger = asyncio.get_running_loop().create_task(self._ping())
 
     async def _ping(self) -> None:
         """Keep-alives (`ping` events, ...) while the upstream is silent, so clients do not
-        give up."""
-        while not self.closing:
-            wait = self.interval - (time.monotonic() - self.last_sent)
-            if wait > 0.0:
-                await anyio.sleep(wait)
-            if not self.closing and time.monotonic() - self.last_sent >= self.interval:
-                self.last_sent = time.monotonic()
-                # What was encoded but not sent yet goes first: the encoder numbered it before
-                # the keepalive (a Responses `sequence_number`; `response.created` itself
-                # waits here until the first read on a transport without `on_idle`).
-                body = b"".join(self.pending) + self.encoder.keepalive()
-                self.pending.clear()
-                await self.send({"type": "http.response.body", "body": body, "more_body": True})
+        give up. Ended by the relay (`_stop_ping`); a write that fails ends it too: the
+        client is gone, which the relay's own next write or the disconnect watcher reports."""
+        try:
+            while not self.closing:
+                wait = self.interval - (time.monotonic() - self.last_sent)
+                if wait > 0.0:
+                    await asyncio.sleep(wait)
+                if not self.closing and time.monotonic() - self.last_sent >= self.interval:
+                    self.last_sent = time.monotonic()
+                    # What was encoded but not sent yet goes first: the encoder numbered it
+                    # before the keepalive (a Responses `sequence_number`; `response.created`
+                    # itself waits here until the first read on a transport without
+                    # `on_idle`).
+                    body = b"".join(self.pending) + self.encoder.keepalive()
+                    self.pending.clear()
+                    await self.send({"type": "http.response.body", "body": body, "more_body": True})
+        except Exception as exc:
+            log.debug("keep-alive ping stopped: %r", exc)
+
+    def _stop_ping(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._pinger is not None:
+            self._pinger.cancel()
+            self._pinger = None
 
     async def _flush(self) -> None:
         """Send the events translated so far in one ASGI message."""
@@ -297,7 +303,7 @@ class _StreamRelay:
             self.last_sent = time.monotonic()
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def run(self, tg: TaskGroup) -> None:
+    async def run(self) -> None:
         """Open the upstream stream and relay it. Until the response starts nothing has
         reached the client: a rejection the backend can recover from (`Exchange.recover`)
         is retried with the request encoded again."""
@@ -317,13 +323,13 @@ class _StreamRelay:
                     call=exchange.call,
                     model=target.model,
                 ) as reads:
-                    await self._relay(reads, tg)
+                    await self._relay(reads)
                 return
             except VdmError as exc:
                 if self.started or not exchange.recover(exc):
                     raise
 
-    async def _relay(self, reads: AsyncIterator[bytes], tg: TaskGroup) -> None:
+    async def _relay(self, reads: AsyncIterator[bytes]) -> None:
         exchange = self.exchange
         send = self.send
         decoder = self.decoder
@@ -338,7 +344,7 @@ class _StreamRelay:
         pending.append(self.encoder.start())
         self.last_sent = time.monotonic()
         loop = asyncio.get_running_loop()
-        self._ping_timer = loop.call_later(self.interval, self._start_ping, tg)
+        self._ping_timer = loop.call_later(self.interval, self._start_ping)
         try:
             async for read in reads:
                 if exchange.first_data is None:  # only the first read is timed
@@ -359,6 +365,7 @@ class _StreamRelay:
             # The client left (nobody reads this), or the server's grace period ended: the
             # client must not take the cut for the end of the answer.
             self.closing = True
+            self._stop_ping()
             await end_cut_stream(send, pending, tail=self.encoder.error(SHUTTING_DOWN))
             raise
         except Exception as exc:  # after the 200 the only way to report is in-stream
@@ -379,9 +386,7 @@ class _StreamRelay:
         finally:
             exchange.usage = decoder.usage
             exchange.reasoning_tokens = decoder.reasoning_tokens
-            if self._ping_timer is not None:
-                self._ping_timer.cancel()
-                self._ping_timer = None
+            self._stop_ping()
         tail = b"".join(pending)
         pending.clear()
         self.closing = True
@@ -411,7 +416,7 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
     served = (SERVED_BY, header_value(route.label))
     if backend(route.provider.api_format).native_anthropic:
 
-        async def ask(_: TaskGroup) -> None:
+        async def ask() -> None:
             target = select(route.provider, route.model, head.model)[1]
             body, headers = await passthrough.count_tokens(
                 gateway.client(route.provider), target, incoming, head

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
-from anyio.abc import TaskGroup
 
 from vdm import __version__
 from vdm.config.secrets import safe_url
@@ -143,7 +142,7 @@ async def live_feed(
     async def write(chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def feed(tg: TaskGroup) -> None:
+    async def feed() -> None:
         await write(b"retry: 2000\n: vdm\n\n")
         beat = anyio.current_time() + HEARTBEAT_S
         while not gateway.stopping:

@@ -14,6 +14,7 @@ from vdm.server.asgi import Message, Receive, Scope, Send
 from vdm.server.frontend import AnthropicFrontend, Frontend
 from vdm.server.logs import MAX_BODY
 from vdm.server.passthrough import header_value
+from vdm.server.task_scope import TaskScope
 from vdm.usage.trace import Trace, new_request_id
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Response:
         self.sse = False
         self.timeout = timeout
         #: The request's cancel scope, once it runs (`App._serve`).
-        self.cancel: anyio.CancelScope | None = None
+        self.cancel: TaskScope | None = None
         self.stalled = False
 
     async def __call__(self, message: Message) -> None:
