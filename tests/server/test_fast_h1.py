@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from vdm.server import fast_h1
 
 PROTOCOLS = ["httptools", "h11"]
 KEEP_ALIVE_TIMEOUT = 1.5
+GRACEFUL_TIMEOUT = 1.0
 MAX_REQUESTS = 4
 BIG_CHUNK, BIG_CHUNKS = 64 * 1024, 512  # 32 MiB streamed to a client that does not read
 
@@ -80,6 +82,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> Non
         }[path]
         await start(send, headers)
         await send({"type": "http.response.body", "body": b"ok" * (1 + (path == "/long"))})
+    elif path == "/busy":  # answers after more than the keep-alive timeout
+        await asyncio.sleep(KEEP_ALIVE_TIMEOUT + 0.5)
+        await start(send, [(b"content-length", b"4")])
+        await send({"type": "http.response.body", "body": b"done"})
     elif path == "/big":
         await start(send, [])
         for _ in range(BIG_CHUNKS):
@@ -106,6 +112,7 @@ async def start(send: Any, headers: list[tuple[bytes, bytes]]) -> None:
 class Server:
     port: int
     seen: Seen
+    stop: Callable[[], None]  # shut the server down and wait for it to end
 
     def connect(self, rcvbuf: int = 0) -> socket.socket:
         sock = socket.socket()
@@ -129,7 +136,7 @@ def hypercorn_with(protocol: str) -> Iterator[Server]:
     config.accesslog = None
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
     config.keep_alive_max_requests = MAX_REQUESTS
-    config.graceful_timeout = 1.0
+    config.graceful_timeout = GRACEFUL_TIMEOUT
     seen = Seen()
     loop = asyncio.new_event_loop()
     stop: list[asyncio.Event] = []
@@ -149,11 +156,19 @@ def hypercorn_with(protocol: str) -> Iterator[Server]:
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     thread.start()
     ready.wait(5)
+
+    def stop_serving() -> None:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(stop[0].set)
+            thread.join(10)
+
     try:
-        yield Server(port, seen)
+        yield Server(port, seen, stop_serving)
+        stop_serving()
+        # Nothing left behind to be destroyed pending (a warning in the asyncio log).
+        assert not asyncio.all_tasks(loop)
     finally:
-        loop.call_soon_threadsafe(stop[0].set)
-        thread.join(10)
+        stop_serving()
         loop.close()
         fast_h1.select("h11")
 
@@ -316,6 +331,66 @@ def test_a_head_never_finished_is_dropped_after_the_keep_alive_timeout(server: S
         assert sock.recv(1024) == b""
         waited = time.monotonic() - began
     assert KEEP_ALIVE_TIMEOUT * 0.8 < waited < KEEP_ALIVE_TIMEOUT + 2
+
+
+def seconds_until_closed(sock: socket.socket, dribble: bytes = b"") -> float:
+    """Seconds until the server closes `sock` without sending anything, sending a byte of
+    `dribble` every 0.1 s meanwhile."""
+    began = time.monotonic()
+    for byte in dribble or bytes(100):
+        if select.select([sock], [], [], 0.1)[0]:
+            assert is_closed(sock)
+            return time.monotonic() - began
+        if dribble:
+            sock.sendall(bytes([byte]))
+    raise AssertionError("the connection is still open")
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(server: Server) -> None:
+    with server.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(GET % b"a")
+        assert read_answer(stream).status == 200
+        waited = seconds_until_closed(sock)
+    assert KEEP_ALIVE_TIMEOUT * 0.8 < waited < KEEP_ALIVE_TIMEOUT + 1
+
+
+def test_a_slow_head_after_a_response_is_cut_after_the_timeout(server: Server) -> None:
+    with server.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(GET % b"a")
+        assert read_answer(stream).status == 200
+        waited = seconds_until_closed(sock, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + bytes(90))
+    assert KEEP_ALIVE_TIMEOUT * 0.8 < waited < KEEP_ALIVE_TIMEOUT + 1
+
+
+def test_each_request_restarts_the_keep_alive_timeout(server: Server) -> None:
+    with server.connect() as sock, sock.makefile("rb") as stream:
+        for i in range(3):  # idle 1.2 timeouts in all, 0.6 at a time
+            if i:
+                time.sleep(KEEP_ALIVE_TIMEOUT * 0.6)
+            sock.sendall(GET % b"%d" % i)
+            assert read_answer(stream).body == b"hello GET /%d" % i
+
+
+def test_a_request_answered_after_the_keep_alive_timeout_completes(server: Server) -> None:
+    with server.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(GET % b"a")  # the connection has been idle once
+        assert read_answer(stream).status == 200
+        sock.sendall(GET % b"busy")
+        assert read_answer(stream).body == b"done"
+
+
+def test_an_idle_connection_is_closed_at_once_at_shutdown() -> None:
+    for protocol in PROTOCOLS:
+        with hypercorn_with(protocol) as running:
+            with running.connect() as sock, sock.makefile("rb") as stream:
+                sock.sendall(GET % b"a")
+                assert read_answer(stream).status == 200
+                began = time.monotonic()
+                running.stop()
+                took = time.monotonic() - began
+                assert is_closed(sock)
+            # Not left to the end of the grace period, nor to the keep-alive timeout.
+            assert took < GRACEFUL_TIMEOUT * 0.5, protocol
 
 
 def test_a_client_leaving_mid_response_is_a_disconnect_to_the_app(server: Server) -> None:

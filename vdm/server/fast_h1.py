@@ -1,14 +1,22 @@
 """Hypercorn's HTTP/1.1 protocol with httptools (llhttp, in C) in place of h11.
 
 h11 parses in pure Python and took 10-20 % of vdm's CPU per request. `HttptoolsProtocol` is a
-drop-in for Hypercorn's `H11Protocol`: the TCP server, ASGI streams, lifespan, timers and
-shutdown stay Hypercorn's; only the parsing of requests and the writing of responses change.
+drop-in for Hypercorn's `H11Protocol`: the TCP server, ASGI streams, lifespan and shutdown
+stay Hypercorn's; the parsing of requests, the writing of responses and the keep-alive timer
+(below) change.
 It behaves as the stock protocol does, byte for byte on the wire where it can: keep-alive and
 `keep_alive_max_requests`, pipelined requests answered in order (reading stops meanwhile, as
 h11 pauses), `100 Continue` sent right after the head of a request that expects it, 431 for a
 head still incomplete beyond `h11_max_incomplete_size`, 400 for a malformed request, 501 for
 an unknown transfer coding. Upgrade requests (WebSocket, h2c, CONNECT) and HTTP/2's preface go
 to the stock machinery, which raises the errors ProtocolWrapper switches protocols on.
+
+Idle time is Hypercorn's until the first request's head is complete, then the protocol's own:
+Hypercorn restarts an idle task for each keep-alive cycle and stops it (awaiting it, a loop
+turn) for each request, ~4 % of a small request's CPU; a `call_later` timer costs a fraction
+of that. It closes the connection after `keep_alive_timeout` without a complete head (the
+header timeout too), and one watcher per worker closes the idle ones at shutdown, as
+Hypercorn's idle task does.
 
 `select()` installs it (or restores h11) in the name ProtocolWrapper looks up per connection.
 """
@@ -19,6 +27,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -71,6 +80,34 @@ def _server_headers(config: Config) -> list[tuple[bytes, bytes]]:
 _cached: tuple[int, Config | None, list[tuple[bytes, bytes]]] = (-1, None, [])
 
 
+#: Per Hypercorn worker: its connections waiting for their next request (their timer running),
+#: which shutdown closes at once. Keyed weakly: a worker's context goes with its watcher.
+_idle_by_worker: weakref.WeakKeyDictionary[WorkerContext, set[HttptoolsProtocol]] = (
+    weakref.WeakKeyDictionary()
+)
+#: The watchers running (the loop keeps only weak references to tasks).
+_watchers: set[asyncio.Task[None]] = set()
+
+
+def _idle_of(context: WorkerContext) -> set[HttptoolsProtocol]:
+    """The idle connections of `context`'s worker; the first call starts its watcher."""
+    idle = _idle_by_worker.get(context)
+    if idle is None:
+        idle = _idle_by_worker[context] = set()
+        watcher = asyncio.get_running_loop().create_task(_close_idle_at_shutdown(context, idle))
+        _watchers.add(watcher)
+        watcher.add_done_callback(_watchers.discard)
+    return idle
+
+
+async def _close_idle_at_shutdown(context: WorkerContext, idle: set[HttptoolsProtocol]) -> None:
+    # Graceful shutdown waits for busy connections only. One that becomes idle later closes
+    # itself: _maybe_recycle sees `terminated`.
+    await context.terminated.wait()
+    for connection in list(idle):
+        connection._idle_timeout()
+
+
 class _Reject(Exception):
     """Raised in a parser callback to stop parsing a request h11 would refuse."""
 
@@ -98,7 +135,13 @@ class HttptoolsProtocol:
             server,
         )
         self.send = send
+        self.loop = asyncio.get_running_loop()
         self.can_read = context.event_class()
+        # Hypercorn's idle task runs until the first request's head; then the timer, between
+        # a response and the next request's head.
+        self.hypercorn_idle = True
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle = _idle_of(context)
         self.keep_alive_requests = 0
         self.stream: HTTPStream | None = None
         self.delegate: H11Protocol | None = None
@@ -141,7 +184,12 @@ class HttptoolsProtocol:
             if self.closed or self.broken:
                 return
             if event.data:
-                self._feed(event.data)
+                try:
+                    self._feed(event.data)
+                except H2ProtocolAssumedError:
+                    if self._disarm():  # Hypercorn's idle task times HTTP/2, as it did
+                        await self.send(Updated(idle=True))
+                    raise
             elif self.in_message:  # the client closed mid-request (h11 answers 400)
                 self.events.append((_ERROR, 400))
                 self.broken = True
@@ -149,6 +197,7 @@ class HttptoolsProtocol:
         elif isinstance(event, Closed):
             # Unlike h11, also wake a pipelined request waiting on a connection now gone.
             self.closed = True
+            self._disarm()
             await self.can_read.set()
             await self._close_stream()
 
@@ -269,6 +318,7 @@ class HttptoolsProtocol:
                 await self.send(Closed())
             else:  # _UPGRADE
                 events.clear()
+                self._disarm()  # the stock protocol keeps Hypercorn's idle task
                 self.delegate = H11Protocol(
                     self.app,
                     self.config,
@@ -285,7 +335,11 @@ class HttptoolsProtocol:
                 return
 
     async def _start_request(self, head: h1_wire.RequestHead) -> None:
-        await self.send(Updated(idle=False))
+        if self.idle_timer is not None:
+            self._disarm()
+        elif self.hypercorn_idle:
+            self.hypercorn_idle = False
+            await self.send(Updated(idle=False))
         self.method, self.http_10 = head.method, head.version == "1.0"
         self.request_keep_alive = head.keep_alive
         self.stream = HTTPStream(
@@ -338,7 +392,7 @@ class HttptoolsProtocol:
             # Held back to go out with the first body bytes, in one send; flushed on the next
             # loop turn if the app awaits something else first.
             self.pending = head
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+            self.loop.call_soon(self._flush_soon)
         elif isinstance(event, Body):
             await self._send_body(event.data)
         elif isinstance(event, EndBody):
@@ -403,8 +457,8 @@ class HttptoolsProtocol:
             and not self.out_closed
         ):
             self._new_cycle()
+            self._arm()
             await self.can_read.set()
-            await self.send(Updated(idle=True))
         else:
             await self._write(b"")  # a head held back still goes out, as h11 wrote it
             self.closed = True
@@ -415,6 +469,34 @@ class HttptoolsProtocol:
         if self.stream is not None:
             stream, self.stream = self.stream, None
             await stream.handle(StreamClosed(stream_id=STREAM_ID))
+
+    # -- idle time between requests ---------------------------------------------------------
+
+    def _arm(self) -> None:
+        self.idle_timer = self.loop.call_later(self.config.keep_alive_timeout, self._idle_timeout)
+        self.idle.add(self)
+
+    def _disarm(self) -> bool:
+        """Stop the timer; whether it was running."""
+        if self.idle_timer is None:
+            return False
+        self.idle_timer.cancel()
+        self.idle_timer = None
+        self.idle.discard(self)
+        return True
+
+    def _idle_timeout(self) -> None:
+        """Close the connection, idle too long or at shutdown, as Hypercorn's idle task does."""
+        self._disarm()
+        if not self.closed:
+            self.closed = True  # bytes arriving meanwhile are not a request any more
+            self.task_group.spawn(self._close_idle)
+
+    async def _close_idle(self) -> None:
+        # The protocol first, then the socket (Hypercorn's _initiate_server_close); the read
+        # loop then sees the end of the connection and ends.
+        await self.handle(Closed())
+        await self.send(Closed())
 
 
 def _unsupported() -> str | None:
