@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from functools import lru_cache
 
 from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
@@ -71,6 +72,7 @@ def client_label(settings: Settings, own_key: str | None) -> str:
     return "anonymous"
 
 
+@lru_cache(maxsize=1024)  # a client sends the same key with every request
 def _fingerprint(secret: str) -> str:
     """A short, stable, one-way name for `secret` (the first 8 hex digits of its SHA-256)."""
     return hashlib.sha256(secret.encode()).hexdigest()[:8]

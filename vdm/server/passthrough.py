@@ -60,6 +60,8 @@ SERVED_BY = b"x-vdm-served-by"
 def header_value(text: str) -> bytes:
     """`text` as a header value: printable ASCII only (a model name comes from the client,
     and a control character would break the response's head)."""
+    if text.isascii() and text.isprintable():  # nearly always: one C pass, not one per character
+        return text.encode("ascii")
     return "".join(c if " " <= c <= "~" else "?" for c in text).encode("ascii")
 
 
