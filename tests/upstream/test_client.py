@@ -270,7 +270,17 @@ def test_failover_worthy_and_context_overflow_are_field_checks() -> None:
 # --- requests built from cached templates, bodies read straight from vdm's transport ---------
 
 
-async def test_each_request_is_what_httpx_would_build_and_a_signer_changes_only_its_own() -> None:
+@pytest.mark.parametrize("exact_copy", [True, False], ids=["copied", "constructed"])
+async def test_each_request_is_what_httpx_would_build_and_a_signer_changes_only_its_own(
+    exact_copy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of making a request from its template: copying httpx's attributes (checked
+    once against httpx's constructor, `_exact_copy`) and the constructor itself (used when
+    an httpx release makes the copy differ)."""
+    from vdm.upstream import request_templates
+
+    assert request_templates._exact_copy()  # the installed httpx: the copy is exact
+    monkeypatch.setattr(request_templates, "_exact_copy", lambda: exact_copy)
     config = ProviderConfig(
         name="fake",
         api_keys=("sk-template-key-0001",),

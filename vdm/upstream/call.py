@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -40,21 +40,32 @@ class Call:
     #: Seconds spent waiting for the upstream: until a stream's headers, until a whole
     #: answer's last byte (retries and their waits included).
     waited: float = 0.0
+    #: `request_id` of the headers it was last worked out for (asked for twice per call).
+    _id_of: httpx.Headers | None = field(default=None, init=False, repr=False, compare=False)
+    _id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def request_id(self) -> str | None:
         """The upstream's own id of the answer, when its headers name one."""
-        if self.headers is None:
+        headers = self.headers
+        if headers is None:
             return None
+        if headers is not self._id_of:
+            self._id = self._request_id(headers)
+            self._id_of = headers
+        return self._id
+
+    @staticmethod
+    def _request_id(headers: httpx.Headers) -> str | None:
         # One pass over the raw headers (five `Headers.get` calls scanned them five times).
         found: dict[bytes, list[bytes]] = {}
-        for name, value in self.headers.raw:
+        for name, value in headers.raw:
             name = name.lower()
             if name in _UPSTREAM_ID_NAMES:
                 found.setdefault(name, []).append(value)
         if not found:
             return None
-        encoding = self.headers.encoding
+        encoding = headers.encoding
         for wanted in _UPSTREAM_ID_NAMES:
             joined = b", ".join(found.get(wanted, ())).decode(encoding)
             if joined:

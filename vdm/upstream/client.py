@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -36,7 +36,7 @@ from vdm.upstream.call import UPSTREAM_ID_HEADERS as UPSTREAM_ID_HEADERS
 from vdm.upstream.call import Call as Call
 from vdm.upstream.call import backoff as backoff
 from vdm.upstream.failures import error_from_response, error_from_transport
-from vdm.upstream.h1 import body_reads
+from vdm.upstream.h1 import H1Body, body_reader, close
 from vdm.upstream.keys import (
     AllKeysCooling,
     KeyPool,
@@ -128,7 +128,12 @@ class UpstreamClient(RequestTemplates):
         #: ~30 µs a request; a provider has only a few paths.
         self._urls: dict[str, httpx.URL] = {}
         #: (method, path, key, stream, forwarded headers) -> a request to copy (`_request`).
-        self._templates: dict[tuple[Any, ...], httpx.Request] = {}
+        self._templates: dict[tuple[Any, ...], tuple[httpx.Request, int | None]] = {}
+        #: The transport of every request when no proxy mount applies to any (the usual
+        #: case): `_transport_for_url` matches each URL against the mounts anew.
+        self._direct = None if mounts else self._client._transport
+        #: Key -> its masked form (`Call.key`), made once per key.
+        self._masked: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -193,7 +198,7 @@ class UpstreamClient(RequestTemplates):
             except httpx.HTTPError as exc:  # reading the body
                 raise error_from_transport(self.provider, exc, timer) from None
             finally:
-                await response.aclose()
+                await close(response)
         finally:
             if call is not None:
                 call.waited += time.perf_counter() - began
@@ -205,13 +210,18 @@ class UpstreamClient(RequestTemplates):
         call's deadline (vdm's transport stops a read there; another is checked between
         reads). Transport failures propagate to the caller, which names the provider."""
         limit = self.provider.max_response_bytes
-        declared = response.headers.get("content-length", "")
+        stream = response.stream
+        if isinstance(stream, H1Body):  # vdm's transport: it has the header at hand
+            declared = stream.content_length
+        else:
+            declared = response.headers.get("content-length", "")
+        check = not isinstance(response.extensions.get("network_stream"), ReadHooks)
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        check = not isinstance(response.extensions.get("network_stream"), ReadHooks)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in body_reads(response):
+        read = body_reader(response)
+        while chunk := await read():
             size += len(chunk)
             if size > limit:
                 raise self._too_large(limit)
@@ -243,8 +253,7 @@ class UpstreamClient(RequestTemplates):
                 unavailable=True,
             ) from None
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         path: str,
         body: bytes,
@@ -254,50 +263,15 @@ class UpstreamClient(RequestTemplates):
         on_idle: Callable[[], Awaitable[None]] | None = None,
         call: Call | None = None,
         model: str = "",
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST and yield the answer's byte reads; raises VdmError before yielding on a
-        failed status, and while iterating on a broken stream.
+    ) -> _Stream:
+        """An async context manager: POST and give the answer's byte reads; raises VdmError
+        on entering on a failed status, and while iterating on a broken stream.
 
         `on_idle` is awaited whenever the next read would wait for the network: everything
         that had arrived has been yielded. On vdm's own transport that is exactly when the
         socket has nothing more; on any other transport it is after every read.
         """
-        timer = CallTimer(self.provider)
-        began: float | None = time.perf_counter()
-        try:
-            response = await self._open(
-                path,
-                body,
-                stream=True,
-                client_key=client_key,
-                headers=headers,
-                call=call,
-                timer=timer,
-                model=model,
-            )
-            try:
-                if call is not None and began is not None:
-                    call.waited += time.perf_counter() - began
-                began = None  # the headers are in: the rest is the stream's time
-                network = response.extensions.get("network_stream")
-                if not isinstance(network, ReadHooks):
-                    network = None
-                if network is not None:
-                    network.on_idle = on_idle
-                try:
-                    # vdm's transport ends a read at the call's deadline; another is checked.
-                    other = network is None
-                    yield self._reads(response, on_idle if other else None, timer, other)
-                finally:
-                    if network is not None:
-                        network.on_idle = None
-            except httpx.HTTPError as exc:
-                raise error_from_transport(self.provider, exc, timer) from None
-            finally:
-                await response.aclose()
-        finally:
-            if call is not None and began is not None:  # no answer: the wait was all upstream
-                call.waited += time.perf_counter() - began
+        return _Stream(self, path, body, client_key, headers, on_idle, call, model)
 
     async def _reads(
         self,
@@ -307,25 +281,16 @@ class UpstreamClient(RequestTemplates):
         check_deadline: bool,
     ) -> AsyncIterator[bytes]:
         try:
-            async for chunk in body_reads(response):
+            read = body_reader(response)
+            while chunk := await read():
                 if check_deadline:
                     timer.check()
                 yield chunk
                 if after_each is not None:
                     await after_each()
-            await response.aclose()  # the connection back to the pool at the body's end
+            await close(response)  # the connection back to the pool at the body's end
         except httpx.HTTPError as exc:
             raise error_from_transport(self.provider, exc, timer) from None
-
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
-        """`AsyncClient.send` without its redirect, auth, cookie and event-hook layers, none of
-        which an API call uses: a tenth of vdm's CPU per small request (`make bench`). The
-        transport is still the client's choice for the URL: the mounts `__init__` made from
-        the proxy variables apply (httpx would not read them itself, vdm/upstream/pool.py)."""
-        transport = self._client._transport_for_url(request.url)
-        response = await transport.handle_async_request(request)
-        response.request = request
-        return response
 
     def _key(self, client_key: str | None, model: str, tried: list[str]) -> str | None:
         """The key for the next attempt: the client's own for a passthrough provider, else
@@ -421,13 +386,20 @@ class UpstreamClient(RequestTemplates):
                 raise rejected
             if call is not None:
                 call.attempts += 1
-                call.key = mask(key) if key else None
+                call.key = self._mask(key) if key else None
             request = self._request(path, body, key, stream, headers, extensions)
             if self.signer is not None:  # every attempt anew: the signature dates it
                 await self.signer(request)
             retry_after: float | None = None
             try:
-                response = await self._send_once(request)
+                # `AsyncClient.send` without its redirect, auth, cookie and event-hook layers,
+                # none of which an API call uses: a tenth of vdm's CPU per small request
+                # (`make bench`). The transport is still the client's choice for the URL: the
+                # mounts `__init__` made from the proxy variables apply (httpx would not read
+                # them itself, vdm/upstream/pool.py).
+                transport = self._direct or self._client._transport_for_url(request.url)
+                response = await transport.handle_async_request(request)
+                response.request = request
             except httpx.HTTPError as exc:
                 error = error_from_transport(self.provider, exc, timer)
                 again = retryable(exc) and not timer.expired()
@@ -497,8 +469,97 @@ class UpstreamClient(RequestTemplates):
             await response.aclose()
         return b"".join(chunks)[:_MAX_ERROR_BODY]
 
+    def _mask(self, key: str) -> str:
+        masked = self._masked.get(key)
+        if masked is None:
+            if len(self._masked) >= 256:  # passthrough: one per client key
+                self._masked.clear()
+            masked = self._masked[key] = mask(key)
+        return masked
+
     def _redact(self, client_key: str | None) -> tuple[str, ...]:
         """What to mask in an upstream's answer: the provider's keys, its credential custom
         headers' values, and the client's own key."""
         secrets = self.provider.secrets
         return (*secrets, client_key) if client_key else secrets
+
+
+class _Stream:
+    """`UpstreamClient.stream`'s context manager: a class, not `@asynccontextmanager`,
+    whose generator, helper and `athrow` cost more per stream than the rest of it."""
+
+    __slots__ = (
+        "_args",
+        "_client",
+        "_network",
+        "_on_idle",
+        "_response",
+        "_timer",
+        "call",
+    )
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        path: str,
+        body: bytes,
+        client_key: str | None,
+        headers: Mapping[str, str] | None,
+        on_idle: Callable[[], Awaitable[None]] | None,
+        call: Call | None,
+        model: str,
+    ) -> None:
+        self._client = client
+        self._args = (path, body, client_key, headers, model)
+        self._on_idle = on_idle
+        self.call = call
+        self._timer = CallTimer(client.provider)
+        self._response: httpx.Response | None = None
+        self._network: ReadHooks | None = None
+
+    async def __aenter__(self) -> AsyncIterator[bytes]:
+        path, body, client_key, headers, model = self._args
+        call, timer, on_idle = self.call, self._timer, self._on_idle
+        began = time.perf_counter()
+        try:
+            response = await self._client._open(
+                path,
+                body,
+                stream=True,
+                client_key=client_key,
+                headers=headers,
+                call=call,
+                timer=timer,
+                model=model,
+            )
+        finally:
+            if call is not None:  # until the headers (or the failure): the rest is the stream's
+                call.waited += time.perf_counter() - began
+        self._response = response
+        network = response.extensions.get("network_stream")
+        if isinstance(network, ReadHooks):
+            self._network = network
+            network.on_idle = on_idle
+            # vdm's transport ends a read at the call's deadline.
+            return self._client._reads(response, None, timer, False)
+        # Another transport: `on_idle` after every read, the deadline checked between them.
+        return self._client._reads(response, on_idle, timer, True)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        response = self._response
+        if response is None:
+            return
+        self._response = None
+        try:
+            if self._network is not None:
+                self._network.on_idle = None
+            if isinstance(exc, httpx.HTTPError):
+                client = self._client
+                raise error_from_transport(client.provider, exc, self._timer) from None
+        finally:
+            await close(response)

@@ -14,7 +14,7 @@ body cut short closes it), the server allowed keep-alive and said nothing out of
 A response's `network_stream` extension is its body stream, a `ReadHooks`: a reader may set
 `on_idle` (awaited before a read waits for the socket) and `deadline` (no read waits past
 it, which the `DEADLINE` request extension sets too). Errors are httpx's own exceptions, so
-vdm/upstream/failures.py maps them as it maps httpx's. `body_reads` takes a response's body
+vdm/upstream/failures.py maps them as it maps httpx's. `body_reader` takes a response's body
 straight from this transport when it has no content-encoding: httpx's decoder and chunker
 layers then have nothing to do but cost.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -106,6 +106,10 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
         self._origin = origin
         self._timeouts = timeouts
         self.deadline = deadline
+        #: The response's `Content-Length` ("" without one) and whether it has a
+        #: `Content-Encoding`, as parsed (vdm/upstream/h1_connection.py).
+        self.content_length = connection.content_length.decode("latin-1")
+        self.encoded = connection.encoded
 
     # An iterator object rather than an async generator: the event loop tracks every
     # generator in a weak set, per response; this needs none of that.
@@ -113,13 +117,18 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
         return self
 
     async def __anext__(self) -> bytes:
-        connection = self._connection
-        if connection is None:
-            raise httpx.StreamClosed()
-        data = await connection.read(self._timeouts, self)
+        data = await self.read()
         if not data:
             raise StopAsyncIteration
         return data
+
+    def read(self) -> Coroutine[Any, Any, bytes]:
+        """The next read (b"" at the body's end): the connection's own coroutine, with no
+        layer of this one's around it, and no StopAsyncIteration raised at the end."""
+        connection = self._connection
+        if connection is None:
+            raise httpx.StreamClosed()
+        return connection.read(self._timeouts, self)
 
     async def aclose(self) -> None:
         connection = self._connection
@@ -138,17 +147,39 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
         return self._socket.get_extra_info(info)
 
 
-def body_reads(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The reads of a response's body. httpx's `aiter_bytes` passes each through a decoder
-    chain, a chunker and an error context; a body from vdm's own transport that has no
-    content-encoding needs none of them, and is read straight from it (each read is
-    everything that arrived, never empty). Unlike `aiter_bytes`, the end of the body does
-    not close the response: the caller does (which gives the connection back)."""
+def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+    """What to await for each read of a response's body: the next piece, never empty, and
+    b"" at its end. httpx's `aiter_bytes` passes each through a decoder chain, a chunker and
+    an error context; a body from vdm's own transport that has no content-encoding needs
+    none of them, and is read straight from it (each read is everything that arrived).
+    Unlike `aiter_bytes`, the end of such a body does not close the response: the caller
+    does (which gives the connection back)."""
     stream = response.stream
-    if isinstance(stream, H1Body) and "content-encoding" not in response.headers:
+    if isinstance(stream, H1Body) and not stream.encoded:
         response.is_stream_consumed = True
-        return stream.__aiter__()
-    return response.aiter_bytes()
+        return stream.read
+    pieces = response.aiter_bytes()
+
+    async def read() -> bytes:
+        async for piece in pieces:
+            if piece:
+                return piece
+        return b""
+
+    return read
+
+
+async def close(response: httpx.Response) -> None:
+    """`response.aclose()`. A body from vdm's own transport is closed without the error
+    context httpx puts around it (a context manager per response): closing it raises no
+    httpx error for that context to name the request in."""
+    stream = response.stream
+    if isinstance(stream, H1Body):
+        if not response.is_closed:
+            response.is_closed = True
+            await stream.aclose()
+    else:
+        await response.aclose()
 
 
 class H1Transport(httpx.AsyncBaseTransport):
@@ -181,16 +212,29 @@ class H1Transport(httpx.AsyncBaseTransport):
             connection = await connect(
                 scheme, url.raw_host, port, self._ssl_context, timeouts.get("connect")
             )
-        connection.start(request.method == "HEAD")
+        method = request.method
+        connection.start(method == "HEAD")
         try:
             try:
-                await _send(connection, request, timeouts.get("write"))
+                stream = request.stream
+                if isinstance(stream, httpx.ByteStream):
+                    # A body in memory (vdm's own requests), head and body in one write: here
+                    # rather than in `_send`, one coroutine less per request. Iterated as the
+                    # sync stream it also is, which spares an async generator.
+                    content = b"".join(stream)
+                    head = _head(method, url, request.headers)
+                    connection.write(head + content if content else head)
+                    if connection.write_paused:
+                        await connection.drain(timeouts.get("write"))
+                else:
+                    await _send(connection, request, timeouts.get("write"))
             except httpx.WriteError:
                 # The server may answer (a 413, a 401) and close before taking the whole
                 # body: its answer says more than the failed write.
                 if not connection.head_done:
                     raise
-            await connection.receive_head(timeouts, deadline)
+            while (waiting := connection.head_wait(timeouts, deadline)) is not None:
+                await waiting
         except BaseException:
             connection.close()
             raise
@@ -211,17 +255,11 @@ class H1Transport(httpx.AsyncBaseTransport):
 
 
 async def _send(connection: H1Connection, request: httpx.Request, timeout: float | None) -> None:
-    """Write the request: its head and a bytes body in one write; a body of unknown length
-    (httpx then sets `transfer-encoding: chunked`) as chunks, each after the last drained."""
-    pending = _head(request)
+    """Write a request whose body is an async stream (a bytes one is written with its head,
+    in `H1Transport.handle_async_request`): a body of unknown length (httpx then sets
+    `transfer-encoding: chunked`) as chunks, each after the last drained."""
+    pending = _head(request.method, request.url, request.headers)
     stream = request.stream
-    if isinstance(stream, httpx.ByteStream):
-        # A body in memory (vdm's own requests): iterated as the sync stream it also is,
-        # which spares an async generator per request.
-        body = b"".join(stream)
-        connection.write(pending + body if body else pending)
-        await connection.drain(timeout)
-        return
     chunked = "chunked" in request.headers.get("transfer-encoding", "")
     assert isinstance(stream, httpx.AsyncByteStream)
     async for part in stream:
@@ -239,16 +277,18 @@ async def _send(connection: H1Connection, request: httpx.Request, timeout: float
         await connection.drain(timeout)
 
 
-def _head(request: httpx.Request) -> bytes:
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    headers = request.headers.raw
-    for name, value in headers:
+def _head(method: str, url: httpx.URL, headers: httpx.Headers) -> bytes:
+    parts = [method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+    # `Headers.raw` without the list of pairs it builds for each call: (name as given, name
+    # lowered, value) is what httpx keeps.
+    items = headers._list
+    for name, _, value in items:
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
     head = b"".join(parts)
     # A CR or LF inside a name, value or target would split the head (header injection):
     # counting line ends is two C-speed scans, cheaper than checking each header.
-    lines = len(headers) + 2
+    lines = len(items) + 2
     if head.count(b"\n") != lines or head.count(b"\r") != lines:
         raise httpx.LocalProtocolError("a request header or the target holds CR or LF")
     return head

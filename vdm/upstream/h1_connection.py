@@ -20,6 +20,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
@@ -48,7 +49,7 @@ def _expire(future: asyncio.Future[None]) -> None:
 class H1Connection(asyncio.Protocol):
     """A connection to one origin, carrying one request at a time. The request side is the
     caller's (`write`, `drain`); the response is parsed as it arrives and read with
-    `receive_head` and `read`."""
+    `head_wait` and `read`."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -57,6 +58,11 @@ class H1Connection(asyncio.Protocol):
         self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        #: Its `Content-Length` (several joined with ", ", as httpx's `Headers.get` does) and
+        #: whether it has a `Content-Encoding`: noted while parsing, so nothing looks them up
+        #: in httpx's `Headers` (a miss there raises and catches a KeyError).
+        self.content_length = b""
+        self.encoded = False
         self.http_version = b"HTTP/1.1"
         self.head_done = False
         self.complete = False
@@ -153,6 +159,12 @@ class H1Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        size = len(name)  # lowered only when the length could match
+        if size == 14 and name.lower() == b"content-length":
+            length = self.content_length
+            self.content_length = length + b", " + value if length else value
+        elif size == 16 and name.lower() == b"content-encoding":
+            self.encoded = True
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -162,6 +174,8 @@ class H1Connection(asyncio.Protocol):
             self._informational = True
             self.reason = b""
             self.headers = []
+            self.content_length = b""
+            self.encoded = False
             return
         self.status = status
         self.head_done = True
@@ -193,7 +207,8 @@ class H1Connection(asyncio.Protocol):
         self.status = self._head_size = 0
         self.reason = b""
         self.headers = []
-        self.head_done = self.complete = self.keep_alive = False
+        self.content_length = b""
+        self.head_done = self.complete = self.keep_alive = self.encoded = False
 
     def reusable(self) -> bool:
         transport = self.transport
@@ -206,7 +221,8 @@ class H1Connection(asyncio.Protocol):
         transport.write(data)
 
     async def drain(self, timeout: float | None) -> None:
-        """Wait until the transport's write buffer is below its high-water mark."""
+        """Wait until the transport's write buffer is below its high-water mark (a caller
+        may skip the call while `write_paused` is False)."""
         drained = self._drained
         if drained is None:
             return
@@ -221,13 +237,24 @@ class H1Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    async def receive_head(self, timeouts: dict[str, Any], deadline: float | None) -> None:
-        while not self.head_done:
-            if self._problem is not None:
-                raise self._problem
-            if self.eof:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            await self._wait(timeouts.get("read"), deadline)
+    @property
+    def write_paused(self) -> bool:
+        """The transport's write buffer is above its high-water mark: `drain` would wait."""
+        return self._drained is not None
+
+    def head_wait(
+        self, timeouts: dict[str, Any], deadline: float | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """None once the response head is in, else the wait for more of it (to await, then
+        ask again); raises when it can no longer come. A loop its caller runs rather than a
+        coroutine of its own: one layer less on every resumption of the request's task."""
+        if self.head_done:
+            return None
+        if self._problem is not None:
+            raise self._problem
+        if self.eof:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return self._wait(timeouts.get("read"), deadline)
 
     async def read(self, timeouts: dict[str, Any], hooks: ReadHooks) -> bytes:
         """All of the body parsed since the last read (b"" at its end); awaits `hooks.on_idle`
