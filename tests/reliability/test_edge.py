@@ -187,6 +187,57 @@ def test_requests_beyond_the_limit_get_a_503_and_health_still_answers(fake: Fake
     assert len(fake.requests) == 3
 
 
+def _answer_on(sock: socket.socket) -> bytes:
+    """One whole response read from `sock` (its head and a Content-Length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        more = sock.recv(65536)
+        assert more, "the connection closed mid-answer"
+        rest += more
+    return head
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "status"),
+    [
+        ("/v1/no-such-endpoint", "application/json", b"404"),
+        ("/v1/messages", "text/plain", b"415"),
+    ],
+)
+def test_a_refusal_before_the_body_arrived_keeps_the_connection(
+    fake: FakeOpenAI, path: str, kind: str, status: bytes
+) -> None:
+    """A request refused before any handler read it (as the 503 at the request limit is),
+    whose body comes in a second packet, as httpx sends it: vdm reads the body before
+    answering, so the connection serves the client's next request instead of closing
+    under it."""
+    body = json.dumps(_body()).encode()
+    with running_vdm(_env(fake)) as vdm:
+        with socket.create_connection(("127.0.0.1", vdm.port), timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(2):
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                    f"content-type: {kind}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+                )
+                time.sleep(0.05)  # the head alone first: the refusal is decided on it
+                sock.sendall(body)
+                head = _answer_on(sock)
+                assert head.split(b" ")[1] == status, head
+                assert b"connection: close" not in head.lower()
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            assert _answer_on(sock).startswith(b"HTTP/1.1 200")
+    assert fake.requests == []
+
+
 def test_the_default_request_limit_stays_below_the_descriptor_limit() -> None:
     assert default_max_requests(256) < 256 // 2
     assert default_max_requests(1024) < 1024 // 2

@@ -144,3 +144,20 @@ async def test_entering_outside_a_task_is_an_error() -> None:
 
     loop.call_soon(run)
     assert "outside of a task" in await failed
+
+
+async def test_the_loop_given_finds_the_task_without_looking_the_loop_up() -> None:
+    loop = asyncio.get_running_loop()
+    with TaskScope(loop) as scope:
+        scope.cancel()
+        await asyncio.sleep(0)
+    assert scope.cancelled_caught
+
+
+async def test_a_loop_that_is_not_running_any_more_falls_back_to_the_running_one() -> None:
+    stale = asyncio.new_event_loop()
+    stale.close()
+    with TaskScope(stale) as scope:
+        scope.cancel()
+        await asyncio.sleep(0)
+    assert scope.cancelled_caught

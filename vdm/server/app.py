@@ -12,12 +12,21 @@ given without a handler in vdm/server/response.py."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 
 from vdm.config.settings import Settings
 from vdm.protocol.errors import VdmError
-from vdm.server.asgi import ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
+from vdm.server.asgi import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    drain_unread,
+    send_bytes,
+    send_error,
+)
 from vdm.server.edge import (
     EdgePolicy,
     check_header_values,
@@ -173,6 +182,8 @@ class App:
                 check_json(headers)
             await self._serve(handler, path, scope, receive, response)
         except VdmError as exc:
+            if not response.handling:  # refused before any handler read the body
+                await drain_unread(receive, scope["headers"])
             await self._fail(response, exc)
         except ClientDisconnected:
             trace.fail("client disconnected", "client_closed")
@@ -200,7 +211,8 @@ class App:
                 headers={"retry-after": "1"},
             )
         self.active += limited
-        with TaskScope() as cancel:
+        response.handling = True
+        with TaskScope(self.gateway.loop) as cancel:
             response.cancel = cancel
             self._running.add(cancel)
             try:
@@ -231,6 +243,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.gateway.loop = asyncio.get_running_loop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 #: that instead of the answer.
 DISCARD_BYTES = 2 * MAX_BODY_BYTES
 DISCARD_SECONDS = 10.0
+#: A request body an early refusal still reads, so that the connection stays usable
+#: (`drain_unread`): at most this many bytes, for at most this long.
+UNREAD_BYTES = 1024 * 1024
+UNREAD_SECONDS = 1.0
 #: How long to wait for the rest of an upstream body once the answer is complete (`[DONE]`
 #: after the last event, ...), so that its connection can go back to the pool.
 DRAIN_SECONDS = 1.0
@@ -100,9 +105,11 @@ async def read_body(
             if first:
                 first = False
                 if timeout is not None:
-                    # anyio's clock is the loop's; read directly (anyio's lookup of the
-                    # running backend was ~2 % of a small request's CPU).
-                    deadline = asyncio.get_running_loop().time() + timeout
+                    # anyio's clock is the loop's, CLOCK_MONOTONIC on asyncio's loops and
+                    # uvloop's (which reads it once per loop turn, in milliseconds): read
+                    # directly, without anyio's lookup of the running backend (~2 % of a small
+                    # request's CPU) or asyncio's of the running loop (a getpid system call).
+                    deadline = time.monotonic() + timeout
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
             chunk = message.get("body", b"")
@@ -122,11 +129,26 @@ async def read_body(
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _discard(receive: Receive) -> None:
-    """Read and drop the rest of a body, within `DISCARD_BYTES` and `DISCARD_SECONDS`."""
+async def drain_unread(receive: Receive, headers: list[tuple[bytes, bytes]]) -> None:
+    """Read and drop a small request body an error answer did not need (a refusal before
+    any handler ran), within `UNREAD_BYTES` and `UNREAD_SECONDS`: HTTP/1.1 closes a
+    connection whose request was not read to its end, and a client that sent its body in a
+    second packet would find the connection it keeps for its next request gone."""
+    declared = content_length(headers)
+    if declared and declared <= UNREAD_BYTES:
+        try:
+            await _discard(receive, UNREAD_BYTES, UNREAD_SECONDS)
+        except ClientDisconnected:
+            pass
+
+
+async def _discard(
+    receive: Receive, limit: int = DISCARD_BYTES, seconds: float = DISCARD_SECONDS
+) -> None:
+    """Read and drop the rest of a body, within `limit` bytes and `seconds`."""
     dropped = 0
-    with anyio.move_on_after(DISCARD_SECONDS):
-        while dropped <= DISCARD_BYTES:
+    with anyio.move_on_after(seconds):
+        while dropped <= limit:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
@@ -165,7 +187,11 @@ async def send_error(send: Send, error: VdmError) -> None:
     await send_bytes(send, status, body, headers)
 
 
-async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> bool:
+async def run_until_disconnect(
+    receive: Receive,
+    work: Callable[[], Awaitable[None]],
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> bool:
     """Run `work` until it finishes (True) or the client disconnects (False).
 
     A disconnect cancels `work`, and with it the upstream request it is awaiting: no per-chunk
@@ -174,12 +200,13 @@ async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[No
 
     The watcher is a plain asyncio task and the cancellation asyncio's own (`TaskScope`):
     anyio's task group around them, and delivering its cancellation at the end, were ~8 % of
-    vdm's CPU for a small request under load (py-spy).
+    vdm's CPU for a small request under load (py-spy). `loop`, the running loop when the
+    caller knows it, saves looking it up (`Gateway.loop`).
     """
     watching = _Watch(receive)
-    with TaskScope() as scope:
+    with TaskScope(loop) as scope:
         watching.scope = scope
-        watcher = asyncio.get_running_loop().create_task(watching.run())
+        watcher = (loop or asyncio.get_running_loop()).create_task(watching.run())
         try:
             await work()
         finally:

@@ -85,7 +85,8 @@ async def serve(exchange: Exchange, receive: Receive, send: Send) -> None:
     served = _served_send(exchange, send)
     try:
         exchange.resolve()
-        if not await run_until_disconnect(receive, partial(_serve, exchange, served)):
+        work = partial(_serve, exchange, served)
+        if not await run_until_disconnect(receive, work, exchange.gateway.loop):
             if not exchange.delivered:
                 exchange.fail("client disconnected")
     except VdmError as exc:

@@ -45,6 +45,7 @@ class Response:
         "timeout",
         "cancel",
         "stalled",
+        "handling",
         "openai",
     )
 
@@ -61,6 +62,8 @@ class Response:
         #: The request's cancel scope, once it runs (`App._serve`).
         self.cancel: TaskScope | None = None
         self.stalled = False
+        #: A handler runs (`App._serve`): the request's body is its to read.
+        self.handling = False
 
     async def __call__(self, message: Message) -> None:
         if self.stalled:

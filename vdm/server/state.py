@@ -3,6 +3,7 @@ accounting (the recorder, the requests running now, the request log)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -65,6 +66,9 @@ class Gateway:
         #: Set when the server starts stopping (vdm/server/serve.py): live feeds (the
         #: dashboard's SSE) end at their next tick instead of holding up the shutdown.
         self.stopping = False
+        #: The event loop serving, once the server has started (lifespan): asyncio's lookup of
+        #: the running loop checks the process id, a system call, on every call.
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: The requests being served now, by request id (their traces fill in as they go).
         self.active: dict[str, Trace] = {}
         #: The dashboard's last state and when it was built (vdm/server/observe.py).

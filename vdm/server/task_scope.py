@@ -32,9 +32,20 @@ class TaskScope:
     """Cancel the task that entered this scope with `cancel()`, from any task or callback
     of the loop, or from the task itself (delivered at its next await, as anyio does)."""
 
-    __slots__ = ("_task", "_base", "_open", "_requested", "cancel_called", "cancelled_caught")
+    __slots__ = (
+        "_loop",
+        "_task",
+        "_base",
+        "_open",
+        "_requested",
+        "cancel_called",
+        "cancelled_caught",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        #: The loop the task runs on, when the caller knows it: found without asyncio's
+        #: lookup of the running loop (a system call, getpid, per lookup on Python 3.11).
+        self._loop = loop
         self._task: asyncio.Task[object] | None = None
         self._base = 0
         self._open = False
@@ -43,7 +54,12 @@ class TaskScope:
         self.cancelled_caught = False
 
     def __enter__(self) -> TaskScope:
-        task = asyncio.current_task()
+        # A loop that is not the running one (closed, or of an earlier server) has no current
+        # task: then the running loop's.
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None else None
+        if task is None:
+            task = asyncio.current_task()
         if task is None:
             raise RuntimeError("TaskScope is entered outside of a task")
         self._task = task

@@ -236,6 +236,7 @@ class PriceTable:
         return None if name is None else self.lookup("anthropic", name)
 
 
+@lru_cache(maxsize=512)  # a few names, asked for with every request's accounting
 def claude_model(requested: str) -> str | None:
     """The Claude model a requested name stands for: `claude-opus-4-6`,
     `anthropic:claude-sonnet-4-5-20250929` (its model part), or a family word (`haiku`,
