@@ -70,12 +70,14 @@ def _serve_and_ask(tmp_path: Path, fake: FakeOpenAI, event_loop: str) -> str:
 def test_server_start_serves_on_uvloop(tmp_path: Path, fake: FakeOpenAI) -> None:
     log = _serve_and_ask(tmp_path, fake, "uvloop")
     assert "serving on the uvloop event loop" in log
+    assert "garbage collector tuned for serving" in log  # vdm/server/gc_tuning.py
     assert "Traceback" not in log
 
 
 def test_event_loop_asyncio_forces_the_stock_loop(tmp_path: Path, fake: FakeOpenAI) -> None:
     log = _serve_and_ask(tmp_path, fake, "asyncio")
     assert "serving on the asyncio event loop" in log
+    assert "garbage collector tuned for serving" in log
 
 
 def _without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,7 +262,10 @@ def server_start(
         env = _log_env(settings, systemd)
         raise typer.Exit(supervise_workers(sock, count, settings.host, settings.port, grace, env))
     try:
-        run(partial(serve, settings, sock=sock, graceful_timeout=grace, app=served), loop=loop)
+        run(
+            partial(serve, settings, sock=sock, graceful_timeout=grace, app=served, tune_gc=True),
+            loop=loop,
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OSError as exc:

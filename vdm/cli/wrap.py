@@ -194,7 +194,9 @@ async def _serve_until_exit(
 
             async with anyio.create_task_group() as forwarding:
                 forwarding.start_soon(forward)
-                async with serving(settings, sock, graceful_timeout=GRACE_SECONDS) as app:
+                async with serving(
+                    settings, sock, graceful_timeout=GRACE_SECONDS, tune_gc=True
+                ) as app:
                     # Abandoned (the child is then reaped) only if the server fails. When the
                     # block ends, in-flight requests get GRACE_SECONDS.
                     await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)

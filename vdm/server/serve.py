@@ -156,13 +156,15 @@ async def serve(
     graceful_timeout: float = 5.0,
     app: App | None = None,
     announce: bool = True,
+    tune_gc: bool = False,
 ) -> None:
     """Serve until `shutdown_trigger` returns (or, when it is None, SIGTERM or SIGINT). New
     connections are then refused; requests still running get `graceful_timeout` seconds to
     finish and are then ended (a stream with an `error` event); a second signal ends them at
     once. `app` (default: a new one for `settings`) lets the caller read its state
     afterwards, e.g. the usage totals; `announce=False` leaves the configuration's problems
-    for the caller to report."""
+    for the caller to report; `tune_gc` sets the garbage collector for a serving process
+    (vdm/server/gc_tuning.py: process-wide, so only the CLI asks for it)."""
     import anyio
     from hypercorn.asyncio import serve as hypercorn_serve
 
@@ -216,6 +218,10 @@ async def serve(
     log.debug("serving on the %s event loop, HTTP/1.1 parsed by %s", running_loop_name(), parser)
     previous = loop.get_exception_handler()
     loop.set_exception_handler(QuietExhaustion(previous))
+    if tune_gc:
+        from vdm.server.gc_tuning import tune_for_serving
+
+        tune_for_serving()
     failure: BaseException | None = None
 
     async def run_hypercorn(tg: TaskGroup) -> None:
@@ -244,7 +250,12 @@ async def serve(
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, sock: socket.socket, *, graceful_timeout: float, app: App | None = None
+    settings: Settings,
+    sock: socket.socket,
+    *,
+    graceful_timeout: float,
+    app: App | None = None,
+    tune_gc: bool = False,
 ) -> AsyncIterator[App]:
     """Serve on `sock` in a task group while the block runs (the caller reports the
     configuration's problems); when it ends, requests still running get `graceful_timeout`
@@ -263,6 +274,7 @@ async def serving(
                 graceful_timeout=graceful_timeout,
                 app=app,
                 announce=False,
+                tune_gc=tune_gc,
             )
         )
         try:
