@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from vdm.protocol.anthropic import MessagesRequest
@@ -35,6 +36,7 @@ def json_schema_format(schema: dict[str, Any], *, strict: bool) -> dict[str, Any
     return {"name": FORMAT_NAME, "schema": schema, "strict": strict}
 
 
+@lru_cache(maxsize=256)  # one per client session: a JSON parse and a hash each request
 def identity(user_id: str) -> tuple[str, str | None]:
     """A stable `user` (<= 64 chars) and the session id for `prompt_cache_key`.
 
@@ -59,6 +61,7 @@ def identity(user_id: str) -> tuple[str, str | None]:
     return stable, session
 
 
+@lru_cache(maxsize=256)
 def safety_identifier(user: str) -> str:
     """`safety_identifier` must not identify the user: a sha256 hex digest (64 chars)."""
     if len(user) == 64 and all(c in "0123456789abcdef" for c in user):
