@@ -265,7 +265,8 @@ def test_active_requests_show_a_running_stream(vdm: RunningVdm, fake: FakeOpenAI
     thread.start()
     deadline = time.monotonic() + 5
     active: list[dict[str, Any]] = []
-    while not active and time.monotonic() < deadline:
+    # Listed from its arrival; its model once its body is read and routed: wait for that.
+    while not (active and active[0]["model"]) and time.monotonic() < deadline:
         active = httpx.get(f"{vdm.url}/metrics/active-requests", timeout=5).json()["active"]
         time.sleep(0.02)
     assert len(active) == 1
