@@ -97,6 +97,9 @@ class H1Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        # Kept for every read's wait: asyncio's lookup of the running loop checks the process
+        # id (a getpid system call) on each call.
+        self._loop = asyncio.get_running_loop()
         # Kept: asyncio's TLS transport cannot tell it once the connection is lost.
         self._ssl_object = transport.get_extra_info("ssl_object")
 
@@ -140,7 +143,7 @@ class H1Connection(asyncio.Protocol):
             drained.set_result(None)
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drained = self._loop.create_future()
 
     def resume_writing(self) -> None:
         drained = self._drained
@@ -228,7 +231,7 @@ class H1Connection(asyncio.Protocol):
             return
         timer = None
         if timeout is not None:
-            timer = asyncio.get_running_loop().call_later(timeout, _expire, drained)
+            timer = self._loop.call_later(timeout, _expire, drained)
         try:
             await drained
         except TimeoutError:
@@ -332,7 +335,7 @@ class H1Connection(asyncio.Protocol):
             if left <= 0:
                 raise httpx.ReadTimeout("the call's deadline has passed")
             timeout = left if timeout is None else min(timeout, left)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = self._waiter = loop.create_future()
         if timeout is None:
             self._expires = None
@@ -357,7 +360,7 @@ class H1Connection(asyncio.Protocol):
         if waiter is None or waiter.done() or expires is None:
             return  # no wait, or one without a timeout: the next wait sets a timer anew
         if expires > self._timer_at:
-            self._timer = asyncio.get_running_loop().call_at(expires, self._timer_fired)
+            self._timer = self._loop.call_at(expires, self._timer_fired)
             self._timer_at = expires
             return
         waiter.set_exception(TimeoutError())
