@@ -353,6 +353,22 @@ def snapshot(ps: psutil.Process, port: int, upstream_ports: frozenset[int]) -> S
     )
 
 
+def quiet_snapshot(
+    ps: psutil.Process, port: int, upstream_ports: frozenset[int], wait: float = 2.0
+) -> Snapshot:
+    """A snapshot for a baseline, once no client socket is left (within `wait` seconds).
+
+    A client that has just closed its connection leaves vdm's side open until vdm reads the
+    end; a snapshot taken meanwhile can count that socket as a client's in one look and miss
+    its descriptor in the next (closed in between): one "other" descriptor too few."""
+    now = snapshot(ps, port, upstream_ports)
+    deadline = time.monotonic() + wait
+    while now.client_sockets and time.monotonic() < deadline:
+        time.sleep(0.02)
+        now = snapshot(ps, port, upstream_ports)
+    return now
+
+
 def peak_rss_mb(ps: psutil.Process) -> float:
     """The process's high-water mark (VmHWM, Linux), else its current RSS."""
     try:
@@ -693,16 +709,8 @@ def run_soak(config: SoakConfig, workdir: Path) -> SoakResult:
         up.openai_faults.fault_rate, up.anthropic_faults.fault_rate = saved_rate
         up.openai_faults.counts.clear()
         up.anthropic_faults.counts.clear()
-        # The priming client has closed its connection; vdm closes its side when it reads
-        # the end. A snapshot taken meanwhile can count that socket as a client's in one
-        # look and miss its descriptor in the next (closed in between), one "other"
-        # descriptor too few: the baseline waits (a little) for it to be gone. Client sockets
-        # are compared with zero, never with the baseline.
-        baseline = snapshot(vdm.ps, vdm.port, up.ports)
-        deadline = time.monotonic() + 2.0
-        while baseline.client_sockets and time.monotonic() < deadline:
-            time.sleep(0.02)
-            baseline = snapshot(vdm.ps, vdm.port, up.ports)
+        # Client sockets are compared with zero, never with the baseline.
+        baseline = quiet_snapshot(vdm.ps, vdm.port, up.ports)
         tally, samples, aborted, elapsed = asyncio.run(_load(vdm, up.ports, config))
         if vdm.proc.poll() is not None:
             raise RuntimeError(f"vdm exited during the soak:\n{vdm.log_tail()}")

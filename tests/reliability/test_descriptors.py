@@ -26,6 +26,7 @@ from tests.reliability.soak import (
     HEADERS,
     VdmProcess,
     health_ok,
+    quiet_snapshot,
     snapshot,
     vdm_process,
 )
@@ -122,7 +123,7 @@ def test_vdm_survives_descriptor_exhaustion(tmp_path: Path, fake: FakeOpenAI) ->
         assert _normal_request(vdm).status_code == 200
         # Client sockets are compared with zero below, so the first client's connection,
         # which may linger until vdm's keep-alive timer, does not matter here.
-        baseline = snapshot(vdm.ps, vdm.port, frozenset({fake.port}))
+        baseline = quiet_snapshot(vdm.ps, vdm.port, frozenset({fake.port}))
 
         outcomes = asyncio.run(_burst(vdm.port))
         seen = f"burst outcomes: {dict(outcomes)}\nlog tail:\n{vdm.log_tail()}"
