@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 #: Third-party packages each layer may use (stdlib is always fine).
 THIRD_PARTY: dict[str, set[str]] = {
-    "protocol": {"pydantic", "tiktoken", "orjson"},
+    # pydantic_core: pydantic's own core, installed with it (jiter's `from_json` in jsonio).
+    "protocol": {"pydantic", "pydantic_core", "tiktoken", "orjson"},
     "config": {"pydantic"},
     "routing": {"pydantic"},
     "upstream": {"pydantic", "httpx", "httpcore", "httptools", "anyio", "botocore", "google"},

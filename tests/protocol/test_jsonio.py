@@ -95,3 +95,23 @@ def test_event_bytes_with_invalid_utf8_read_as_the_text_decoder_reads_them() -> 
 
     raw = b'{"text":"caf\xc3\xa9 \xff"}'
     assert json_event(raw) == json_event(raw.decode("utf-8", "replace")) == {"text": "café \ufffd"}
+
+
+@pytest.mark.parametrize(
+    ("text", "strict"),
+    [
+        (b'{"a":[1,2.5,"\\ud83d\\ude00",null],"n":123456789012345678901234567890}', True),
+        (b'{"u":"\\ud800"}', False),
+        (b'{"x":NaN}', False),
+        (b'\xef\xbb\xbf{"bom":1}', False),
+        # Strict JSON, but nested beyond jiter's limit: the standard library reads it.
+        (b"[" * 300 + b"]" * 300, False),
+    ],
+    ids=["strict", "unpaired-surrogate", "nan", "bom", "deep"],
+)
+def test_loads_strict_says_whether_only_the_standard_library_read_it(
+    text: bytes, strict: bool
+) -> None:
+    value, was_strict = jsonio.loads_strict(text)
+    assert repr(value) == repr(json.loads(text))
+    assert was_strict is strict

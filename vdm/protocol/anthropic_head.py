@@ -44,14 +44,15 @@ def parse_head(body: bytes) -> Head:
     if not body.strip():
         raise VdmError(400, "request body is empty: expected a JSON object")
     try:
-        data = jsonio.loads(body, parse_constant=_not_json)
+        data, strict = jsonio.loads_strict(body, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise VdmError(400, "invalid JSON body: the body is not UTF-8 text") from None
     except ValueError as exc:
         raise VdmError(400, f"invalid JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise VdmError(400, f"request body must be a JSON object, not {_kind(data)}")
-    if _SURROGATE_ESCAPE.search(body) is not None:
+    # Strict JSON holds no unpaired surrogate: only a body the standard library read may.
+    if not strict and _SURROGATE_ESCAPE.search(body) is not None:
         _check_text(data)
     model = data.get("model")
     if model is None:

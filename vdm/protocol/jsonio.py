@@ -1,15 +1,20 @@
-"""JSON on the hot path: orjson's speed with the standard library's answers (pure).
+"""JSON on the hot path: fast C parsers with the standard library's answers (pure).
 
 Every body vdm parses or writes per request goes through here: the client's request, the
 upstream request, the upstream answer, each upstream stream event and the client's answer.
-orjson is 3–6x faster than `json`, but differs from it in a few corners vdm relied on, so
-those fall back to the standard library, which then decides exactly as before:
+The C parsers are 3–6x faster than `json`, but differ from it in a few corners vdm relied
+on, so those fall back to the standard library, which then decides exactly as before:
 
-- what orjson refuses to parse (`NaN`, `Infinity`, UTF-16 bodies, an unpaired surrogate
-  escape, invalid UTF-8, plain bad JSON): `json` accepts it or raises its own error, with
-  the message vdm has always quoted;
-- an integer beyond 64 bits, which orjson reads as a float (a tool's input would reach the
-  provider changed): any run of 19 digits sends the text to `json`, which keeps it exact;
+- bodies are read by jiter (pydantic-core's `from_json`, with `NaN` and `Infinity`
+  refused), which keeps integers beyond 64 bits exact. orjson is faster on a stream's small
+  events, whose numbers never reach a client or a provider (`exact_ints=False`), but reads
+  such an integer as a float, and a body of 40 KB costs it a fresh 0.5 MB scratch buffer
+  per parse (its own mapping, given back at once: vdm/server/serve.py keeps glibc's
+  threshold fixed), which cost more than the parse itself;
+- what the C parsers refuse (`NaN`, `Infinity`, UTF-16 bodies, a byte order mark, an
+  unpaired surrogate escape, invalid UTF-8, nesting deeper than 200 for jiter, plain bad
+  JSON): `json` accepts it or raises its own error, with the message vdm has always quoted.
+  `loads_strict` says which one read a body;
 - what orjson refuses to write (an integer beyond 64 bits, a non-string key, an unpaired
   surrogate): `json` writes it, or raises as it did.
 
@@ -25,33 +30,31 @@ import json
 from typing import Any
 
 import orjson
-
-#: Every ASCII digit to `9`: a run of 19 nines in the translated text is a run of 19 digits.
-_DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
-_NINETEEN = b"9" * 19
+from pydantic_core import from_json
 
 
 def loads(data: bytes | str, *, exact_ints: bool = True, **stdlib: Any) -> Any:
     """The JSON value of `data`, as `json.loads(data, **stdlib)` would return it (`stdlib`,
     e.g. `parse_constant`, applies where the standard library decides: see the module).
-    `exact_ints=False` skips the look for integers beyond 64 bits (read as floats then), for
-    a caller none of whose numbers reach a client or a provider: an OpenAI Chat stream's
-    chunk, whose tool arguments are strings."""
+    `exact_ints=False` allows integers beyond 64 bits to be read as floats, for a caller
+    none of whose numbers reach a client or a provider: an OpenAI Chat stream's chunk,
+    whose tool arguments are strings."""
+    if exact_ints:
+        return loads_strict(data, **stdlib)[0]
     try:
-        value = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data, **stdlib)
-    if exact_ints and len(data) >= 19 and _may_hold_big_int(data):
-        return json.loads(data, **stdlib)
-    return value
 
 
-def _may_hold_big_int(data: bytes | str) -> bool:
-    """Whether `data` holds a run of 19 digits: perhaps an integer beyond 64 bits (more often
-    an id in a string; the standard library then parses it, at its own pace)."""
-    if isinstance(data, str):  # str.translate is 6x slower than this copy and bytes'
-        data = data.encode("utf-8", "surrogatepass")
-    return _NINETEEN in data.translate(_DIGITS)
+def loads_strict(data: bytes | str, **stdlib: Any) -> tuple[Any, bool]:
+    """`loads(data)`, and whether `data` was strict JSON (RFC 8259, UTF-8): False when only
+    the standard library's leniency read it, so that the value may hold what no encoder
+    writes as UTF-8 (an unpaired surrogate) or JSON has not (`NaN`)."""
+    try:
+        return from_json(data, allow_inf_nan=False), True
+    except ValueError:
+        return json.loads(data, **stdlib), False
 
 
 def dumps(value: Any) -> bytes:
