@@ -33,7 +33,6 @@ from vdm.protocol.errors import VdmError
 from vdm.protocol.reasoning import reasoning_tokens
 from vdm.server import passthrough
 from vdm.server.asgi import (
-    DRAIN_SECONDS,
     JSON_HEADERS,
     SSE_HEADERS,
     Incoming,
@@ -45,7 +44,7 @@ from vdm.server.asgi import (
     send_json,
 )
 from vdm.server.exchange import Exchange
-from vdm.server.forward import SHUTTING_DOWN, end_cut_stream, not_what_it_claims
+from vdm.server.forward import SHUTTING_DOWN, drain, end_cut_stream, not_what_it_claims
 from vdm.server.frontend import AnthropicFrontend
 from vdm.server.passthrough import SERVED_BY, anthropic_relay, forwarded_headers, header_value
 from vdm.server.relay import openai_relay
@@ -315,7 +314,7 @@ class _StreamRelay:
             try:
                 # Events are collected and sent when the upstream has nothing more for the
                 # moment (`on_idle`): one ASGI send per burst of upstream data.
-                async with exchange.client.stream(
+                stream = exchange.client.stream(
                     path,
                     backend.encode(exchange.translated, target),
                     client_key=exchange.incoming.client_key,
@@ -323,14 +322,15 @@ class _StreamRelay:
                     on_idle=self._flush,
                     call=exchange.call,
                     model=target.model,
-                ) as reads:
-                    await self._relay(reads)
+                )
+                async with stream as reads:
+                    await self._relay(reads, stream.arrived)
                 return
             except VdmError as exc:
                 if self.started or not exchange.recover(exc):
                     raise
 
-    async def _relay(self, reads: AsyncIterator[bytes]) -> None:
+    async def _relay(self, reads: AsyncIterator[bytes], arrived: Callable[[], bool]) -> None:
         exchange = self.exchange
         send = self.send
         decoder = self.decoder
@@ -395,10 +395,7 @@ class _StreamRelay:
         if exchange.outcome == "ok":
             exchange.delivered = True  # the tail ended with message_stop
         if decoder.done:
-            # Read the end of the upstream body so its connection goes back to the pool.
-            with anyio.move_on_after(DRAIN_SECONDS):
-                async for _ in reads:
-                    pass
+            await drain(reads, arrived)
 
 
 async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:

@@ -545,6 +545,14 @@ class _Stream:
         # Another transport: `on_idle` after every read, the deadline checked between them.
         return self._client._reads(response, on_idle, timer, True)
 
+    def arrived(self) -> bool:
+        """Whether all of the answer's body has arrived, so that reading the rest will not
+        wait (vdm's own transport; False with another, which may still wait)."""
+        response = self._response
+        return (
+            response is not None and isinstance(response.stream, H1Body) and response.stream.arrived
+        )
+
     async def __aexit__(
         self,
         kind: type[BaseException] | None,

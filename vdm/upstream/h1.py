@@ -130,6 +130,12 @@ class H1Body(httpx.AsyncByteStream, ReadHooks):
             raise httpx.StreamClosed()
         return connection.read(self._timeouts, self)
 
+    @property
+    def arrived(self) -> bool:
+        """Whether all of the body has arrived: reading the rest will not wait."""
+        connection = self._connection
+        return connection is not None and connection.complete
+
     async def aclose(self) -> None:
         connection = self._connection
         if connection is None:
