@@ -20,7 +20,9 @@ from typing import Any
 
 import hypercorn.protocol
 import pytest
+from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.config import Config
+from hypercorn.events import Event, RawData
 from hypercorn.protocol.h11 import H11Protocol
 
 from vdm.server import fast_h1
@@ -70,6 +72,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> Non
         for i in range(3):
             await send({"type": "http.response.body", "body": b"part %d\n" % i, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/tail":  # a stream whose last write has a body
+        await start(send, [])
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await send({"type": "http.response.body", "body": b"end"})
     elif path == "/late":  # the head first, the body a while later
         await start(send, [])
         await asyncio.sleep(0.5)
@@ -459,6 +465,28 @@ def test_a_streamed_response_is_chunked(server: Server) -> None:
     assert answer.raw.endswith(
         b"\r\n\r\n7\r\npart 0\n\r\n7\r\npart 1\n\r\n7\r\npart 2\n\r\n0\r\n\r\n"
     )
+
+
+def test_the_last_body_and_the_end_of_a_chunked_answer_go_out_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[bytes] = []
+    send = TCPServer.protocol_send
+
+    async def recording(self: TCPServer, event: Event) -> None:
+        if isinstance(event, RawData):
+            writes.append(event.data)
+        await send(self, event)
+
+    monkeypatch.setattr(TCPServer, "protocol_send", recording)
+    with hypercorn_with("httptools") as running, running.connect() as sock:
+        with sock.makefile("rb") as stream:
+            sock.sendall(GET % b"tail")
+            assert read_answer(stream).body == b"partend"
+    # The head goes with the first body; the last body with the end: two writes, not four.
+    assert len(writes) == 2, writes
+    assert writes[0].startswith(b"HTTP/1.1 200 ") and writes[0].endswith(b"\r\n4\r\npart\r\n")
+    assert writes[1] == b"3\r\nend\r\n0\r\n\r\n"
 
 
 def test_a_websocket_upgrade_is_served(server: Server) -> None:

@@ -108,6 +108,24 @@ async def _close_idle_at_shutdown(context: WorkerContext, idle: set[HttptoolsPro
         connection._idle_timeout()
 
 
+class _AppStream(HTTPStream):
+    """Hypercorn's HTTPStream, telling the protocol when a body is the response's last: it
+    then goes out with the body's end (a chunked body's last chunk) in one write, not two."""
+
+    def __init__(self, protocol: HttptoolsProtocol, *args: Any) -> None:
+        super().__init__(*args)
+        self.protocol = protocol
+
+    async def app_send(self, message: Any) -> None:
+        if (
+            message is not None
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            self.protocol.last_body = True
+        await super().app_send(message)
+
+
 class _Reject(Exception):
     """Raised in a parser callback to stop parsing a request h11 would refuse."""
 
@@ -173,6 +191,7 @@ class HttptoolsProtocol:
         self.framing = Framing.LENGTH
         self.left = 0
         self.pending = b""  # a response head waiting to go out with the first body bytes
+        self.last_body = False  # the app sent its last body: it waits for the body's end
 
     async def initiate(self) -> None:
         pass
@@ -342,7 +361,8 @@ class HttptoolsProtocol:
             await self.send(Updated(idle=False))
         self.method, self.http_10 = head.method, head.version == "1.0"
         self.request_keep_alive = head.keep_alive
-        self.stream = HTTPStream(
+        self.stream = _AppStream(
+            self,
             self.app,
             self.config,
             self.context,
@@ -413,6 +433,9 @@ class HttptoolsProtocol:
                 self.reusable = False
                 raise h11.LocalProtocolError("Too much data for declared Content-Length")
             self.left -= len(data)
+        if self.last_body:  # the body's end follows at once: both go out in one write
+            self.pending += data
+            return
         await self._write(data)
 
     async def _end_body(self) -> None:
