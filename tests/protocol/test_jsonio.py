@@ -115,3 +115,11 @@ def test_loads_strict_says_whether_only_the_standard_library_read_it(
     value, was_strict = jsonio.loads_strict(text)
     assert repr(value) == repr(json.loads(text))
     assert was_strict is strict
+
+
+def test_tool_arguments_are_compact_utf8_json_with_exact_integers() -> None:
+    value = {"command": "ls -la", "note": "café 😀", "n": 2**70, "nested": {"a": [1, 2.5]}}
+    text = jsonio.tool_arguments(value)
+    big = 2**70
+    assert text == f'{{"command":"ls -la","note":"café 😀","n":{big},"nested":{{"a":[1,2.5]}}}}'
+    assert json.loads(text) == value

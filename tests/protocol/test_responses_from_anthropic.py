@@ -165,7 +165,7 @@ def test_assistant_text_and_tool_calls_keep_their_order() -> None:
         "type": "function_call",
         "call_id": "call_b",
         "name": "Bash",
-        "arguments": '{"command": "pwd"}',
+        "arguments": '{"command":"pwd"}',
     }
     assert "id" not in fc  # store:false: no item ids
 

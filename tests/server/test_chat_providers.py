@@ -39,7 +39,10 @@ from tests.harness import RunningVdm, running_vdm
 from vdm.protocol.signatures import restore_tool_id, split_thought_id
 
 KEY = "sk-upstream-chat-rules-7731"
-ARGS = json.dumps({"command": "ls", "description": "List files in current directory"})
+# Compact, as providers write a call's arguments, and as vdm sends them back.
+ARGS = json.dumps(
+    {"command": "ls", "description": "List files in current directory"}, separators=(",", ":")
+)
 #: Claude Code 2.1.330's Bash tool schema as it sends it (`$schema`, `additionalProperties`).
 BASH = {
     "name": "Bash",

@@ -136,7 +136,7 @@ def test_two_turn_tool_loop_carries_the_reasoning_back(
         responses_reply(
             "I'll run it.",
             reasoning=["The user wants a command run.", "Bash will do."],
-            tool_calls=[("Bash", '{"command": "echo hello"}')],
+            tool_calls=[("Bash", '{"command":"echo hello"}')],
             pieces=3,
         ),
         responses_reply("It printed hello.", reasoning=["Done."]),
@@ -191,7 +191,7 @@ def test_two_turn_tool_loop_carries_the_reasoning_back(
         "type": "function_call",
         "call_id": tool.id,
         "name": "Bash",
-        "arguments": '{"command": "echo hello"}',
+        "arguments": '{"command":"echo hello"}',
     }
     assert output == {"type": "function_call_output", "call_id": tool.id, "output": "hello"}
     assert after["content"] == [{"type": "input_text", "text": "thanks"}]

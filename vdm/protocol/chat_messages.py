@@ -13,12 +13,12 @@ Mistral's tool id format, and models that take text only (`text_only`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import (
     DocumentBlock,
     ImageBlock,
@@ -246,7 +246,7 @@ def _tool_call(block: ToolUseBlock, ctx: _Context) -> dict[str, Any]:
         "type": "function",
         "function": {
             "name": tool_name(block.name, ctx.target),
-            "arguments": json.dumps(block.input, ensure_ascii=False),
+            "arguments": jsonio.tool_arguments(block.input),
         },
     }
     if signature and ctx.signatures and "skip-signatures" not in ctx.target.degraded:

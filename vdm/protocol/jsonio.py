@@ -63,3 +63,9 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError too: what only the standard library writes
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def tool_arguments(value: Any) -> str:
+    """A tool call's input as the `arguments` string OpenAI's APIs carry: compact JSON, as
+    the models write their own calls (and fewer tokens than `json.dumps`' spaced form)."""
+    return dumps(value).decode()

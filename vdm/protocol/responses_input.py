@@ -13,11 +13,11 @@ may send that breaks those rules rather than let the provider answer 400.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from vdm.protocol import jsonio
 from vdm.protocol.anthropic import (
     ImageBlock,
     MessagesRequest,
@@ -149,7 +149,7 @@ class _Input:
                         "type": "function_call",
                         "call_id": upstream,
                         "name": tool_name(block.name, self.target),
-                        "arguments": json.dumps(block.input, ensure_ascii=False),
+                        "arguments": jsonio.tool_arguments(block.input),
                     }
                 )
                 self.open_calls.append(upstream)
