@@ -3,8 +3,10 @@ encoder consumes (DESIGN.md, "dialects as codecs around canonical events").
 
 The canonical form is the Anthropic Messages API, so the events follow its stream grammar:
 blocks are opened, receive deltas and are closed, one at a time, with indexes counting from 0
-without gaps; the message ends with its stop reason and usage. Events are small frozen,
-slotted values; `Blocks` is the helper decoders share to open and close blocks in order.
+without gaps; the message ends with its stop reason and usage. Events are small slotted
+values, compared and hashed by value and never changed once made (not `frozen`: a frozen
+dataclass is made at twice the cost, and a stream makes one per delta); `Blocks` is the
+helper decoders share to open and close blocks in order.
 
 A decoder is sans-I/O: `feed(bytes) -> list[Event]` for each upstream read, `finish() ->
 list[Event]` at the end of the body. It raises `VdmError` for an in-band upstream error.
@@ -17,17 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TextStart:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ThinkingStart:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RedactedThinkingStart:
     """A `redacted_thinking` block: Anthropic encrypted the reasoning, and `data` is all
     there is (no deltas follow, only the `BlockStop`). A client must send it back unchanged
@@ -39,26 +41,26 @@ class RedactedThinkingStart:
     data: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ToolUseStart:
     index: int
     id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TextDelta:
     index: int
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ThinkingDelta:
     index: int
     thinking: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SignatureDelta:
     """The signature of a thinking block, sent once just before the block stops."""
 
@@ -66,18 +68,18 @@ class SignatureDelta:
     signature: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class InputJsonDelta:
     index: int
     partial_json: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class BlockStop:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ServerToolUseStart:
     """A `server_tool_use` block: a tool the provider ran itself (its web search, mapped to
     Anthropic's `web_search`). Known whole when it starts, so `input_json` rides along; the
@@ -89,7 +91,7 @@ class ServerToolUseStart:
     input_json: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ServerToolResultStart:
     """A server tool's result block (`web_search_tool_result`), whole in its start event as
     Anthropic streams it; `block` is the Anthropic content block."""
@@ -98,7 +100,7 @@ class ServerToolResultStart:
     block: Mapping[str, Any] = field(hash=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CitationDelta:
     """A citation of the open text block (`citations_delta`): `citation` is Anthropic's
     `web_search_result_location`."""
@@ -107,7 +109,7 @@ class CitationDelta:
     citation: Mapping[str, Any] = field(hash=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MessageEnd:
     """The end of the message: Anthropic stop reason, matched stop sequence, final usage
     (`input_tokens` excludes cache reads and writes), and the provider's web searches
