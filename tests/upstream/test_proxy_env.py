@@ -242,29 +242,52 @@ async def test_https_through_the_proxy_trusts_ssl_cert_file(
     server_context.load_cert_chain(cert, key)
     answer = json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
-        writer.write(b"content-length: %d\r\n\r\n%s" % (len(answer), answer))
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
+    accepted: list[asyncio.BaseTransport] = []
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_context)
+    class Accepting(asyncio.StreamReaderProtocol):
+        """Keeps every accepted connection, to close at the end: one whose handshake is
+        still waiting then (the refused certificate's, the proxy closing its side of the
+        tunnel in its own time), or whose handler has not started, would be left to the
+        garbage collector, and fail a later test with an unclosed-transport warning."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.append(transport)
+            super().connection_made(transport)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await writer.start_tls(server_context)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+            writer.write(b"content-length: %d\r\n\r\n%s" % (len(answer), answer))
+            await writer.drain()
+        except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
+            pass  # the refused certificate
+        finally:
+            writer.close()
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: Accepting(asyncio.StreamReader(), handle), "127.0.0.1", 0
+    )
     base_url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     async with server:
-        # Without the CA bundle the upstream's certificate is refused (through the tunnel).
-        with pytest.raises(VdmError, match="fake"):
-            await post(base_url)
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        assert (await post(base_url))["object"] == "chat.completion"
+        try:
+            # Without the CA bundle the upstream's certificate is refused (in the tunnel).
+            with pytest.raises(VdmError, match="fake"):
+                await post(base_url)
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            assert (await post(base_url))["object"] == "chat.completion"
+        finally:
+            for transport in accepted:
+                transport.close()
     tunnels = [(r.method, r.target) for r in proxy.requests]
     assert tunnels == [("CONNECT", base_url[len("https://") : -len("/v1")])] * 2
 
