@@ -18,13 +18,26 @@ import argparse
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.bench import upstream
-from tests.bench.client import Server, closed_loop, percentile, stop
+from tests.bench.client import LoadResult, Server, closed_loop, percentile, stop
 from tests.bench.run import start_vdm
 from tests.bench.scenarios import SCENARIOS, Scenario, vdm_request
 
 WARMUP_S = 1.0
+
+
+async def _load(server: Server, request: tuple[bytes, Any], c: int, seconds: float) -> LoadResult:
+    return await closed_loop(
+        server.port,
+        *request,
+        concurrency=c,
+        warmup=0.0,
+        duration=seconds,
+        max_requests=10**7,
+        probe=dict,
+    )
 
 
 async def _pair(
@@ -34,28 +47,12 @@ async def _pair(
     latencies: dict[Path, list[float]] = {tree: [] for tree in servers}
     cpu = dict.fromkeys(servers, 0.0)
     for tree, server in servers.items():
-        await closed_loop(
-            server.port,
-            *requests[tree],
-            concurrency=c,
-            warmup=0.0,
-            duration=WARMUP_S,
-            max_requests=10**6,
-            probe=dict,
-        )
+        await _load(server, requests[tree], c, WARMUP_S)
     order = list(servers.items())
     for r in range(rounds):
         for tree, server in order if r % 2 == 0 else order[::-1]:
             before = server.cpu_seconds()
-            result = await closed_loop(
-                server.port,
-                *requests[tree],
-                concurrency=c,
-                warmup=0.0,
-                duration=slice_s,
-                max_requests=10**7,
-                probe=dict,
-            )
+            result = await _load(server, requests[tree], c, slice_s)
             cpu[tree] += server.cpu_seconds() - before
             latencies[tree].extend(result.latencies)
     print(f"({s.key}) {s.title}, c={c}")
