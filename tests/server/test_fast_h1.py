@@ -26,6 +26,7 @@ from hypercorn.events import Event, RawData
 from hypercorn.protocol.h11 import H11Protocol
 
 from vdm.server import fast_h1
+from vdm.server.asgi import DISCONNECT
 
 PROTOCOLS = ["httptools", "h11"]
 KEEP_ALIVE_TIMEOUT = 1.5
@@ -40,6 +41,10 @@ class Seen:
 
     sent: int = 0  # bytes of /big handed to Hypercorn
     disconnected: threading.Event = field(default_factory=threading.Event)
+    #: What the /watch paths saw of the DISCONNECT extension: whether it was offered, then
+    #: whether its callback came.
+    watched: list[bool] = field(default_factory=list)
+    watch_done: threading.Event = field(default_factory=threading.Event)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> None:
@@ -98,6 +103,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> Non
             await send({"type": "http.response.body", "body": b"x" * BIG_CHUNK, "more_body": True})
             seen.sent += BIG_CHUNK
         await send({"type": "http.response.body", "body": b""})
+    elif path.startswith("/watch"):
+        await watch(scope, receive, send, seen)
     elif path == "/hold":
         await start(send, [])
         await send({"type": "http.response.body", "body": b"started", "more_body": True})
@@ -108,6 +115,38 @@ async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> Non
         body = b"hello %s %s" % (scope["method"].encode(), path.encode())
         await start(send, [(b"content-length", str(len(body)).encode())])
         await send({"type": "http.response.body", "body": body})
+
+
+async def watch(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> None:
+    """/watch: a response begun, then held until the client leaves; /watch-end: a whole
+    response, then a pause; /watch-late: a pause before the head (the client leaves
+    meanwhile), then the hook is asked. Records whether the hook was offered and called."""
+    hook = scope["extensions"].get(DISCONNECT)
+    seen.watched.append(hook is not None)
+    called = asyncio.Event()
+    path = scope["path"]
+    try:
+        if hook is None:
+            await start(send, [(b"content-length", b"7")])
+            await send({"type": "http.response.body", "body": b"no hook"})
+            return
+        if path == "/watch-late":
+            await asyncio.sleep(0.3)
+        hook.watch(called.set)
+        if path == "/watch-end":
+            await start(send, [(b"content-length", b"2")])
+            await send({"type": "http.response.body", "body": b"ok"})
+        elif path == "/watch":
+            await start(send, [])
+            await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        try:
+            await asyncio.wait_for(called.wait(), 0.3 if path == "/watch-end" else 5)
+        except TimeoutError:
+            pass
+        hook.unwatch()
+        seen.watched.append(called.is_set())
+    finally:
+        seen.watch_done.set()
 
 
 async def start(send: Any, headers: list[tuple[bytes, bytes]]) -> None:
@@ -412,6 +451,44 @@ def test_a_client_leaving_mid_request_is_a_disconnect_to_the_app(server: Server)
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         time.sleep(0.2)
     assert server.seen.disconnected.wait(5)
+
+
+def test_the_h11_protocol_offers_no_disconnect_extension() -> None:
+    # Its apps read `http.disconnect` from `receive` instead (vdm's watcher task).
+    with hypercorn_with("h11") as server:
+        with server.connect() as sock, sock.makefile("rb") as stream:
+            sock.sendall(GET % b"watch")
+            assert read_answer(stream).body == b"no hook"
+        assert server.seen.watched == [False]
+
+
+def test_the_disconnect_extension_calls_back_when_the_client_leaves_mid_response() -> None:
+    with hypercorn_with("httptools") as server:
+        with server.connect() as sock, sock.makefile("rb") as stream:
+            sock.sendall(GET % b"watch")
+            read_answer(stream, head_only=True)
+            assert stream.readline() == b"7\r\n"
+        assert server.seen.watch_done.wait(5)
+        assert server.seen.watched == [True, True]
+
+
+def test_the_disconnect_extension_calls_back_at_once_when_the_client_has_left() -> None:
+    with hypercorn_with("httptools") as server:
+        with server.connect() as sock:
+            sock.sendall(GET % b"watch-late")
+            time.sleep(0.1)
+        assert server.seen.watch_done.wait(5)
+        assert server.seen.watched == [True, True]
+
+
+def test_the_disconnect_extension_is_silent_after_a_whole_response() -> None:
+    with hypercorn_with("httptools") as server:
+        with server.connect() as sock, sock.makefile("rb") as stream:
+            sock.sendall(GET % b"watch-end")
+            assert read_answer(stream).body == b"ok"
+            assert server.seen.watch_done.wait(5)
+        # The stream closes when the answer ends: that is no disconnect.
+        assert server.seen.watched == [True, False]
 
 
 def test_a_head_sent_before_the_body_is_not_held_back(server: Server) -> None:

@@ -34,6 +34,20 @@ def vdm(fake: FakeOpenAI) -> Iterator[RunningVdm]:
         yield server
 
 
+@pytest.fixture(params=["httptools", "h11"])
+def either_vdm(fake: FakeOpenAI, request: pytest.FixtureRequest) -> Iterator[RunningVdm]:
+    """vdm on each HTTP/1.1 protocol: httptools tells the app of a disconnect through its
+    scope extension, h11 only by the `http.disconnect` a watcher task reads."""
+    env = {
+        "OPENAI_API_KEY": UPSTREAM_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "MAX_RETRIES": "1",
+        "HTTP_PARSER": request.param,
+    }
+    with running_vdm(env, ping_interval=0.2) as server:
+        yield server
+
+
 @pytest.fixture
 def client(vdm: RunningVdm) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=vdm.url, api_key="sk-client", max_retries=0) as c:
@@ -266,10 +280,12 @@ def test_mid_stream_error_never_looks_like_a_normal_end(vdm: RunningVdm, fake: F
     assert "message_stop" not in raw
 
 
-def test_client_disconnect_cancels_the_upstream_stream(vdm: RunningVdm, fake: FakeOpenAI) -> None:
+def test_client_disconnect_cancels_the_upstream_stream(
+    either_vdm: RunningVdm, fake: FakeOpenAI
+) -> None:
     fake.enqueue(SseReply(stream_chunks("x " * 100, pieces=100), delay=0.05))
     with httpx.stream(
-        "POST", f"{vdm.url}/v1/messages", json=_hello(stream=True), timeout=10
+        "POST", f"{either_vdm.url}/v1/messages", json=_hello(stream=True), timeout=10
     ) as response:
         for line in response.iter_lines():
             if "content_block_delta" in line:
@@ -515,11 +531,13 @@ def test_unknown_endpoint_and_method(vdm: RunningVdm) -> None:
 
 
 def test_client_disconnect_cancels_a_non_streaming_request(
-    vdm: RunningVdm, fake: FakeOpenAI
+    either_vdm: RunningVdm, fake: FakeOpenAI
 ) -> None:
     fake.enqueue(HangReply(10.0))
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{vdm.url}/v1/messages", json=_hello(), timeout=httpx.Timeout(10, read=0.5))
+        httpx.post(
+            f"{either_vdm.url}/v1/messages", json=_hello(), timeout=httpx.Timeout(10, read=0.5)
+        )
     assert fake.wait_for_disconnect(5), "vdm kept waiting on the upstream after the client left"
 
 

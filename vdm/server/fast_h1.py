@@ -32,7 +32,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
-from typing import Any
+from types import TracebackType
+from typing import Any, cast
 
 import h11
 import hypercorn.protocol
@@ -41,10 +42,19 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.events import Body, Data, EndBody, Request, Response, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H2ProtocolAssumedError, H11Protocol
-from hypercorn.protocol.http_stream import HTTPStream
-from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+from hypercorn.typing import (
+    AppWrapper,
+    ASGIReceiveEvent,
+    ASGISendEvent,
+    ConnectionState,
+    Scope,
+    TaskGroup,
+    WorkerContext,
+)
 
 from vdm.server import h1_wire
+from vdm.server.asgi import DISCONNECT
 from vdm.server.h1_wire import Framing
 
 try:
@@ -108,13 +118,88 @@ async def _close_idle_at_shutdown(context: WorkerContext, idle: set[HttptoolsPro
         connection._idle_timeout()
 
 
+class _Disconnect:
+    """The `DISCONNECT` extension of one request: its stream calls `fire` when the client
+    leaves before the response has ended. Held by the scope and the stream, it holds
+    neither: no reference cycle for the garbage collector to find per request."""
+
+    __slots__ = ("gone", "callback")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.callback: Callable[[], None] | None = None
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        if self.gone:
+            callback()
+        else:
+            self.callback = callback
+
+    def unwatch(self) -> None:
+        self.callback = None
+
+    def fire(self) -> None:
+        self.gone = True
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
+class _Spawner:
+    """The task group an `_AppStream` starts its app with: the connection's, the scope given
+    the request's `DISCONNECT` extension first (before the app's task can run)."""
+
+    __slots__ = ("group", "disconnect")
+
+    def __init__(self, group: TaskGroup, disconnect: _Disconnect) -> None:
+        self.group, self.disconnect = group, disconnect
+
+    async def spawn_app(
+        self,
+        app: AppWrapper,
+        config: Config,
+        scope: Scope,
+        send: Callable[[ASGISendEvent | None], Awaitable[None]],
+    ) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+        cast(Any, scope)["extensions"][DISCONNECT] = self.disconnect  # an HTTP scope
+        return await self.group.spawn_app(app, config, scope, send)
+
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
+        self.group.spawn(func, *args)
+
+    async def __aenter__(self) -> TaskGroup:
+        return self
+
+    async def __aexit__(self, exc_type: type, exc_value: BaseException, tb: TracebackType) -> None:
+        pass
+
+
 class _AppStream(HTTPStream):
     """Hypercorn's HTTPStream, telling the protocol when a body is the response's last: it
-    then goes out with the body's end (a chunked body's last chunk) in one write, not two."""
+    then goes out with the body's end (a chunked body's last chunk) in one write, not two.
 
-    def __init__(self, protocol: HttptoolsProtocol, *args: Any) -> None:
-        super().__init__(*args)
+    It also offers the app the `DISCONNECT` scope extension: the stream knows when its client
+    leaves before the response has ended (the connection closed under it), and says so to
+    the callback the app registered, where the app would otherwise keep a task waiting on
+    `receive` for the `http.disconnect` (a task, a queue wait and a cancellation per
+    request)."""
+
+    def __init__(
+        self, protocol: HttptoolsProtocol, app: AppWrapper, config: Config, *args: Any
+    ) -> None:
+        context, group, *rest = args
+        self.disconnect = _Disconnect()
+        super().__init__(app, config, context, _Spawner(group, self.disconnect), *rest)
         self.protocol = protocol
+
+    async def handle(self, event: StreamEvent) -> None:
+        if (
+            isinstance(event, StreamClosed)
+            and not self.closed
+            and self.state is not ASGIHTTPState.CLOSED  # not the end of a whole response
+        ):
+            self.disconnect.fire()
+        await super().handle(event)
 
     async def app_send(self, message: Any) -> None:
         if (

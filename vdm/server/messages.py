@@ -85,7 +85,8 @@ async def serve(exchange: Exchange, receive: Receive, send: Send) -> None:
     try:
         exchange.resolve()
         work = partial(_serve, exchange, served)
-        if not await run_until_disconnect(receive, work, exchange.gateway.loop):
+        disconnect = exchange.incoming.disconnect
+        if not await run_until_disconnect(receive, work, exchange.gateway.loop, disconnect):
             if not exchange.delivered:
                 exchange.fail("client disconnected")
     except VdmError as exc:
@@ -421,7 +422,7 @@ async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, s
             )
             await send_bytes(send, 200, body, [*headers, served])
 
-        await run_until_disconnect(receive, ask)
+        await run_until_disconnect(receive, ask, gateway.loop, incoming.disconnect)
         return
     request = validated(CountTokensRequest, head)
     tokens = None

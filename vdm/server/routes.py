@@ -13,7 +13,16 @@ from urllib.parse import parse_qsl
 from vdm import __version__
 from vdm.config.settings import NO_PROVIDER, Settings
 from vdm.server import dashboard, messages, observe
-from vdm.server.asgi import Incoming, Receive, Scope, Send, read_body, send_bytes, send_json
+from vdm.server.asgi import (
+    Incoming,
+    Receive,
+    Scope,
+    Send,
+    disconnect_hook,
+    read_body,
+    send_bytes,
+    send_json,
+)
 from vdm.server.auth import check_session, client_key, client_label
 from vdm.server.catalog import alias_entries, openai_list
 from vdm.server.dashboard import check_viewer
@@ -48,7 +57,7 @@ async def read_incoming(gateway: Gateway, scope: Scope, receive: Receive) -> Inc
     trace.bytes_in = len(body)
     if trace.response_body is not None:  # the request log keeps bodies
         trace.request_body = body
-    return Incoming(body, scope["headers"], key, trace)
+    return Incoming(body, scope["headers"], key, trace, disconnect_hook(scope))
 
 
 async def _messages(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
