@@ -37,9 +37,10 @@ UNREAD_SECONDS = 1.0
 #: after the last event, ...), so that its connection can go back to the pool.
 DRAIN_SECONDS = 1.0
 
-#: The scope extension (`scope["extensions"][DISCONNECT]`) through which a server that sees
-#: the connection tells the app that its client left, with no task waiting on `receive` for
-#: an `http.disconnect` (`run_until_disconnect`): vdm's HTTP/1.1 protocol (fast_h1) offers it.
+#: The scope extension (`scope["extensions"][DISCONNECT]`) through which a server tells the
+#: app when the request's stream closes (the client left, or the response ended: when the
+#: `http.disconnect` message would be queued), with no task waiting on `receive` for it
+#: (`run_until_disconnect`): vdm's HTTP/1.1 protocol (fast_h1) offers it.
 DISCONNECT = "vdm.disconnect"
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -51,8 +52,8 @@ SSE_HEADERS = [
 
 
 class DisconnectHook(Protocol):
-    """A `DISCONNECT` extension: calls back once if the client leaves before the response
-    has ended (at once if it has left already); never for a response that ended."""
+    """A `DISCONNECT` extension: calls back once when the request's stream closes, the
+    client gone or the response ended (at once if it has closed already)."""
 
     def watch(self, callback: Callable[[], None]) -> None: ...
 

@@ -42,7 +42,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.events import Body, Data, EndBody, Request, Response, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H2ProtocolAssumedError, H11Protocol
-from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.typing import (
     AppWrapper,
     ASGIReceiveEvent,
@@ -119,9 +119,10 @@ async def _close_idle_at_shutdown(context: WorkerContext, idle: set[HttptoolsPro
 
 
 class _Disconnect:
-    """The `DISCONNECT` extension of one request: its stream calls `fire` when the client
-    leaves before the response has ended. Held by the scope and the stream, it holds
-    neither: no reference cycle for the garbage collector to find per request."""
+    """The `DISCONNECT` extension of one request: its stream calls `fire` when it closes
+    (the client left, or the response ended), where HTTPStream queues the `http.disconnect`.
+    Held by the scope and the stream, it holds neither: no reference cycle for the garbage
+    collector to find per request."""
 
     __slots__ = ("gone", "callback")
 
@@ -178,9 +179,8 @@ class _AppStream(HTTPStream):
     """Hypercorn's HTTPStream, telling the protocol when a body is the response's last: it
     then goes out with the body's end (a chunked body's last chunk) in one write, not two.
 
-    It also offers the app the `DISCONNECT` scope extension: the stream knows when its client
-    leaves before the response has ended (the connection closed under it), and says so to
-    the callback the app registered, where the app would otherwise keep a task waiting on
+    It also offers the app the `DISCONNECT` scope extension: the stream says when it closes
+    to the callback the app registered, where the app would otherwise keep a task waiting on
     `receive` for the `http.disconnect` (a task, a queue wait and a cancellation per
     request)."""
 
@@ -193,11 +193,7 @@ class _AppStream(HTTPStream):
         self.protocol = protocol
 
     async def handle(self, event: StreamEvent) -> None:
-        if (
-            isinstance(event, StreamClosed)
-            and not self.closed
-            and self.state is not ASGIHTTPState.CLOSED  # not the end of a whole response
-        ):
+        if isinstance(event, StreamClosed) and not self.closed:
             self.disconnect.fire()
         await super().handle(event)
 
