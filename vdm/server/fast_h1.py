@@ -242,7 +242,7 @@ class HttptoolsProtocol:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.idle = _idle_of(context)
         self.keep_alive_requests = 0
-        self.stream: HTTPStream | None = None
+        self.stream: _AppStream | None = None
         self.delegate: H11Protocol | None = None
         self.parser = httptools.HttpRequestParser(self)
         # llhttp refuses control bytes in header values that h11 lets through (and the app
@@ -473,38 +473,45 @@ class HttptoolsProtocol:
 
     async def stream_send(self, event: StreamEvent) -> None:
         if isinstance(event, Response):
-            if self.out_closed:
-                return
-            headers = list(chain(event.headers, _server_headers(self.config)))
-            if event.status_code < 200:
-                await self._write(h1_wire.informational_head(event.status_code, headers))
-                return
-            if self.keep_alive_requests >= self.config.keep_alive_max_requests:
-                headers.append((b"connection", b"close"))
-            head, self.framing, self.left, self.reusable = h1_wire.response_head(
-                event.status_code,
-                headers,
-                trusted=len(event.headers),
-                method=self.method,
-                http_10=self.http_10,
-                keep_alive=self.request_keep_alive,
-            )
-            self.responded = True
-            # Held back to go out with the first body bytes, in one send; flushed on the next
-            # loop turn if the app awaits something else first.
-            self.pending = head
-            self.loop.call_soon(self._flush_soon)
+            await self.respond(event.status_code, event.headers)
         elif isinstance(event, Body):
-            await self._send_body(event.data)
+            await self.send_body(event.data)
         elif isinstance(event, EndBody):
-            await self._end_body()
+            await self.end_body()
         elif isinstance(event, Data):  # WebSocket frames: never here, upgrades are delegated
             await self.send(RawData(data=event.data))
         elif isinstance(event, StreamClosed):
-            await self._maybe_recycle()
+            await self.stream_closed()
         # InformationalResponse (103 Early Hints), EndData: nothing on HTTP/1, as in Hypercorn.
 
-    async def _send_body(self, data: bytes) -> None:
+    async def respond(self, status: int, app_headers: list[tuple[bytes, bytes]]) -> None:
+        """A response's head (a final one is held back for the first body bytes)."""
+        if self.out_closed:
+            return
+        headers = list(chain(app_headers, _server_headers(self.config)))
+        if status < 200:
+            await self._write(h1_wire.informational_head(status, headers))
+            return
+        if self.keep_alive_requests >= self.config.keep_alive_max_requests:
+            headers.append((b"connection", b"close"))
+        head, self.framing, self.left, self.reusable = h1_wire.response_head(
+            status,
+            headers,
+            trusted=len(app_headers),
+            method=self.method,
+            http_10=self.http_10,
+            keep_alive=self.request_keep_alive,
+        )
+        self.responded = True
+        # Held back to go out with the first body bytes, in one send; flushed on the next
+        # loop turn if the app awaits something else first.
+        self.pending = head
+        self.loop.call_soon(self._flush_soon)
+
+    async def stream_closed(self) -> None:
+        await self._maybe_recycle()
+
+    async def send_body(self, data: bytes) -> None:
         if self.out_closed or not data:
             return
         if self.framing is Framing.CHUNKED:
@@ -519,7 +526,7 @@ class HttptoolsProtocol:
             return
         await self._write(data)
 
-    async def _end_body(self) -> None:
+    async def end_body(self) -> None:
         if self.out_closed:
             return
         if self.framing is Framing.LENGTH and self.left:
