@@ -45,6 +45,8 @@ class Seen:
     #: whether its callback came.
     watched: list[bool] = field(default_factory=list)
     watch_done: threading.Event = field(default_factory=threading.Event)
+    #: How many `http.request` messages each /echo request's body came in.
+    body_messages: list[int] = field(default_factory=list)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> None:
@@ -63,13 +65,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any, seen: Seen) -> Non
     path = scope["path"]
     if path == "/echo":
         body = b""
+        messages = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 seen.disconnected.set()
+            messages += message["type"] == "http.request"
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        seen.body_messages.append(messages)
         await start(send, [(b"content-length", str(len(body)).encode())])
         await send({"type": "http.response.body", "body": body})
     elif path == "/stream":
@@ -332,6 +337,23 @@ def test_a_chunked_request_body_reaches_the_app_whole(server: Server) -> None:
             sock.sendall(request[i : i + 7])
             time.sleep(0.005)
         assert read_answer(stream).body == b"abcdefg"
+
+
+def test_a_body_that_arrives_with_its_end_is_one_message_to_the_app() -> None:
+    # h11's protocol sends the body, then its end, as two messages. A body in two parts: the
+    # first, then the second with the end.
+    with (
+        hypercorn_with("httptools") as server,
+        server.connect() as sock,
+        sock.makefile("rb") as stream,
+    ):
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        assert read_answer(stream).body == b"hello"
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.1)
+        sock.sendall(b"world")
+        assert read_answer(stream).body == b"helloworld"
+        assert server.seen.body_messages == [1, 2]
 
 
 def test_an_oversized_head_gets_431_and_the_connection_closes(server: Server) -> None:

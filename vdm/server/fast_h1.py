@@ -42,7 +42,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.events import Body, Data, EndBody, Request, Response, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H2ProtocolAssumedError, H11Protocol
-from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.typing import (
     AppWrapper,
     ASGIReceiveEvent,
@@ -52,6 +52,7 @@ from hypercorn.typing import (
     TaskGroup,
     WorkerContext,
 )
+from hypercorn.utils import build_and_validate_headers, suppress_body
 
 from vdm.server import h1_wire
 from vdm.server.asgi import DISCONNECT
@@ -198,13 +199,45 @@ class _AppStream(HTTPStream):
         await super().handle(event)
 
     async def app_send(self, message: Any) -> None:
-        if (
-            message is not None
-            and message["type"] == "http.response.body"
-            and not message.get("more_body", False)
-        ):
-            self.protocol.last_body = True
+        # A response's head and body go straight to the protocol: HTTPStream.app_send's
+        # checks and state changes for these two messages, without the Response, Body and
+        # EndBody events and their dispatch (Hypercorn's own path was ~10 % of a small
+        # request's Python calls). Anything else (trailers, early hints, the app's end) is
+        # HTTPStream's.
+        if message is not None:
+            kind = message["type"]
+            if kind == "http.response.start" and self.state is ASGIHTTPState.REQUEST:
+                self.response = message
+                headers = build_and_validate_headers(message.get("headers", []))
+                await self.protocol.respond(int(message["status"]), headers)
+                self.state = ASGIHTTPState.RESPONSE
+                return
+            if kind == "http.response.body" and self.state is ASGIHTTPState.RESPONSE:
+                body = message.get("body", b"")
+                last = not message.get("more_body", False)
+                protocol = self.protocol
+                if last:  # it goes out with the body's end (a chunked body's last chunk)
+                    protocol.last_body = True
+                if body and not suppress_body(self.scope["method"], int(self.response["status"])):
+                    await protocol.send_body(bytes(body))
+                if last:
+                    if self.response.get("trailers", False):
+                        self.state = ASGIHTTPState.TRAILERS
+                    else:
+                        await protocol.end_body()
+                        self.state = ASGIHTTPState.CLOSED
+                        await self.config.log.access(
+                            self.scope, self.response, time.time() - self.start_time
+                        )
+                        await protocol.stream_closed()
+                return
         await super().app_send(message)
+
+    async def request_end(self, body: bytes) -> None:
+        """The request's last body bytes and its end, as one message to the app (HTTPStream
+        sends a body and its end as two)."""
+        if not self.closed:
+            await self.app_put({"type": "http.request", "body": body, "more_body": False})
 
 
 class _Reject(Exception):
@@ -397,7 +430,11 @@ class HttptoolsProtocol:
                 events.popleft()
                 if self.stream is None:
                     continue
-                if kind == _BODY:
+                if kind == _BODY and events and events[0][0] == _END:
+                    events.popleft()  # its end came with it: one message to the app
+                    self.request_done = True
+                    await self.stream.request_end(payload)
+                elif kind == _BODY:
                     await self.stream.handle(Body(stream_id=STREAM_ID, data=payload))
                 else:
                     self.request_done = True
