@@ -62,6 +62,7 @@ class TaskScope:
             task = asyncio.current_task()
         if task is None:
             raise RuntimeError("TaskScope is entered outside of a task")
+        self._loop = task.get_loop()  # for `cancel`, which may run at every request's end
         self._task = task
         self._base = task.cancelling()
         self._open = True
@@ -74,11 +75,13 @@ class TaskScope:
         self.cancel_called = True
         if not self._open:
             return
-        if asyncio.current_task() is self._task:
+        loop = self._loop
+        assert loop is not None  # set on entering
+        if asyncio.current_task(loop) is self._task:
             # Cancelling the running task itself would leave a pending cancellation behind
             # if the scope were left before its next await (Python 3.11 and 3.12 keep it
             # after `uncancel`): deliver it on the next loop turn, if still inside.
-            asyncio.get_running_loop().call_soon(self._deliver)
+            loop.call_soon(self._deliver)
         else:
             self._deliver()
 
