@@ -3,9 +3,10 @@
 A minimal HTTP/1.1 server on a raw ``asyncio.Protocol``: it reads the request head and a
 ``Content-Length`` body, picks the reply by the first ``"model":"<scenario model>"`` in the
 body (at its start from vdm, after the messages from claude-code-router), and
-writes pre-rendered bytes (one ``transport.write`` for instant replies; a ``call_later`` chain,
-no task, for paced streams). Its cost per request is the same whether the request comes from
-the load generator directly or through vdm, and small next to vdm's.
+writes pre-rendered bytes (one ``transport.write`` for instant replies; for paced streams,
+``call_at`` timers at fixed times from the stream's start, no task). Its cost per request is
+the same whether the request comes from the load generator directly or through vdm, and small
+next to vdm's.
 
 It prints ``PORT <n>`` on stdout once listening. ``GET /stats`` answers the requests counted
 per model, the TCP connections accepted (does vdm reuse its connections?) and the last body
@@ -145,16 +146,25 @@ class _Conn(asyncio.Protocol):
         transport.write(writes[0])
         if len(writes) > 1:
             self.busy = True
-            self.timer = self.loop.call_later(plan.interval, self._next, writes, 1, plan.interval)
+            # Write i is due at `began + i * interval`, as a model's tokens come at its own
+            # pace: a late write (this loop busy, the box's cores shared with the proxy) does
+            # not push the later ones back, which a chain of call_later did, lengthening a
+            # stream by the sum of its delays and measuring the box more than the proxy.
+            began = self.loop.time()
+            self.timer = self.loop.call_at(
+                began + plan.interval, self._next, writes, 1, began, plan.interval
+            )
 
-    def _next(self, writes: tuple[bytes, ...], i: int, interval: float) -> None:
+    def _next(self, writes: tuple[bytes, ...], i: int, began: float, interval: float) -> None:
         transport = self.transport
         if transport is None:
             return
         transport.write(writes[i])
         i += 1
         if i < len(writes):
-            self.timer = self.loop.call_later(interval, self._next, writes, i, interval)
+            self.timer = self.loop.call_at(
+                began + i * interval, self._next, writes, i, began, interval
+            )
             return
         self.timer = None
         self.busy = False
