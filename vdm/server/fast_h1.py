@@ -389,18 +389,21 @@ class HttptoolsProtocol:
             self.upgrading = True
             return
         raw = self.headers
-        hosts = sum(1 for name, _ in raw if name.lower() == b"host")
+        lowered = [(name.lower(), value) for name, value in raw]  # once, for every check
+        names = [name for name, _ in lowered]
+        hosts = names.count(b"host")
         version = parser.get_http_version()
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             raise _Reject("h11 requires one Host header")
-        codings = h1_wire.comma_tokens(raw, b"transfer-encoding")
-        if codings and codings != [b"chunked"]:
-            self.error_status = 501
-            raise _Reject("only chunked transfer coding is supported")
-        headers = raw if self.config.h11_pass_raw_headers else [(n.lower(), v) for n, v in raw]
-        self.events.append(
-            (_HEAD, h1_wire.RequestHead(parser.get_method(), b"".join(self.url), version, headers))
-        )
+        if b"transfer-encoding" in names:
+            codings = h1_wire.comma_tokens(lowered, b"transfer-encoding")
+            if codings and codings != [b"chunked"]:
+                self.error_status = 501
+                raise _Reject("only chunked transfer coding is supported")
+        head = h1_wire.RequestHead(parser.get_method(), b"".join(self.url), version, lowered, names)
+        if self.config.h11_pass_raw_headers:
+            head.headers = raw
+        self.events.append((_HEAD, head))
 
     def on_body(self, body: bytes) -> None:
         self.events.append((_BODY, body))

@@ -49,14 +49,15 @@ def comma_tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]
 
 def _validated(
     headers: list[tuple[bytes, bytes]], trusted: int
-) -> tuple[list[tuple[bytes, bytes]], bytes | None, bool]:
+) -> tuple[list[tuple[bytes, bytes]], bytes | None, bool, bool]:
     """h11's normalize_and_validate for a response: duplicate equal Content-Lengths fold into
     one, conflicting ones or a Transfer-Encoding other than one `chunked` raise
     LocalProtocolError. Headers from index `trusted` on are Hypercorn's own and not checked.
-    Returns the headers, the Content-Length (if any) and whether the body is chunked."""
+    Returns the headers, the Content-Length (if any), whether the body is chunked and whether
+    a Connection header says `close`."""
     out: list[tuple[bytes, bytes]] = []
     length: bytes | None = None
-    chunked = False
+    chunked = close = False
     index = 0
     for name, value in headers:
         if index < trusted and not (
@@ -84,8 +85,10 @@ def _validated(
             if value != b"chunked":
                 raise h11.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
             chunked = True
+        elif lower == b"connection" and not close:
+            close = b"close" in comma_tokens([(lower, value)], b"connection")
         out.append((name, value))
-    return out, length, chunked
+    return out, length, chunked, close
 
 
 def _good_name(name: bytes) -> bool:
@@ -116,7 +119,7 @@ def response_head(
     `http_10`: the client spoke HTTP/1.0 (no chunked encoding); `keep_alive`: the request
     allows the connection to be reused. Returns the head's bytes, the framing, the declared
     length (for LENGTH) and whether the connection may be reused after this response."""
-    headers, declared, chunked = _validated(headers, trusted)
+    headers, declared, chunked, close = _validated(headers, trusted)
     need_close = False
     length = 0
     if status in (204, 304):
@@ -135,9 +138,9 @@ def response_head(
         tokens.add(b"close")
         headers = _without(headers, b"connection")
         headers.extend((b"Connection", token) for token in sorted(tokens))
-    reusable = (
-        keep_alive and not need_close and b"close" not in comma_tokens(headers, b"connection")
-    )
+    # `close`: the app's own Connection header says so (where the branch above rewrote it,
+    # `keep_alive` or `need_close` already says no).
+    reusable = keep_alive and not need_close and not close
     return _head(status, headers), framing, length, reusable
 
 
@@ -172,8 +175,19 @@ class RequestHead:
     __slots__ = ("method", "target", "version", "headers", "keep_alive", "expect")
 
     def __init__(
-        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
+        self,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        names: list[bytes],
     ) -> None:
+        """`headers` with their names in lower case, `names` those names in order."""
         self.method, self.target, self.version, self.headers = method, target, version, headers
-        self.keep_alive = version == "1.1" and b"close" not in comma_tokens(headers, b"connection")
-        self.expect = version == "1.1" and b"100-continue" in comma_tokens(headers, b"expect")
+        http_11 = version == "1.1"
+        self.keep_alive = http_11 and (
+            b"connection" not in names or b"close" not in comma_tokens(headers, b"connection")
+        )
+        self.expect = (
+            http_11 and b"expect" in names and b"100-continue" in comma_tokens(headers, b"expect")
+        )
