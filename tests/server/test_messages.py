@@ -5,6 +5,7 @@ what the upstream received."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -539,6 +540,23 @@ def test_client_disconnect_cancels_a_non_streaming_request(
             f"{either_vdm.url}/v1/messages", json=_hello(), timeout=httpx.Timeout(10, read=0.5)
         )
     assert fake.wait_for_disconnect(5), "vdm kept waiting on the upstream after the client left"
+
+
+def test_a_done_that_comes_after_the_complete_answer_keeps_the_upstream_connection(
+    client: anthropic.Anthropic, fake: FakeOpenAI
+) -> None:
+    # The usage chunk after the finish completes the answer; `[DONE]` comes 50 ms later.
+    # The client has its answer at once, and the connection still goes back to the pool
+    # (read to its end after the request), not closed by the end of the request.
+    chunks = stream_chunks("hello there", pieces=3)
+    for _ in range(3):
+        fake.enqueue(SseReply(chunks, pauses={len(chunks): 0.05}))
+    for _ in range(3):
+        with client.messages.stream(**_hello()) as stream:
+            assert stream.get_final_message().stop_reason == "end_turn"
+        time.sleep(0.3)  # the next turn comes later than the `[DONE]`
+    assert fake.request_count == 3
+    assert fake.connection_count == 1
 
 
 def test_upstream_connection_is_reused_across_requests(

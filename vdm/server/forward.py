@@ -16,8 +16,8 @@ rest of a complete upstream body is read so that its connection goes back to the
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -27,6 +27,7 @@ from vdm.server.asgi import DRAIN_SECONDS, SSE_HEADERS, Send, send_bytes
 
 if TYPE_CHECKING:
     from vdm.server.exchange import Exchange
+    from vdm.server.state import Gateway
 
 log = logging.getLogger("vdm.requests")
 
@@ -129,18 +130,26 @@ async def end_cut_stream(send: Send, pending: list[bytes], tail: bytes) -> None:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def drain(reads: AsyncIterator[bytes], arrived: Callable[[], bool]) -> None:
+class Draining(Protocol):
+    """An upstream stream whose body can be read to its end (`vdm.upstream.client`'s)."""
+
+    def arrived(self) -> bool: ...
+
+    def rest(self, reads: AsyncIterator[bytes], seconds: float) -> Coroutine[Any, Any, None]: ...
+
+
+async def drain(reads: AsyncIterator[bytes], stream: Draining, gateway: Gateway) -> None:
     """Read the rest of an upstream body whose answer is complete, so that its connection
     goes back to the pool: at once when all of it has arrived (mostly, it came with the
-    last event: no timer then, whose set-up was ~3 % of a stream's CPU), else within
-    `DRAIN_SECONDS`."""
-    if arrived():
+    last event: no timer then, whose set-up was ~3 % of a stream's CPU); else after the
+    request, within `DRAIN_SECONDS` (a `[DONE]` that comes after the usage chunk which
+    completed the answer), so that neither the client's request nor its slot waits for it,
+    and the end of the answer, which ends the request's work, does not cut it."""
+    if stream.arrived():
         async for _ in reads:
             pass
         return
-    with anyio.move_on_after(DRAIN_SECONDS):
-        async for _ in reads:
-            pass
+    gateway.spawn(stream.rest(reads, DRAIN_SECONDS))
 
 
 def answer_headers(
@@ -278,4 +287,4 @@ class Relay:
             await send({"type": "http.response.body", "body": body, "more_body": False})
             if watcher.ended and exchange.outcome == "ok":
                 exchange.delivered = True
-                await drain(reads, call.arrived)
+                await drain(reads, call, exchange.gateway)

@@ -44,7 +44,13 @@ from vdm.server.asgi import (
     send_json,
 )
 from vdm.server.exchange import Exchange
-from vdm.server.forward import SHUTTING_DOWN, drain, end_cut_stream, not_what_it_claims
+from vdm.server.forward import (
+    SHUTTING_DOWN,
+    Draining,
+    drain,
+    end_cut_stream,
+    not_what_it_claims,
+)
 from vdm.server.frontend import AnthropicFrontend
 from vdm.server.passthrough import SERVED_BY, anthropic_relay, forwarded_headers, header_value
 from vdm.server.relay import openai_relay
@@ -325,13 +331,13 @@ class _StreamRelay:
                     model=target.model,
                 )
                 async with stream as reads:
-                    await self._relay(reads, stream.arrived)
+                    await self._relay(reads, stream)
                 return
             except VdmError as exc:
                 if self.started or not exchange.recover(exc):
                     raise
 
-    async def _relay(self, reads: AsyncIterator[bytes], arrived: Callable[[], bool]) -> None:
+    async def _relay(self, reads: AsyncIterator[bytes], stream: Draining) -> None:
         exchange = self.exchange
         send = self.send
         decoder = self.decoder
@@ -396,7 +402,7 @@ class _StreamRelay:
         if exchange.outcome == "ok":
             exchange.delivered = True  # the tail ended with message_stop
         if decoder.done:
-            await drain(reads, arrived)
+            await drain(reads, stream, exchange.gateway)
 
 
 async def count_tokens(gateway: Gateway, incoming: Incoming, receive: Receive, send: Send) -> None:

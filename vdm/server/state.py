@@ -8,6 +8,7 @@ import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from typing import Any
 
 from vdm import __version__
@@ -69,6 +70,8 @@ class Gateway:
         #: The event loop serving, once the server has started (lifespan): asyncio's lookup of
         #: the running loop checks the process id, a system call, on every call.
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: Work that outlives its request (the rest of an upstream body), ended at shutdown.
+        self._background: set[asyncio.Task[None]] = set()
         #: The requests being served now, by request id (their traces fill in as they go).
         self.active: dict[str, Trace] = {}
         #: The dashboard's last state and when it was built (vdm/server/observe.py).
@@ -193,7 +196,18 @@ class Gateway:
             if (found := client.keys.cooling())
         }
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after its request, in a task of the gateway's (ended at shutdown)."""
+        task = (self.loop or asyncio.get_running_loop()).create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def aclose(self) -> None:
+        background = list(self._background)
+        for task in background:
+            task.cancel()
+        if background:
+            await asyncio.gather(*background, return_exceptions=True)
         if self.request_log is not None:
             self.request_log.close()
         await self.catalog.aclose()

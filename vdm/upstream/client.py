@@ -18,9 +18,10 @@ total deadline; whatever goes wrong while reading it is a 502 or 504 naming the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -484,6 +485,20 @@ class UpstreamClient(RequestTemplates):
         return (*secrets, client_key) if client_key else secrets
 
 
+async def _read_rest(
+    reads: AsyncIterator[bytes], response: httpx.Response | None, seconds: float
+) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            async for _ in reads:
+                pass
+    except (TimeoutError, VdmError) as exc:  # the answer was delivered: only the connection
+        log.debug("the rest of an answer's body was not read: %s", exc)
+    finally:
+        if response is not None:
+            await close(response)
+
+
 class _Stream:
     """`UpstreamClient.stream`'s context manager: a class, not `@asynccontextmanager`,
     whose generator, helper and `athrow` cost more per stream than the rest of it."""
@@ -552,6 +567,16 @@ class _Stream:
         return (
             response is not None and isinstance(response.stream, H1Body) and response.stream.arrived
         )
+
+    def rest(self, reads: AsyncIterator[bytes], seconds: float) -> Coroutine[Any, Any, None]:
+        """The rest of the body, handed over: the returned coroutine reads it to its end
+        within `seconds` (its connection then goes back to the pool, else it is closed),
+        in a task of the caller's; leaving the context no longer closes the answer. For an
+        answer complete before its body is (a late `[DONE]`), read after the request."""
+        response, self._response = self._response, None
+        if self._network is not None:
+            self._network.on_idle = None  # nothing to flush to the client any more
+        return _read_rest(reads, response, seconds)
 
     async def __aexit__(
         self,
