@@ -1,9 +1,9 @@
 """Hypercorn's HTTP/1.1 protocol with httptools (llhttp, in C) in place of h11.
 
 h11 parses in pure Python and took 10-20 % of vdm's CPU per request. `HttptoolsProtocol` is a
-drop-in for Hypercorn's `H11Protocol`: the TCP server, ASGI streams, lifespan and shutdown
-stay Hypercorn's; the parsing of requests, the writing of responses and the keep-alive timer
-(below) change.
+drop-in for Hypercorn's `H11Protocol`: the TCP server, lifespan and shutdown stay Hypercorn's;
+the parsing of requests, the writing of responses and the keep-alive timer (below) change, and
+each request's ASGI stream is Hypercorn's HTTPStream with shortcuts (`h1_stream.AppStream`).
 It behaves as the stock protocol does, byte for byte on the wire where it can: keep-alive and
 `keep_alive_max_requests`, pipelined requests answered in order (reading stops meanwhile, as
 h11 pauses), `100 Continue` sent right after the head of a request that expects it, 431 for a
@@ -32,8 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import h11
 import hypercorn.protocol
@@ -42,20 +41,15 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.events import Body, Data, EndBody, Request, Response, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H2ProtocolAssumedError, H11Protocol
-from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.typing import (
     AppWrapper,
-    ASGIReceiveEvent,
-    ASGISendEvent,
     ConnectionState,
-    Scope,
     TaskGroup,
     WorkerContext,
 )
-from hypercorn.utils import build_and_validate_headers, suppress_body
 
 from vdm.server import h1_wire
-from vdm.server.asgi import DISCONNECT
+from vdm.server.h1_stream import AppStream
 from vdm.server.h1_wire import Framing
 
 try:
@@ -119,127 +113,6 @@ async def _close_idle_at_shutdown(context: WorkerContext, idle: set[HttptoolsPro
         connection._idle_timeout()
 
 
-class _Disconnect:
-    """The `DISCONNECT` extension of one request: its stream calls `fire` when it closes
-    (the client left, or the response ended), where HTTPStream queues the `http.disconnect`.
-    Held by the scope and the stream, it holds neither: no reference cycle for the garbage
-    collector to find per request."""
-
-    __slots__ = ("gone", "callback")
-
-    def __init__(self) -> None:
-        self.gone = False
-        self.callback: Callable[[], None] | None = None
-
-    def watch(self, callback: Callable[[], None]) -> None:
-        if self.gone:
-            callback()
-        else:
-            self.callback = callback
-
-    def unwatch(self) -> None:
-        self.callback = None
-
-    def fire(self) -> None:
-        self.gone = True
-        callback, self.callback = self.callback, None
-        if callback is not None:
-            callback()
-
-
-class _Spawner:
-    """The task group an `_AppStream` starts its app with: the connection's, the scope given
-    the request's `DISCONNECT` extension first (before the app's task can run)."""
-
-    __slots__ = ("group", "disconnect")
-
-    def __init__(self, group: TaskGroup, disconnect: _Disconnect) -> None:
-        self.group, self.disconnect = group, disconnect
-
-    async def spawn_app(
-        self,
-        app: AppWrapper,
-        config: Config,
-        scope: Scope,
-        send: Callable[[ASGISendEvent | None], Awaitable[None]],
-    ) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
-        cast(Any, scope)["extensions"][DISCONNECT] = self.disconnect  # an HTTP scope
-        return await self.group.spawn_app(app, config, scope, send)
-
-    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
-        self.group.spawn(func, *args)
-
-    async def __aenter__(self) -> TaskGroup:
-        return self
-
-    async def __aexit__(self, exc_type: type, exc_value: BaseException, tb: TracebackType) -> None:
-        pass
-
-
-class _AppStream(HTTPStream):
-    """Hypercorn's HTTPStream, telling the protocol when a body is the response's last: it
-    then goes out with the body's end (a chunked body's last chunk) in one write, not two.
-
-    It also offers the app the `DISCONNECT` scope extension: the stream says when it closes
-    to the callback the app registered, where the app would otherwise keep a task waiting on
-    `receive` for the `http.disconnect` (a task, a queue wait and a cancellation per
-    request)."""
-
-    def __init__(
-        self, protocol: HttptoolsProtocol, app: AppWrapper, config: Config, *args: Any
-    ) -> None:
-        context, group, *rest = args
-        self.disconnect = _Disconnect()
-        super().__init__(app, config, context, _Spawner(group, self.disconnect), *rest)
-        self.protocol = protocol
-
-    async def handle(self, event: StreamEvent) -> None:
-        if isinstance(event, StreamClosed) and not self.closed:
-            self.disconnect.fire()
-        await super().handle(event)
-
-    async def app_send(self, message: Any) -> None:
-        # A response's head and body go straight to the protocol: HTTPStream.app_send's
-        # checks and state changes for these two messages, without the Response, Body and
-        # EndBody events and their dispatch (Hypercorn's own path was ~10 % of a small
-        # request's Python calls). Anything else (trailers, early hints, the app's end) is
-        # HTTPStream's.
-        if message is not None:
-            kind = message["type"]
-            if kind == "http.response.start" and self.state is ASGIHTTPState.REQUEST:
-                self.response = message
-                headers = build_and_validate_headers(message.get("headers", []))
-                await self.protocol.respond(int(message["status"]), headers)
-                self.state = ASGIHTTPState.RESPONSE
-                return
-            if kind == "http.response.body" and self.state is ASGIHTTPState.RESPONSE:
-                body = message.get("body", b"")
-                last = not message.get("more_body", False)
-                protocol = self.protocol
-                if last:  # it goes out with the body's end (a chunked body's last chunk)
-                    protocol.last_body = True
-                if body and not suppress_body(self.scope["method"], int(self.response["status"])):
-                    await protocol.send_body(bytes(body))
-                if last:
-                    if self.response.get("trailers", False):
-                        self.state = ASGIHTTPState.TRAILERS
-                    else:
-                        await protocol.end_body()
-                        self.state = ASGIHTTPState.CLOSED
-                        await self.config.log.access(
-                            self.scope, self.response, time.time() - self.start_time
-                        )
-                        await protocol.stream_closed()
-                return
-        await super().app_send(message)
-
-    async def request_end(self, body: bytes) -> None:
-        """The request's last body bytes and its end, as one message to the app (HTTPStream
-        sends a body and its end as two)."""
-        if not self.closed:
-            await self.app_put({"type": "http.request", "body": body, "more_body": False})
-
-
 class _Reject(Exception):
     """Raised in a parser callback to stop parsing a request h11 would refuse."""
 
@@ -275,7 +148,7 @@ class HttptoolsProtocol:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.idle = _idle_of(context)
         self.keep_alive_requests = 0
-        self.stream: _AppStream | None = None
+        self.stream: AppStream | None = None
         self.delegate: H11Protocol | None = None
         self.parser = httptools.HttpRequestParser(self)
         # llhttp refuses control bytes in header values that h11 lets through (and the app
@@ -482,7 +355,7 @@ class HttptoolsProtocol:
             await self.send(Updated(idle=False))
         self.method, self.http_10 = head.method, head.version == "1.0"
         self.request_keep_alive = head.keep_alive
-        self.stream = _AppStream(
+        self.stream = AppStream(
             self,
             self.app,
             self.config,
