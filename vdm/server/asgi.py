@@ -76,7 +76,7 @@ class Incoming:
     client_key: str | None = None
     #: What accounting learns of the request (a detached one when built outside the app).
     trace: Trace = field(default_factory=lambda: Trace("", "POST", "", "messages"))
-    #: The server's way of saying the client left (`DISCONNECT`), when it has one.
+    #: The server's way of saying the request's stream closed (`DISCONNECT`), when it has one.
     disconnect: DisconnectHook | None = None
 
 
